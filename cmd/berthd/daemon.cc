@@ -1,0 +1,145 @@
+#include "cmd/berthd/daemon.h"
+
+#include <berth/grpc.h>
+
+#include "core/fs.h"
+#include "core/log.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+
+namespace berth::daemon {
+namespace {
+
+// A proxy plugin: an external process serving containerd's public Snapshots or Content service on
+// a unix socket. The registration makes it visible (and addressable) like any other plugin.
+class ProxyPlugin final : public Plugin {
+ public:
+  explicit ProxyPlugin(std::string address) : address_(std::move(address)) {}
+  const std::string& address() const { return address_; }
+
+ private:
+  std::string address_;
+};
+
+}  // namespace
+
+Daemon::Daemon(core::Config config) : config_(std::move(config)) {}
+
+Daemon::~Daemon() { stop(); }
+
+void Daemon::register_proxy_plugins() {
+  for (const auto& [name, proxy] : config_.proxy_plugins) {
+    Registration r;
+    r.type = proxy.type;
+    r.id = name;
+    std::string address = proxy.address;
+    auto caps = proxy.capabilities;
+    auto platform = proxy.platform;
+    r.init = [address, caps, platform](InitContext& ic) -> Result<std::shared_ptr<Plugin>> {
+      ic.exports()["address"] = address;
+      ic.capabilities() = caps;
+      if (!platform.empty()) ic.platforms().push_back(platform);
+      return std::shared_ptr<Plugin>(std::make_shared<ProxyPlugin>(address));
+    };
+    Status st = registry_->add(std::move(r), "config:" + config_.source);
+    if (!st.ok()) log::error("proxy plugin not registered", {{"name", name}, {"error", st}});
+  }
+}
+
+Status Daemon::start() {
+  BERTH_RETURN_IF_ERROR(core::make_dirs(config_.root, 0711));
+  BERTH_RETURN_IF_ERROR(core::make_dirs(config_.state, 0711));
+  BERTH_TRY(auto lock, LockFile::acquire(config_.root + "/berthd.lock"));
+  lock_.emplace(std::move(lock));
+  BERTH_RETURN_IF_ERROR(prepare_socket_path(config_.grpc_address));
+
+  core::PluginRegistry::Options opts;
+  opts.root = config_.root;
+  opts.state = config_.state;
+  opts.grpc_address = config_.grpc_address;
+  opts.ttrpc_address = config_.effective_ttrpc_address();
+  opts.disabled = {config_.disabled_plugins.begin(), config_.disabled_plugins.end()};
+  opts.required = config_.required_plugins;
+  opts.configs = config_.plugins;
+  opts.config_source = config_.source;
+  registry_ = std::make_unique<core::PluginRegistry>(std::move(opts));
+
+  std::string plugin_dir = config_.plugin_dir.empty() ? core::default_plugin_dir() : config_.plugin_dir;
+  log::info("loading plugins", {{"dir", plugin_dir}});
+  for (const auto& err : loader_.load_dir(plugin_dir, *registry_)) {
+    log::error("plugin module not loaded", {{"module", err.path}, {"error", err.error}});
+  }
+  register_proxy_plugins();
+  BERTH_RETURN_IF_ERROR(registry_->decode_configs());
+  BERTH_RETURN_IF_ERROR(registry_->init_all());
+
+  grpc::ServerBuilder builder;
+  int bound_port = 0;
+  builder.AddListeningPort("unix:" + config_.grpc_address, grpc::InsecureServerCredentials(), &bound_port);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(config_.grpc_max_recv_message_size));
+  builder.SetMaxSendMessageSize(static_cast<int>(config_.grpc_max_send_message_size));
+  std::size_t services = 0;
+  for (const auto& [id, instance] : registry_->instances(plugin_type::kGrpc)) {
+    if (auto svc = std::dynamic_pointer_cast<GrpcService>(instance)) {
+      svc->register_grpc(builder);
+      ++services;
+    } else {
+      log::warn("grpc plugin does not implement GrpcService", {{"id", id}});
+    }
+  }
+  // The socket must not be reachable by others before its mode is set: create it under a umask
+  // that leaves it 0660.
+  mode_t old_umask = ::umask(0117);
+  server_ = builder.BuildAndStart();
+  ::umask(old_umask);
+  if (!server_) {
+    return unavailable("cannot serve gRPC on \"{}\" (see the log above for the reason)", config_.grpc_address);
+  }
+  socket_created_ = true;
+  if (::chmod(config_.grpc_address.c_str(), 0660) < 0) {
+    return from_errno(errno, "chmod \"{}\"", config_.grpc_address);
+  }
+  if ((config_.grpc_uid != 0 || config_.grpc_gid != 0) &&
+      ::chown(config_.grpc_address.c_str(), static_cast<uid_t>(config_.grpc_uid),
+              static_cast<gid_t>(config_.grpc_gid)) < 0) {
+    return from_errno(errno, "chown \"{}\"", config_.grpc_address);
+  }
+  log::info("berthd serving", {{"address", config_.grpc_address}, {"services", services},
+                               {"root", config_.root}, {"state", config_.state}});
+  return Status();
+}
+
+void Daemon::wait_for_signal() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  int sig = 0;
+  while (sigwait(&set, &sig) != 0) {
+  }
+  log::info("stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+}
+
+void Daemon::stop() {
+  if (server_) {
+    // In-flight calls get a grace period; streams still open after it are cancelled.
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    server_->Wait();
+    server_.reset();
+  }
+  if (registry_) {
+    registry_->close_all();
+    registry_.reset();
+  }
+  if (socket_created_) {
+    ::unlink(config_.grpc_address.c_str());
+    socket_created_ = false;
+  }
+  lock_.reset();
+}
+
+}  // namespace berth::daemon

@@ -1,0 +1,33 @@
+// Small filesystem helpers with errors that name the call and quote the path.
+#pragma once
+
+#include <berth/result.h>
+
+#include <string>
+#include <sys/types.h>
+
+namespace berth::core {
+
+// mkdir -p with `mode` for every directory it creates.
+Status make_dirs(const std::string& path, mode_t mode = 0711);
+Result<std::string> read_file(const std::string& path);
+// Writes to a temp file beside `path`, fsyncs, renames: readers see the old or the new content.
+Status write_file_atomic(const std::string& path, std::string_view content, mode_t mode = 0644);
+// Directory of the running executable (/proc/self/exe).
+std::string executable_dir();
+
+// Removes a directory tree on destruction (tests and scratch space).
+class TempDir {
+ public:
+  static Result<TempDir> create(const std::string& prefix = "berth-");
+  TempDir(TempDir&& other) noexcept : path_(std::move(other.path_)) { other.path_.clear(); }
+  TempDir& operator=(TempDir&&) = delete;
+  ~TempDir();
+  const std::string& path() const { return path_; }
+
+ private:
+  explicit TempDir(std::string path) : path_(std::move(path)) {}
+  std::string path_;
+};
+
+}  // namespace berth::core

@@ -1,0 +1,249 @@
+#include "plugins/metadata/rocksdb/store.h"
+
+#include <berth/identifiers.h>
+
+#include "core/fs.h"
+
+#include <nlohmann/json.hpp>
+#include <rocksdb/cache.h>
+#include <rocksdb/table.h>
+
+namespace berth::plugins::metadata {
+namespace {
+
+using berth::metadata::Namespace;
+using nlohmann::json;
+
+constexpr std::string_view kNamespaces = "namespaces";
+
+std::string prefixed(std::string_view ns, std::string_view key) {
+  std::string k;
+  k.reserve(ns.size() + 1 + key.size());
+  k.append(ns);
+  k.push_back('\0');
+  k.append(key);
+  return k;
+}
+
+std::string encode(const Namespace& ns) {
+  json j;
+  j["labels"] = ns.labels;
+  return j.dump();
+}
+
+Result<Namespace> decode(std::string_view name, const std::string& value) {
+  Namespace ns;
+  ns.name = std::string(name);
+  try {
+    auto j = json::parse(value);
+    if (j.contains("labels")) ns.labels = j["labels"].get<std::map<std::string, std::string>>();
+  } catch (const std::exception& e) {
+    return Status(Code::kDataLoss, fmt::format("namespace \"{}\": corrupt record: {}", name, e.what()));
+  }
+  return ns;
+}
+
+}  // namespace
+
+const std::vector<std::string>& RocksStore::kinds() {
+  static const std::vector<std::string> k = {"namespaces", "images",    "containers", "content",
+                                             "ingests",    "snapshots", "leases",     "sandboxes"};
+  return k;
+}
+
+Result<std::shared_ptr<RocksStore>> RocksStore::open(const StoreOptions& options) {
+  BERTH_RETURN_IF_ERROR(core::make_dirs(options.path, 0700));
+  rocksdb::Options db_opts;
+  db_opts.create_if_missing = true;
+  db_opts.create_missing_column_families = true;
+  // A control-plane database: small memtables and cache keep the daemon's idle RSS low.
+  db_opts.write_buffer_size = 2 << 20;
+  db_opts.max_write_buffer_number = 2;
+  db_opts.max_open_files = 64;
+  db_opts.keep_log_file_num = 2;
+  db_opts.max_log_file_size = 1 << 20;
+  db_opts.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  db_opts.max_background_jobs = 2;
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = rocksdb::NewLRUCache(1 << 20);
+  rocksdb::ColumnFamilyOptions cf_opts(db_opts);
+  cf_opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  cf_opts.write_buffer_size = 1 << 20;
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  std::vector<std::string> names = {rocksdb::kDefaultColumnFamilyName};
+  families.emplace_back(rocksdb::kDefaultColumnFamilyName, cf_opts);
+  for (const auto& k : kinds()) {
+    families.emplace_back(k, cf_opts);
+    names.push_back(k);
+  }
+  // Families written by a newer Berth must be opened too, or RocksDB refuses the database.
+  std::vector<std::string> existing;
+  if (rocksdb::DB::ListColumnFamilies(db_opts, options.path, &existing).ok()) {
+    for (const auto& e : existing) {
+      if (std::find(names.begin(), names.end(), e) == names.end()) {
+        families.emplace_back(e, cf_opts);
+        names.push_back(e);
+      }
+    }
+  }
+
+  auto store = std::shared_ptr<RocksStore>(new RocksStore());
+  store->path_ = options.path;
+  rocksdb::DB* db = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(db_opts, options.path, families, &store->handles_, &db);
+  if (!s.ok()) {
+    if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
+      return unavailable("open metadata database \"{}\": it is in use by another process ({})",
+                         options.path, s.ToString());
+    }
+    return internal_error("open metadata database \"{}\": {}", options.path, s.ToString());
+  }
+  store->db_.reset(db);
+  store->handle_names_ = std::move(names);
+  return store;
+}
+
+RocksStore::~RocksStore() { close().ignore(); }
+
+Status RocksStore::close() {
+  if (!db_) return Status();
+  for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
+  handles_.clear();
+  rocksdb::Status s = db_->Close();
+  db_.reset();
+  if (!s.ok()) return internal_error("close metadata database \"{}\": {}", path_, s.ToString());
+  return Status();
+}
+
+rocksdb::ColumnFamilyHandle* RocksStore::family(std::string_view kind) const {
+  for (std::size_t i = 0; i < handle_names_.size(); ++i) {
+    if (handle_names_[i] == kind) return handles_[i];
+  }
+  return nullptr;
+}
+
+Status RocksStore::db_error(const rocksdb::Status& s, std::string_view op) const {
+  return internal_error("metadata {} in \"{}\": {}", op, path_, s.ToString());
+}
+
+Status RocksStore::create(const Namespace& ns) {
+  BERTH_RETURN_IF_ERROR(validate_identifier(ns.name));
+  BERTH_RETURN_IF_ERROR(validate_labels(ns.labels));
+  std::lock_guard lock(namespace_mu_);
+  std::string existing;
+  auto s = db_->Get(rocksdb::ReadOptions(), family(kNamespaces), ns.name, &existing);
+  if (s.ok()) return already_exists("namespace \"{}\" already exists", ns.name);
+  if (!s.IsNotFound()) return db_error(s, "get");
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  s = db_->Put(wo, family(kNamespaces), ns.name, encode(ns));
+  if (!s.ok()) return db_error(s, "put");
+  return Status();
+}
+
+Result<Namespace> RocksStore::get(std::string_view name) {
+  std::string value;
+  auto s = db_->Get(rocksdb::ReadOptions(), family(kNamespaces), rocksdb::Slice(name.data(), name.size()), &value);
+  if (s.IsNotFound()) return not_found("namespace \"{}\" not found", name);
+  if (!s.ok()) return db_error(s, "get");
+  return decode(name, value);
+}
+
+Result<std::vector<Namespace>> RocksStore::list() {
+  std::vector<Namespace> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), family(kNamespaces)));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    BERTH_TRY(auto ns, decode(it->key().ToStringView(), it->value().ToString()));
+    out.push_back(std::move(ns));
+  }
+  if (!it->status().ok()) return db_error(it->status(), "list");
+  return out;
+}
+
+Result<Namespace> RocksStore::update(const Namespace& ns, const std::vector<std::string>& paths) {
+  BERTH_RETURN_IF_ERROR(validate_labels(ns.labels));
+  std::lock_guard lock(namespace_mu_);
+  BERTH_TRY(auto current, get(ns.name));
+  if (paths.empty()) {
+    current.labels = ns.labels;
+  } else {
+    for (const auto& p : paths) {
+      if (p == "labels") {
+        current.labels = ns.labels;
+      } else if (p.rfind("labels.", 0) == 0) {
+        std::string key = p.substr(7);
+        auto it = ns.labels.find(key);
+        if (it == ns.labels.end() || it->second.empty()) {
+          current.labels.erase(key);
+        } else {
+          current.labels[key] = it->second;
+        }
+      } else {
+        return invalid_argument("namespace \"{}\": cannot update field \"{}\" (only labels)", ns.name, p);
+      }
+    }
+  }
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  auto s = db_->Put(wo, family(kNamespaces), current.name, encode(current));
+  if (!s.ok()) return db_error(s, "put");
+  return current;
+}
+
+Status RocksStore::remove(std::string_view name) {
+  std::lock_guard lock(namespace_mu_);
+  BERTH_TRY(auto current, get(name));
+  BERTH_TRY(bool empty, namespace_empty(name));
+  if (!empty) {
+    return failed_precondition("namespace \"{}\" must be empty, but it still has content, images, "
+                               "containers, snapshots or leases",
+                               name);
+  }
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  auto s = db_->Delete(wo, family(kNamespaces), current.name);
+  if (!s.ok()) return db_error(s, "delete");
+  return Status();
+}
+
+Result<bool> RocksStore::namespace_empty(std::string_view ns) {
+  std::string prefix = prefixed(ns, "");
+  for (std::size_t i = 0; i < handle_names_.size(); ++i) {
+    if (handle_names_[i] == kNamespaces || handle_names_[i] == rocksdb::kDefaultColumnFamilyName) continue;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), handles_[i]));
+    it->Seek(prefix);
+    if (it->Valid() && it->key().starts_with(prefix)) return false;
+    if (!it->status().ok()) return db_error(it->status(), "scan");
+  }
+  return true;
+}
+
+Status RocksStore::put(std::string_view kind, std::string_view ns, std::string_view key,
+                       std::string_view value) {
+  auto* cf = family(kind);
+  if (!cf) return invalid_argument("unknown metadata kind \"{}\"", kind);
+  auto s = db_->Put(rocksdb::WriteOptions(), cf, prefixed(ns, key), rocksdb::Slice(value.data(), value.size()));
+  if (!s.ok()) return db_error(s, "put");
+  return Status();
+}
+
+Result<std::string> RocksStore::get_raw(std::string_view kind, std::string_view ns, std::string_view key) {
+  auto* cf = family(kind);
+  if (!cf) return invalid_argument("unknown metadata kind \"{}\"", kind);
+  std::string value;
+  auto s = db_->Get(rocksdb::ReadOptions(), cf, prefixed(ns, key), &value);
+  if (s.IsNotFound()) return not_found("{} \"{}\" not found in namespace \"{}\"", kind, key, ns);
+  if (!s.ok()) return db_error(s, "get");
+  return value;
+}
+
+Status RocksStore::erase(std::string_view kind, std::string_view ns, std::string_view key) {
+  auto* cf = family(kind);
+  if (!cf) return invalid_argument("unknown metadata kind \"{}\"", kind);
+  auto s = db_->Delete(rocksdb::WriteOptions(), cf, prefixed(ns, key));
+  if (!s.ok()) return db_error(s, "delete");
+  return Status();
+}
+
+}  // namespace berth::plugins::metadata

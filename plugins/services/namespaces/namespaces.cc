@@ -1,0 +1,67 @@
+#include "plugins/services/namespaces/namespaces.h"
+
+namespace berth::plugins::services {
+namespace {
+
+namespace pb = ::containerd::services::namespaces::v1;
+
+void to_proto(const metadata::Namespace& ns, pb::Namespace* out) {
+  out->set_name(ns.name);
+  for (const auto& [k, v] : ns.labels) (*out->mutable_labels())[k] = v;
+}
+
+metadata::Namespace from_proto(const pb::Namespace& in) {
+  metadata::Namespace ns;
+  ns.name = in.name();
+  for (const auto& [k, v] : in.labels()) ns.labels[k] = v;
+  return ns;
+}
+
+}  // namespace
+
+NamespacesService::NamespacesService(std::shared_ptr<metadata::MetadataStore> store)
+    : store_(std::move(store)) {}
+
+grpc::Status NamespacesService::Get(grpc::ServerContext*, const pb::GetNamespaceRequest* req,
+                                    pb::GetNamespaceResponse* out) {
+  auto ns = store_->namespaces().get(req->name());
+  if (!ns.ok()) return to_grpc(ns.status());
+  to_proto(*ns, out->mutable_namespace_());
+  return grpc::Status::OK;
+}
+
+grpc::Status NamespacesService::List(grpc::ServerContext*, const pb::ListNamespacesRequest*,
+                                     pb::ListNamespacesResponse* out) {
+  auto all = store_->namespaces().list();
+  if (!all.ok()) return to_grpc(all.status());
+  for (const auto& ns : *all) to_proto(ns, out->add_namespaces());
+  return grpc::Status::OK;
+}
+
+grpc::Status NamespacesService::Create(grpc::ServerContext*, const pb::CreateNamespaceRequest* req,
+                                       pb::CreateNamespaceResponse* out) {
+  auto ns = from_proto(req->namespace_());
+  if (Status st = validate_identifier(ns.name); !st.ok()) {
+    return to_grpc(invalid_argument("namespace \"{}\": {}", ns.name, st.message()));
+  }
+  if (Status st = store_->namespaces().create(ns); !st.ok()) return to_grpc(st);
+  to_proto(ns, out->mutable_namespace_());
+  return grpc::Status::OK;
+}
+
+grpc::Status NamespacesService::Update(grpc::ServerContext*, const pb::UpdateNamespaceRequest* req,
+                                       pb::UpdateNamespaceResponse* out) {
+  auto ns = from_proto(req->namespace_());
+  std::vector<std::string> paths(req->update_mask().paths().begin(), req->update_mask().paths().end());
+  auto updated = store_->namespaces().update(ns, paths);
+  if (!updated.ok()) return to_grpc(updated.status());
+  to_proto(*updated, out->mutable_namespace_());
+  return grpc::Status::OK;
+}
+
+grpc::Status NamespacesService::Delete(grpc::ServerContext*, const pb::DeleteNamespaceRequest* req,
+                                       google::protobuf::Empty*) {
+  return to_grpc(store_->namespaces().remove(req->name()));
+}
+
+}  // namespace berth::plugins::services

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs every Debian package Berth needs (only those missing), then configures and builds
+# into build/. Idempotent: a second run installs nothing and rebuilds only what changed.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+PACKAGES=(
+  # toolchain
+  build-essential cmake ninja-build ccache pkg-config git
+  # libraries (see DESIGN.md "Build")
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libboost-dev libboost-filesystem-dev libboost-system-dev
+  nlohmann-json3-dev librocksdb-dev libspdlog-dev libfmt-dev
+  libgtest-dev libgmock-dev libtomlplusplus-dev libcli11-dev
+  libarchive-dev libssl-dev libseccomp-dev libcap-dev
+  # containerd's API protos, compiled at build time
+  golang-github-containerd-containerd-dev
+  # OCI peers used by the e2e tests and benchmarks
+  containerd runc
+  # tools the tests use
+  iproute2 procps util-linux
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  # A fresh machine may have no package lists yet; refresh once, retry once on a flaky mirror.
+  $SUDO apt-get update -y -q || $SUDO apt-get update -y -q
+  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" ||
+    { $SUDO apt-get update -y -q && $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"; }
+fi
+
+if [[ "${BERTH_SETUP_NO_BUILD:-0}" == 1 ]]; then exit 0; fi
+
+BUILD_TYPE="${BERTH_BUILD_TYPE:-RelWithDebInfo}"
+cmake -S "$ROOT" -B "$ROOT/build" -G Ninja \
+  -DCMAKE_BUILD_TYPE="$BUILD_TYPE" \
+  -DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache >/dev/null
+cmake --build "$ROOT/build" -j "${BERTH_JOBS:-2}"
