@@ -42,6 +42,8 @@ fi
 
 if [[ "${BERTH_SETUP_NO_BUILD:-0}" == 1 ]]; then exit 0; fi
 
+# ccache: hash paths relative to the checkout so a fresh clone elsewhere (CI) reuses the cache.
+export CCACHE_BASEDIR="$ROOT" CCACHE_NOHASHDIR=1
 BUILD_TYPE="${BERTH_BUILD_TYPE:-RelWithDebInfo}"
 cmake -S "$ROOT" -B "$ROOT/build" -G Ninja \
   -DCMAKE_BUILD_TYPE="$BUILD_TYPE" \

@@ -91,6 +91,10 @@ Status Daemon::start() {
       log::warn("grpc plugin does not implement GrpcService", {{"id", id}});
     }
   }
+  if (services == 0) {
+    return failed_precondition("no gRPC service plugin initialised; nothing to serve (check plugin_dir \"{}\")",
+                               config_.plugin_dir.empty() ? core::default_plugin_dir() : config_.plugin_dir);
+  }
   // The socket must not be reachable by others before its mode is set: create it under a umask
   // that leaves it 0660.
   mode_t old_umask = ::umask(0117);

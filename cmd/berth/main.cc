@@ -1,0 +1,52 @@
+// berth: the admin CLI, shaped like containerd's ctr.
+#include "cmd/berth/commands.h"
+
+#include <cstdlib>
+#include <iostream>
+
+namespace berth::cli {
+namespace {
+int g_exit_code = 0;
+}
+
+void set_action(CLI::App* cmd, const GlobalOptions& global, Action action) {
+  cmd->callback([&global, action = std::move(action)] {
+    if (global.format != "table" && global.format != "json") {
+      std::cerr << "berth: --format must be table or json, not \"" << global.format << "\"\n";
+      g_exit_code = 2;
+      return;
+    }
+    Client client(global);
+    Status st = client.connect();
+    if (st.ok()) st = action(client);
+    if (!st.ok()) {
+      std::cerr << "berth: " << st.message() << "\n";
+      g_exit_code = 1;
+    }
+  });
+}
+
+}  // namespace berth::cli
+
+int main(int argc, char** argv) {
+  using namespace berth::cli;
+  GlobalOptions global;
+  if (const char* a = std::getenv("BERTH_ADDRESS"); a && *a) global.address = a;
+  if (const char* n = std::getenv("BERTH_NAMESPACE"); n && *n) global.ns = n;
+
+  CLI::App app{"berth - admin CLI for berthd"};
+  app.set_version_flag("--version,-v", std::string("berth ") + BERTH_VERSION);
+  app.require_subcommand(1);
+  app.fallthrough();
+  app.add_option("--address,-a", global.address, "berthd socket ($BERTH_ADDRESS)")->capture_default_str();
+  app.add_option("--namespace,-n", global.ns, "namespace ($BERTH_NAMESPACE)")->capture_default_str();
+  app.add_option("--timeout", global.timeout, "per-call timeout, e.g. 10s (0 = none)")->capture_default_str();
+  app.add_option("--format", global.format, "output format: table or json")->capture_default_str();
+
+  add_version_command(app, global);
+  add_plugins_command(app, global);
+  add_namespaces_command(app, global);
+
+  CLI11_PARSE(app, argc, argv);
+  return g_exit_code;
+}

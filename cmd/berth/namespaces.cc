@@ -1,0 +1,102 @@
+// berth namespaces create|ls|rm|label
+#include "cmd/berth/commands.h"
+#include "cmd/berth/output.h"
+
+#include "github.com/containerd/containerd/api/services/namespaces/v1/namespace.grpc.pb.h"
+
+#include <iostream>
+
+namespace berth::cli {
+namespace {
+namespace pb = ::containerd::services::namespaces::v1;
+}
+
+void add_namespaces_command(CLI::App& app, const GlobalOptions& global) {
+  auto* ns = app.add_subcommand("namespaces", "manage namespaces");
+  ns->alias("namespace")->alias("ns");
+  ns->require_subcommand(1);
+
+  static std::string name;
+  static std::vector<std::string> labels;
+  auto* create = ns->add_subcommand("create", "create a namespace: NAME [KEY=VALUE...]");
+  create->add_option("name", name, "namespace name")->required();
+  create->add_option("labels", labels, "labels KEY=VALUE");
+  set_action(create, global, [](Client& c) -> Status {
+    pb::CreateNamespaceRequest req;
+    req.mutable_namespace_()->set_name(name);
+    for (const auto& [k, v] : parse_labels(labels)) (*req.mutable_namespace_()->mutable_labels())[k] = v;
+    pb::CreateNamespaceResponse resp;
+    auto ctx = c.context();
+    return c.check(pb::Namespaces::NewStub(c.channel())->Create(ctx.get(), req, &resp), "create namespace");
+  });
+
+  static bool quiet = false;
+  auto* ls = ns->add_subcommand("ls", "list namespaces")->alias("list");
+  ls->add_flag("--quiet,-q", quiet, "print only the names");
+  set_action(ls, global, [&global](Client& c) -> Status {
+    pb::ListNamespacesResponse resp;
+    auto ctx = c.context();
+    BERTH_RETURN_IF_ERROR(
+        c.check(pb::Namespaces::NewStub(c.channel())->List(ctx.get(), {}, &resp), "list namespaces"));
+    if (global.format == "json") {
+      auto arr = nlohmann::json::array();
+      for (const auto& n : resp.namespaces()) {
+        arr.push_back({{"name", n.name()},
+                       {"labels", std::map<std::string, std::string>(n.labels().begin(), n.labels().end())}});
+      }
+      print_json(std::cout, arr);
+    } else if (quiet) {
+      for (const auto& n : resp.namespaces()) std::cout << n.name() << "\n";
+    } else {
+      Table t({"NAME", "LABELS"});
+      for (const auto& n : resp.namespaces()) {
+        t.add({n.name(), join_labels({n.labels().begin(), n.labels().end()})});
+      }
+      t.print(std::cout);
+    }
+    return Status();
+  });
+
+  static std::vector<std::string> names;
+  auto* rm = ns->add_subcommand("rm", "remove empty namespaces: NAME...")->alias("remove")->alias("delete");
+  rm->add_option("names", names, "namespace names")->required();
+  set_action(rm, global, [](Client& c) -> Status {
+    std::size_t failed = 0;
+    Code code = Code::kOk;
+    for (const auto& n : names) {
+      pb::DeleteNamespaceRequest req;
+      req.set_name(n);
+      google::protobuf::Empty empty;
+      auto ctx = c.context();
+      Status st = c.check(pb::Namespaces::NewStub(c.channel())->Delete(ctx.get(), req, &empty), "delete namespace");
+      if (st.ok()) {
+        std::cout << n << "\n";
+      } else {
+        std::cerr << "berth: " << st.message() << "\n";
+        if (failed++ == 0) code = st.code();
+      }
+    }
+    if (failed == 0) return Status();
+    return Status(code, fmt::format("{} of {} namespaces not removed", failed, names.size()));
+  });
+
+  static std::string label_name;
+  static std::vector<std::string> label_args;
+  auto* label = ns->add_subcommand("label", "set or clear labels: NAME KEY=VALUE... (KEY= clears)");
+  label->add_option("name", label_name, "namespace name")->required();
+  label->add_option("labels", label_args, "labels KEY=VALUE");
+  set_action(label, global, [](Client& c) -> Status {
+    pb::UpdateNamespaceRequest req;
+    if (label_args.empty()) return invalid_argument("no labels given (use KEY=VALUE, or KEY= to clear)");
+    req.mutable_namespace_()->set_name(label_name);
+    for (const auto& [k, v] : parse_labels(label_args)) {
+      if (!v.empty()) (*req.mutable_namespace_()->mutable_labels())[k] = v;
+      req.mutable_update_mask()->add_paths("labels." + k);
+    }
+    pb::UpdateNamespaceResponse resp;
+    auto ctx = c.context();
+    return c.check(pb::Namespaces::NewStub(c.channel())->Update(ctx.get(), req, &resp), "label namespace");
+  });
+}
+
+}  // namespace berth::cli

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Berth's main job, from a fresh machine: install dependencies, build, start berthd on its default
+# embedded configuration (root /var/lib/berth, state /run/berth, socket /run/berth/berth.sock),
+# and talk to it with berth (and containerd's ctr). Needs root.
+#
+# The daemon is stopped at the end; BERTH_KEEP=1 leaves it running.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+if [[ $(id -u) -ne 0 ]]; then
+  echo "quickstart: berthd manages /var/lib/berth and /run/berth; run as root (sudo $0)" >&2
+  exit 1
+fi
+
+"$ROOT/scripts/setup.sh"
+
+BIN="$ROOT/build/bin"
+SOCK=/run/berth/berth.sock
+LOG="$(mktemp /tmp/berthd-quickstart.XXXXXX.log)"
+pid=""
+
+cleanup() {
+  if [[ -n "$pid" && "${BERTH_KEEP:-0}" != 1 ]]; then
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    echo "== berthd (pid $pid) stopped; its log: $LOG"
+  fi
+}
+trap cleanup EXIT
+
+if "$BIN/berth" -a "$SOCK" --timeout 2s version >/dev/null 2>&1; then
+  echo "== a berthd is already serving $SOCK; using it"
+else
+  echo "== starting berthd (default configuration), log: $LOG"
+  "$BIN/berthd" >"$LOG" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 100); do
+    [[ -S "$SOCK" ]] && "$BIN/berth" --timeout 1s version >/dev/null 2>&1 && break
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "berthd exited:" >&2
+      cat "$LOG" >&2
+      pid=""
+      exit 1
+    fi
+    sleep 0.1
+  done
+fi
+
+echo
+echo "== berth version"
+"$BIN/berth" version
+echo
+echo "== berth plugins ls"
+"$BIN/berth" plugins ls
+echo
+echo "== containerd's ctr against berthd: ctr -a $SOCK namespaces ls"
+ctr -a "$SOCK" namespaces ls
+if [[ "${BERTH_KEEP:-0}" == 1 && -n "$pid" ]]; then
+  echo
+  echo "== berthd keeps running as pid $pid (stop it with: kill $pid)"
+  pid=""
+fi

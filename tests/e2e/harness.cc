@@ -1,0 +1,216 @@
+#include "tests/e2e/harness.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+extern char** environ;
+
+namespace berth::e2e {
+namespace {
+
+int decode_wait_status(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+
+std::vector<char*> to_cargv(std::vector<std::string>& v) {
+  std::vector<char*> out;
+  for (auto& s : v) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+// Waits for pid up to `timeout`; returns the exit code or nullopt if still running.
+std::optional<int> wait_for(pid_t pid, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    int status = 0;
+    pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) return decode_wait_status(status);
+    if (r < 0 && errno != EINTR) return -1;
+    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+}  // namespace
+
+std::string bin(const std::string& name) { return std::string(BERTH_BIN_DIR) + "/" + name; }
+
+RunResult run(const std::vector<std::string>& argv_in, std::chrono::milliseconds timeout,
+              const std::map<std::string, std::string>& env) {
+  RunResult result;
+  int out_pipe[2], err_pipe[2];
+  if (::pipe2(out_pipe, O_CLOEXEC) < 0 || ::pipe2(err_pipe, O_CLOEXEC) < 0) {
+    result.err = "pipe failed";
+    return result;
+  }
+  std::vector<std::string> argv = argv_in;
+  std::vector<std::string> envs;
+  for (char** e = environ; *e; ++e) envs.emplace_back(*e);
+  for (const auto& [k, v] : env) envs.push_back(k + "=" + v);
+  auto cargv = to_cargv(argv);
+  auto cenv = to_cargv(envs);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(out_pipe[1], 1);
+    ::dup2(err_pipe[1], 2);
+    int devnull = ::open("/dev/null", O_RDONLY);
+    ::dup2(devnull, 0);
+    ::execvpe(cargv[0], cargv.data(), cenv.data());
+    std::fprintf(stderr, "exec %s: %s\n", cargv[0], std::strerror(errno));
+    ::_exit(127);
+  }
+  ::close(out_pipe[1]);
+  ::close(err_pipe[1]);
+  pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
+  std::string* sinks[2] = {&result.out, &result.err};
+  int open_fds = 2;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (open_fds > 0) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      result.timed_out = true;
+      ::kill(pid, SIGKILL);
+      break;
+    }
+    int n = ::poll(fds, 2, static_cast<int>(left.count()));
+    if (n < 0 && errno == EINTR) continue;
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      char buf[8192];
+      ssize_t r = ::read(fds[i].fd, buf, sizeof buf);
+      if (r > 0) {
+        sinks[i]->append(buf, static_cast<std::size_t>(r));
+      } else {
+        ::close(fds[i].fd);
+        fds[i].fd = -1;
+        --open_fds;
+      }
+    }
+  }
+  for (auto& f : fds) {
+    if (f.fd >= 0) ::close(f.fd);
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  result.exit_code = decode_wait_status(status);
+  return result;
+}
+
+bool socket_accepts(const std::string& path) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
+}
+
+std::unique_ptr<Daemon> Daemon::create() {
+  auto d = core::TempDir::create("berth-e2e-");
+  if (!d.ok()) return nullptr;
+  return std::unique_ptr<Daemon>(new Daemon(std::move(d).value()));
+}
+
+Daemon::~Daemon() { stop(); }
+
+pid_t Daemon::spawn(const DaemonOptions& options) {
+  std::ostringstream cfg;
+  if (options.write_paths) {
+    cfg << "version = 2\nroot = \"" << root() << "\"\nstate = \"" << state() << "\"\n"
+        << "plugin_dir = \"" << options.plugin_dir << "\"\n";
+  }
+  cfg << options.config << "\n";
+  if (options.write_paths && options.config.find("[grpc]") == std::string::npos) {
+    cfg << "[grpc]\n  address = \"" << address() << "\"\n";
+  }
+  std::ofstream(config_path()) << cfg.str();
+  ++log_generation_;
+  std::vector<std::string> argv = {bin("berthd"), "--config", config_path()};
+  argv.insert(argv.end(), options.extra_args.begin(), options.extra_args.end());
+  auto cargv = to_cargv(argv);
+  std::string log_path = dir() + "/berthd.log";
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    int devnull = ::open("/dev/null", O_RDONLY);
+    ::dup2(devnull, 0);
+    ::execv(cargv[0], cargv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+std::optional<std::string> Daemon::start(const DaemonOptions& options) {
+  pid_ = spawn(options);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (auto code = wait_for(pid_, std::chrono::milliseconds(0))) {
+      pid_ = -1;
+      return "berthd exited with " + std::to_string(*code) + " before serving:\n" + log();
+    }
+    if (socket_accepts(address())) return std::nullopt;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  stop();
+  return "berthd did not serve within 20s:\n" + log();
+}
+
+int Daemon::start_expect_exit(const DaemonOptions& options, std::chrono::milliseconds timeout) {
+  pid_ = spawn(options);
+  auto code = wait_for(pid_, timeout);
+  if (!code) {
+    stop();
+    return -1;
+  }
+  pid_ = -1;
+  return *code;
+}
+
+int Daemon::stop() {
+  if (pid_ <= 0) return -1;
+  ::kill(pid_, SIGTERM);
+  auto code = wait_for(pid_, std::chrono::seconds(10));
+  if (!code) {
+    ::kill(pid_, SIGKILL);
+    code = wait_for(pid_, std::chrono::seconds(10));
+  }
+  pid_ = -1;
+  return code.value_or(-1);
+}
+
+std::string Daemon::log() const {
+  auto text = core::read_file(dir() + "/berthd.log");
+  return text.ok() ? *text : std::string();
+}
+
+RunResult Daemon::berth(const std::vector<std::string>& args) const {
+  std::vector<std::string> argv = {bin("berth"), "-a", address()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run(argv);
+}
+
+RunResult Daemon::ctr(const std::vector<std::string>& args) const {
+  std::vector<std::string> argv = {"ctr", "-a", address()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run(argv);
+}
+
+}  // namespace berth::e2e

@@ -1,0 +1,78 @@
+// End-to-end test harness: runs commands with a timeout and captures their output, and runs a
+// private berthd (its own root, state and socket in a temp dir) that is stopped by PID and whose
+// directory is removed when the test ends, whether it passed or not.
+#pragma once
+
+#include "core/fs.h"
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace berth::e2e {
+
+struct RunResult {
+  int exit_code = -1;  // 128+N when killed by signal N
+  std::string out;
+  std::string err;
+  bool timed_out = false;
+};
+
+// Runs argv[0] (looked up in PATH) with the given extra environment.
+RunResult run(const std::vector<std::string>& argv,
+              std::chrono::milliseconds timeout = std::chrono::seconds(60),
+              const std::map<std::string, std::string>& env = {});
+
+std::string bin(const std::string& name);  // build/bin/<name>
+
+struct DaemonOptions {
+  std::string config;  // TOML appended after the generated root/state/address lines
+  std::string plugin_dir = BERTH_PLUGIN_DIR;
+  std::vector<std::string> extra_args;
+  bool write_paths = true;  // put root/state/[grpc] address into the config file
+};
+
+class Daemon {
+ public:
+  // A fresh temp dir; start() may be called again after stop() to restart on the same state.
+  static std::unique_ptr<Daemon> create();
+  ~Daemon();
+
+  // Starts berthd and waits until its socket accepts connections, or it exits. Returns the
+  // error text (log) when it did not come up.
+  std::optional<std::string> start(const DaemonOptions& options = {});
+  // Starts berthd and waits for it to exit (for startup failures). Returns its exit code.
+  int start_expect_exit(const DaemonOptions& options, std::chrono::milliseconds timeout = std::chrono::seconds(20));
+  // SIGTERM, wait; SIGKILL after 10 s. Returns the exit code (-1 if not running).
+  int stop();
+
+  const std::string& dir() const { return dir_.path(); }
+  std::string address() const { return dir_.path() + "/berth.sock"; }
+  std::string root() const { return dir_.path() + "/root"; }
+  std::string state() const { return dir_.path() + "/state"; }
+  std::string config_path() const { return dir_.path() + "/config.toml"; }
+  std::string log() const;
+  pid_t pid() const { return pid_; }
+
+  // berth -a <socket> args...
+  RunResult berth(const std::vector<std::string>& args) const;
+  // containerd's ctr -a <socket> args...
+  RunResult ctr(const std::vector<std::string>& args) const;
+
+ private:
+  explicit Daemon(core::TempDir dir) : dir_(std::move(dir)) {}
+  pid_t spawn(const DaemonOptions& options);
+
+  core::TempDir dir_;
+  pid_t pid_ = -1;
+  int log_generation_ = 0;
+};
+
+bool socket_accepts(const std::string& path);
+
+}  // namespace berth::e2e
