@@ -1,10 +1,10 @@
 #include "core/config.h"
 
+#include <sstream>
+
 #include "core/duration.h"
 #include "core/fs.h"
 #include "core/log.h"
-
-#include <sstream>
 
 namespace berth::core {
 namespace {
@@ -184,7 +184,10 @@ Result<Config> parse_config(std::string_view text, const std::string& source) {
       if (p.type == "snapshot") p.type = std::string(plugin_type::kSnapshotter);
       if (p.type == "content") p.type = std::string(plugin_type::kContent);
       if (p.type != plugin_type::kSnapshotter && p.type != plugin_type::kContent) {
-        return d.error("type", fmt::format("\"{}\" is not a proxy plugin type (use \"snapshot\" or \"content\")", p.type));
+        return d.error(
+            "type",
+            fmt::format("\"{}\" is not a proxy plugin type (use \"snapshot\" or \"content\")",
+                        p.type));
       }
       if (p.address.empty()) return d.error("address", "is required");
       c.proxy_plugins[name] = std::move(p);
@@ -193,8 +196,10 @@ Result<Config> parse_config(std::string_view text, const std::string& source) {
   BERTH_RETURN_IF_ERROR(st);
   BERTH_RETURN_IF_ERROR(top.unknown_keys());
 
-  for (const auto& uri : c.disabled_plugins) BERTH_RETURN_IF_ERROR(check_plugin_uri(c, "disabled_plugins", uri));
-  for (const auto& uri : c.required_plugins) BERTH_RETURN_IF_ERROR(check_plugin_uri(c, "required_plugins", uri));
+  for (const auto& uri : c.disabled_plugins)
+    BERTH_RETURN_IF_ERROR(check_plugin_uri(c, "disabled_plugins", uri));
+  for (const auto& uri : c.required_plugins)
+    BERTH_RETURN_IF_ERROR(check_plugin_uri(c, "required_plugins", uri));
   BERTH_RETURN_IF_ERROR(check_absolute(c, "root", c.root, false));
   BERTH_RETURN_IF_ERROR(check_absolute(c, "state", c.state, false));
   BERTH_RETURN_IF_ERROR(check_absolute(c, "plugin_dir", c.plugin_dir, true));
@@ -205,10 +210,12 @@ Result<Config> parse_config(std::string_view text, const std::string& source) {
                             source, c.root);
   }
   if (auto level = log::parse_level(c.log_level); !level.ok()) {
-    return invalid_argument("config \"{}\": key \"debug.level\": {}", source, level.status().message());
+    return invalid_argument("config \"{}\": key \"debug.level\": {}", source,
+                            level.status().message());
   }
   if (auto format = log::parse_format(c.log_format); !format.ok()) {
-    return invalid_argument("config \"{}\": key \"debug.format\": {}", source, format.status().message());
+    return invalid_argument("config \"{}\": key \"debug.format\": {}", source,
+                            format.status().message());
   }
   return c;
 }

@@ -15,7 +15,6 @@
 
 #include <berth/plugin.h>
 #include <berth/result.h>
-
 #include <toml++/toml.h>
 
 #include <map>

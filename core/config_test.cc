@@ -39,7 +39,8 @@ required_plugins = ["io.containerd.metadata.v1.rocksdb"]
 [proxy_plugins.stargz]
   type = "snapshot"
   address = "/run/stargz.sock"
-)", "test.toml");
+)",
+                        "test.toml");
   ASSERT_TRUE(c.ok()) << c.status().message();
   EXPECT_EQ(c->root, "/r");
   EXPECT_EQ(c->grpc_gid, 5);
@@ -73,18 +74,20 @@ TEST_P(BadConfig, NamesFileKeyAndReason) {
 
 INSTANTIATE_TEST_SUITE_P(
     Cases, BadConfig,
-    ::testing::Values(BadCase{"roott = \"/x\"", "roott", "unknown key"},
-                      BadCase{"root = 5", "root", "must be a string"},
-                      BadCase{"root = \"relative\"", "root", "absolute path"},
-                      BadCase{"version = 1", "version", "not supported"},
-                      BadCase{"[grpc]\naddres = \"/x\"", "grpc.addres", "unknown key"},
-                      BadCase{"[grpc]\nuid = \"root\"", "grpc.uid", "must be an integer"},
-                      BadCase{"[debug]\nlevel = \"loud\"", "debug.level", "loud"},
-                      BadCase{"disabled_plugins = [\"native\"]", "disabled_plugins", "not a plugin URI"},
-                      BadCase{"[proxy_plugins.x]\ntype = \"disk\"\naddress = \"/s\"", "proxy_plugins.x.type", "not a proxy plugin type"},
-                      BadCase{"[proxy_plugins.x]\ntype = \"snapshot\"", "proxy_plugins.x.address", "is required"},
-                      BadCase{"root = \"/x\"\nstate = \"/x\"", "state", "must differ"},
-                      BadCase{"root = \"/x", "line 1", "column"}));
+    ::testing::Values(
+        BadCase{"roott = \"/x\"", "roott", "unknown key"},
+        BadCase{"root = 5", "root", "must be a string"},
+        BadCase{"root = \"relative\"", "root", "absolute path"},
+        BadCase{"version = 1", "version", "not supported"},
+        BadCase{"[grpc]\naddres = \"/x\"", "grpc.addres", "unknown key"},
+        BadCase{"[grpc]\nuid = \"root\"", "grpc.uid", "must be an integer"},
+        BadCase{"[debug]\nlevel = \"loud\"", "debug.level", "loud"},
+        BadCase{"disabled_plugins = [\"native\"]", "disabled_plugins", "not a plugin URI"},
+        BadCase{"[proxy_plugins.x]\ntype = \"disk\"\naddress = \"/s\"", "proxy_plugins.x.type",
+                "not a proxy plugin type"},
+        BadCase{"[proxy_plugins.x]\ntype = \"snapshot\"", "proxy_plugins.x.address", "is required"},
+        BadCase{"root = \"/x\"\nstate = \"/x\"", "state", "must differ"},
+        BadCase{"root = \"/x", "line 1", "column"}));
 
 TEST(TomlConfigReader, DecodesOverDefaultsAndReportsUnknownKeys) {
   auto c = parse_config(R"(
@@ -95,7 +98,8 @@ TEST(TomlConfigReader, DecodesOverDefaultsAndReportsUnknownKeys) {
   list = ["a", "b"]
   delay = "250ms"
   typo = 1
-)", "t.toml");
+)",
+                        "t.toml");
   ASSERT_TRUE(c.ok());
   TomlConfigReader r(&c->plugins.at("io.x.y.v1.z"), "io.x.y.v1.z", "t.toml");
   std::string name = "default";

@@ -12,8 +12,10 @@ Result<std::chrono::milliseconds> parse_duration(std::string_view text) {
   std::size_t i = 0;
   while (i < text.size()) {
     std::size_t start = i;
-    while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) ++i;
-    if (start == i) return invalid_argument("duration \"{}\": expected a number at offset {}", text, i);
+    while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.'))
+      ++i;
+    if (start == i)
+      return invalid_argument("duration \"{}\": expected a number at offset {}", text, i);
     double number = 0;
     try {
       number = std::stod(std::string(text.substr(start, i - start)));
@@ -24,13 +26,21 @@ Result<std::chrono::milliseconds> parse_duration(std::string_view text) {
     while (i < text.size() && std::isalpha(static_cast<unsigned char>(text[i]))) ++i;
     std::string_view unit = text.substr(unit_start, i - unit_start);
     double scale = 0;
-    if (unit == "ns") scale = 1e-6;
-    else if (unit == "us" || unit == "µs") scale = 1e-3;
-    else if (unit == "ms") scale = 1;
-    else if (unit == "s") scale = 1000;
-    else if (unit == "m") scale = 60'000;
-    else if (unit == "h") scale = 3'600'000;
-    else return invalid_argument("duration \"{}\": unknown unit \"{}\" (use ns, us, ms, s, m, h)", text, unit);
+    if (unit == "ns")
+      scale = 1e-6;
+    else if (unit == "us" || unit == "µs")
+      scale = 1e-3;
+    else if (unit == "ms")
+      scale = 1;
+    else if (unit == "s")
+      scale = 1000;
+    else if (unit == "m")
+      scale = 60'000;
+    else if (unit == "h")
+      scale = 3'600'000;
+    else
+      return invalid_argument("duration \"{}\": unknown unit \"{}\" (use ns, us, ms, s, m, h)",
+                              text, unit);
     total_ms += number * scale;
   }
   return std::chrono::milliseconds(static_cast<long long>(std::llround(total_ms)));

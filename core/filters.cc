@@ -77,7 +77,8 @@ class Parser {
     if (at_end()) return error("expected a value");
     if (s_[pos_] == '"') return quoted();
     std::size_t start = pos_;
-    while (!at_end() && s_[pos_] != ',' && !std::isspace(static_cast<unsigned char>(s_[pos_]))) ++pos_;
+    while (!at_end() && s_[pos_] != ',' && !std::isspace(static_cast<unsigned char>(s_[pos_])))
+      ++pos_;
     if (start == pos_) return error("expected a value");
     return s_.substr(start, pos_ - start);
   }

@@ -27,7 +27,8 @@ bool matches(const std::vector<std::string>& filters, const Obj& o) {
   });
 }
 
-const Obj kOverlay{"io.containerd.snapshotter.v1", "overlayfs", {{"containerd.io/gc.root", "x"}, {"a", "1"}}};
+const Obj kOverlay{
+    "io.containerd.snapshotter.v1", "overlayfs", {{"containerd.io/gc.root", "x"}, {"a", "1"}}};
 
 TEST(Filters, EmptyMatchesEverything) { EXPECT_TRUE(matches({}, kOverlay)); }
 

@@ -24,7 +24,8 @@ Status make_dirs(const std::string& path, mode_t mode) {
   }
   struct stat st {};
   if (::stat(path.c_str(), &st) < 0) return from_errno(errno, "stat \"{}\"", path);
-  if (!S_ISDIR(st.st_mode)) return failed_precondition("\"{}\" exists and is not a directory", path);
+  if (!S_ISDIR(st.st_mode))
+    return failed_precondition("\"{}\" exists and is not a directory", path);
   return Status();
 }
 

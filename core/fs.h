@@ -2,9 +2,9 @@
 #pragma once
 
 #include <berth/result.h>
+#include <sys/types.h>
 
 #include <string>
-#include <sys/types.h>
 
 namespace berth::core {
 

@@ -1,8 +1,8 @@
 #include "core/log.h"
 
+#include <fmt/chrono.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
-#include <fmt/chrono.h>
 
 #include <atomic>
 #include <chrono>
@@ -105,10 +105,13 @@ std::string render(Format format, Level level, std::string_view msg, const Field
   std::string out;
   if (format == Format::kJson) {
     auto now = std::chrono::system_clock::now();
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+    auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() %
+        1000;
     out += "{\"time\":";
-    append_json_string(out, fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03d}Z",
-                                        fmt::gmtime(std::chrono::system_clock::to_time_t(now)), ms));
+    append_json_string(out,
+                       fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03d}Z",
+                                   fmt::gmtime(std::chrono::system_clock::to_time_t(now)), ms));
     out += ",\"level\":";
     append_json_string(out, level_name(level));
     out += ",\"msg\":";

@@ -1,8 +1,8 @@
 #include "core/log.h"
 
-#include <nlohmann/json.hpp>
-
 #include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
 
 namespace berth::log {
 namespace {
@@ -14,7 +14,8 @@ TEST(Log, TextQuotesValuesWithSpaces) {
 }
 
 TEST(Log, JsonIsOneValidObject) {
-  std::string line = render(Format::kJson, Level::kWarn, "bad \"thing\"", {{"n", 3}, {"s", "x\ny"}});
+  std::string line =
+      render(Format::kJson, Level::kWarn, "bad \"thing\"", {{"n", 3}, {"s", "x\ny"}});
   auto j = nlohmann::json::parse(line);
   EXPECT_EQ(j["level"], "warn");
   EXPECT_EQ(j["msg"], "bad \"thing\"");

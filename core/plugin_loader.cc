@@ -1,12 +1,11 @@
 #include "core/plugin_loader.h"
 
+#include <algorithm>
+#include <boost/dll/shared_library.hpp>
+#include <filesystem>
+
 #include "core/fs.h"
 #include "core/log.h"
-
-#include <boost/dll/shared_library.hpp>
-
-#include <algorithm>
-#include <filesystem>
 
 namespace berth::core {
 
@@ -27,7 +26,8 @@ PluginLoader::~PluginLoader() {
 
 const char* PluginLoader::abi_key() { return BERTH_SDK_ABI_KEY; }
 
-std::vector<ModuleError> PluginLoader::load_file(const std::string& path, PluginRegistry& registry) {
+std::vector<ModuleError> PluginLoader::load_file(const std::string& path,
+                                                 PluginRegistry& registry) {
   std::vector<ModuleError> errors;
   boost::dll::shared_library lib;
   boost::system::error_code ec;
@@ -40,10 +40,10 @@ std::vector<ModuleError> PluginLoader::load_file(const std::string& path, Plugin
     return errors;
   }
   if (!lib.has("berth_plugin_abi_key") || !lib.has("berth_plugin_register")) {
-    errors.push_back({path, failed_precondition(
-                                "plugin module \"{}\" has no berth_plugin_abi_key/"
-                                "berth_plugin_register entry point (use BERTH_PLUGIN_MODULE)",
-                                path)});
+    errors.push_back(
+        {path, failed_precondition("plugin module \"{}\" has no berth_plugin_abi_key/"
+                                   "berth_plugin_register entry point (use BERTH_PLUGIN_MODULE)",
+                                   path)});
     return errors;
   }
   const char* key = lib.get<const char*()>("berth_plugin_abi_key")();
@@ -58,7 +58,8 @@ std::vector<ModuleError> PluginLoader::load_file(const std::string& path, Plugin
   try {
     lib.get<void(std::vector<Registration>*)>("berth_plugin_register")(&regs);
   } catch (const std::exception& ex) {
-    errors.push_back({path, internal_error("plugin module \"{}\": register threw: {}", path, ex.what())});
+    errors.push_back(
+        {path, internal_error("plugin module \"{}\": register threw: {}", path, ex.what())});
     return errors;
   }
   if (regs.empty()) {
@@ -82,7 +83,8 @@ std::vector<ModuleError> PluginLoader::load_dir(const std::string& dir, PluginRe
   std::error_code ec;
   std::vector<std::string> files;
   for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-    if (entry.path().extension() == ".so" && !entry.is_directory()) files.push_back(entry.path().string());
+    if (entry.path().extension() == ".so" && !entry.is_directory())
+      files.push_back(entry.path().string());
   }
   if (ec) {
     errors.push_back({dir, from_errno(ec.value(), "read plugin directory \"{}\"", dir)});

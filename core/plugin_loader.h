@@ -3,11 +3,11 @@
 // URI) is reported with its file name and skipped; the daemon goes on.
 #pragma once
 
-#include "core/plugin_registry.h"
-
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "core/plugin_registry.h"
 
 namespace berth::core {
 

@@ -1,10 +1,10 @@
 #include "core/plugin_registry.h"
 
-#include "core/fs.h"
-#include "core/log.h"
-
 #include <algorithm>
 #include <functional>
+
+#include "core/fs.h"
+#include "core/log.h"
 
 namespace berth::core {
 
@@ -55,8 +55,10 @@ class PluginRegistry::Context final : public InitContext {
   Result<std::shared_ptr<Plugin>> get_by_id(std::string_view type,
                                             std::string_view id) const override {
     Entry* e = reg_.find(type, id);
-    if (!e || e->disabled || !e->attempted) return not_found("plugin {}.{} is not loaded", type, id);
-    if (e->status != PluginStatus::kOk) return e->error.with_context(fmt::format("plugin {}", e->uri));
+    if (!e || e->disabled || !e->attempted)
+      return not_found("plugin {}.{} is not loaded", type, id);
+    if (e->status != PluginStatus::kOk)
+      return e->error.with_context(fmt::format("plugin {}", e->uri));
     return e->instance;
   }
 
@@ -91,12 +93,14 @@ Status PluginRegistry::add(Registration reg, std::string source) {
     return invalid_argument("plugin from \"{}\" has an empty type or id", source);
   }
   if (!reg.init) {
-    return invalid_argument("plugin {}.{} from \"{}\" has no init function", reg.type, reg.id, source);
+    return invalid_argument("plugin {}.{} from \"{}\" has no init function", reg.type, reg.id,
+                            source);
   }
   if (std::count(reg.requires_types.begin(), reg.requires_types.end(), "*") &&
       reg.requires_types.size() > 1) {
-    return invalid_argument("plugin {}.{} from \"{}\": \"*\" cannot be combined with other requirements",
-                            reg.type, reg.id, source);
+    return invalid_argument(
+        "plugin {}.{} from \"{}\": \"*\" cannot be combined with other requirements", reg.type,
+        reg.id, source);
   }
   if (Entry* existing = find(reg.type, reg.id)) {
     return already_exists("plugin {}.{} from \"{}\" is already registered by \"{}\"", reg.type,
@@ -122,7 +126,8 @@ Status PluginRegistry::decode_configs() {
     try {
       cfg = e->reg.config(reader);
     } catch (const std::exception& ex) {
-      return internal_error("plugin {} from \"{}\": config decoder threw: {}", e->uri, e->source, ex.what());
+      return internal_error("plugin {} from \"{}\": config decoder threw: {}", e->uri, e->source,
+                            ex.what());
     }
     if (!cfg.ok()) return cfg.status();
     BERTH_RETURN_IF_ERROR(reader.check_unknown_keys());
@@ -134,9 +139,11 @@ Status PluginRegistry::decode_configs() {
       if (e->uri == uri) match = e.get();
     }
     if (!match) {
-      log::warn("config names a plugin that is not loaded", {{"uri", uri}, {"config", options_.config_source}});
+      log::warn("config names a plugin that is not loaded",
+                {{"uri", uri}, {"config", options_.config_source}});
     } else if (!match->reg.config && !table.empty()) {
-      return invalid_argument("config \"{}\": plugin {} takes no configuration", options_.config_source, uri);
+      return invalid_argument("config \"{}\": plugin {} takes no configuration",
+                              options_.config_source, uri);
     }
   }
   return Status();
@@ -166,9 +173,9 @@ Result<std::vector<std::string>> PluginRegistry::init_order() const {
     for (std::size_t j = 0; j < entries_.size(); ++j) {
       if (j == i || entries_[j]->disabled) continue;
       const auto& other = entries_[j]->reg;
-      bool other_all = std::count(other.requires_types.begin(), other.requires_types.end(), "*") > 0;
-      bool needed = all ? !other_all
-                        : std::find(req.begin(), req.end(), other.type) != req.end();
+      bool other_all =
+          std::count(other.requires_types.begin(), other.requires_types.end(), "*") > 0;
+      bool needed = all ? !other_all : std::find(req.begin(), req.end(), other.type) != req.end();
       if (needed) BERTH_RETURN_IF_ERROR(visit(j));
     }
     stack.pop_back();
@@ -229,7 +236,8 @@ Status PluginRegistry::init_all() {
     } else if (e->status == PluginStatus::kSkipped) {
       log::info("plugin skipped", {{"uri", uri}, {"reason", e->error.message()}});
     } else {
-      log::warn("plugin failed to initialise", {{"uri", uri}, {"source", e->source}, {"error", e->error}});
+      log::warn("plugin failed to initialise",
+                {{"uri", uri}, {"source", e->source}, {"error", e->error}});
     }
   }
 
@@ -241,7 +249,8 @@ Status PluginRegistry::init_all() {
     if (!e) return failed_precondition("required plugin {} is not loaded", uri);
     if (e->disabled) return failed_precondition("required plugin {} is disabled", uri);
     if (e->status != PluginStatus::kOk) {
-      return failed_precondition("required plugin {} did not initialise: {}", uri, e->error.to_string());
+      return failed_precondition("required plugin {} did not initialise: {}", uri,
+                                 e->error.to_string());
     }
   }
   return Status();

@@ -7,14 +7,14 @@
 
 #include <berth/plugin.h>
 
-#include "core/config.h"
-
 #include <map>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
 #include <vector>
+
+#include "core/config.h"
 
 namespace berth::core {
 
@@ -25,9 +25,9 @@ class PluginRegistry final : public PluginSet {
     std::string state;
     std::string grpc_address;
     std::string ttrpc_address;
-    std::set<std::string> disabled;               // URIs
-    std::vector<std::string> required;            // URIs
-    std::map<std::string, toml::table> configs;   // [plugins."<uri>"]
+    std::set<std::string> disabled;              // URIs
+    std::vector<std::string> required;           // URIs
+    std::map<std::string, toml::table> configs;  // [plugins."<uri>"]
     std::string config_source = "<default>";
   };
 
@@ -56,7 +56,8 @@ class PluginRegistry final : public PluginSet {
   std::vector<PluginInfo> list() const override;
 
   // Initialised instances of a type, in init order.
-  std::vector<std::pair<std::string, std::shared_ptr<Plugin>>> instances(std::string_view type) const;
+  std::vector<std::pair<std::string, std::shared_ptr<Plugin>>> instances(
+      std::string_view type) const;
 
  private:
   struct Entry;

@@ -1,11 +1,11 @@
 #include "core/plugin_registry.h"
 
-#include "core/fs.h"
-
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <stdexcept>
+
+#include "core/fs.h"
 
 namespace berth::core {
 namespace {
@@ -28,7 +28,8 @@ class Probe : public Plugin {
   std::string name_;
 };
 
-Registration reg(Recorder& rec, std::string type, std::string id, std::vector<std::string> requires_types = {}) {
+Registration reg(Recorder& rec, std::string type, std::string id,
+                 std::vector<std::string> requires_types = {}) {
   Registration r;
   r.type = std::move(type);
   r.id = id;
@@ -88,7 +89,8 @@ TEST_F(RegistryTest, CycleIsReportedWithItsPath) {
   ASSERT_TRUE(r.add(reg(rec_, "t.b.v1", "b", {"t.a.v1"}), "b.so").ok());
   auto order = r.init_order();
   ASSERT_FALSE(order.ok());
-  EXPECT_NE(order.status().message().find("cycle: t.a.v1.a -> t.b.v1.b -> t.a.v1.a"), std::string::npos)
+  EXPECT_NE(order.status().message().find("cycle: t.a.v1.a -> t.b.v1.b -> t.a.v1.a"),
+            std::string::npos)
       << order.status().message();
   EXPECT_FALSE(r.init_all().ok());
   EXPECT_TRUE(rec_.events.empty());
@@ -106,13 +108,17 @@ TEST_F(RegistryTest, DuplicateUriIsRefusedNamingBothModules) {
 TEST_F(RegistryTest, SkipErrorAndThrowAreRecordedNotFatal) {
   PluginRegistry r(options());
   Registration skipper = reg(rec_, "t.snap.v1", "zfs");
-  skipper.init = [](InitContext&) -> Result<std::shared_ptr<Plugin>> { return skip("zfs is not available"); };
+  skipper.init = [](InitContext&) -> Result<std::shared_ptr<Plugin>> {
+    return skip("zfs is not available");
+  };
   Registration failer = reg(rec_, "t.snap.v1", "devmapper");
   failer.init = [](InitContext&) -> Result<std::shared_ptr<Plugin>> {
     return failed_precondition("devmapper not configured");
   };
   Registration thrower = reg(rec_, "t.snap.v1", "boom");
-  thrower.init = [](InitContext&) -> Result<std::shared_ptr<Plugin>> { throw std::runtime_error("kaboom"); };
+  thrower.init = [](InitContext&) -> Result<std::shared_ptr<Plugin>> {
+    throw std::runtime_error("kaboom");
+  };
   ASSERT_TRUE(r.add(std::move(skipper), "zfs.so").ok());
   ASSERT_TRUE(r.add(std::move(failer), "dm.so").ok());
   ASSERT_TRUE(r.add(std::move(thrower), "boom.so").ok());
@@ -133,7 +139,9 @@ TEST_F(RegistryTest, RequiredPluginFailureIsFatal) {
   o.required = {"t.snap.v1.devmapper"};
   PluginRegistry r(o);
   Registration failer = reg(rec_, "t.snap.v1", "devmapper");
-  failer.init = [](InitContext&) -> Result<std::shared_ptr<Plugin>> { return failed_precondition("no pool"); };
+  failer.init = [](InitContext&) -> Result<std::shared_ptr<Plugin>> {
+    return failed_precondition("no pool");
+  };
   ASSERT_TRUE(r.add(std::move(failer), "dm.so").ok());
   Status st = r.init_all();
   ASSERT_FALSE(st.ok());
@@ -162,7 +170,9 @@ TEST_F(RegistryTest, DisabledPluginsAreNotInitialised) {
 TEST_F(RegistryTest, DependentSeesDependencyError) {
   PluginRegistry r(options());
   Registration failer = reg(rec_, "t.meta.v1", "db");
-  failer.init = [](InitContext&) -> Result<std::shared_ptr<Plugin>> { return internal_error("disk on fire"); };
+  failer.init = [](InitContext&) -> Result<std::shared_ptr<Plugin>> {
+    return internal_error("disk on fire");
+  };
   Registration user = reg(rec_, "t.grpc.v1", "svc", {"t.meta.v1"});
   Status seen;
   user.init = [&](InitContext& ic) -> Result<std::shared_ptr<Plugin>> {

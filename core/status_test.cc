@@ -1,6 +1,5 @@
 #include <berth/identifiers.h>
 #include <berth/result.h>
-
 #include <gtest/gtest.h>
 
 namespace berth {

@@ -1,10 +1,9 @@
 #include "cmd/berth/client.h"
 
 #include <berth/grpc.h>
+#include <sys/stat.h>
 
 #include "core/duration.h"
-
-#include <sys/stat.h>
 
 namespace berth::cli {
 
@@ -16,9 +15,10 @@ Status Client::connect() {
   timeout_ = *t;
   struct stat st {};
   if (::stat(options_.address.c_str(), &st) < 0) {
-    return unavailable("cannot connect to berthd at \"{}\": {} (is berthd running? use --address or "
-                       "BERTH_ADDRESS)",
-                       options_.address, std::strerror(errno));
+    return unavailable(
+        "cannot connect to berthd at \"{}\": {} (is berthd running? use --address or "
+        "BERTH_ADDRESS)",
+        options_.address, std::strerror(errno));
   }
   if (!S_ISSOCK(st.st_mode)) {
     return unavailable("cannot connect to berthd at \"{}\": not a socket", options_.address);
@@ -26,7 +26,8 @@ Status Client::connect() {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(16 << 20);
   args.SetMaxSendMessageSize(16 << 20);
-  channel_ = grpc::CreateCustomChannel("unix:" + options_.address, grpc::InsecureChannelCredentials(), args);
+  channel_ = grpc::CreateCustomChannel("unix:" + options_.address,
+                                       grpc::InsecureChannelCredentials(), args);
   return Status();
 }
 
@@ -40,13 +41,13 @@ std::unique_ptr<grpc::ClientContext> Client::context() const {
 Status Client::check(const grpc::Status& s, std::string_view what) const {
   if (s.ok()) return Status();
   if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
-    return unavailable("cannot connect to berthd at \"{}\": {} (is berthd running?)", options_.address,
-                       s.error_message());
+    return unavailable("cannot connect to berthd at \"{}\": {} (is berthd running?)",
+                       options_.address, s.error_message());
   }
   if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
     return Status(Code::kDeadlineExceeded,
-                  fmt::format("{}: no answer from berthd at \"{}\" within {}", what, options_.address,
-                              options_.timeout));
+                  fmt::format("{}: no answer from berthd at \"{}\" within {}", what,
+                              options_.address, options_.timeout));
   }
   return from_grpc(s);
 }

@@ -3,7 +3,6 @@
 #pragma once
 
 #include <berth/result.h>
-
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>

@@ -1,11 +1,10 @@
 // One file per command group; each adds its subcommands to the app.
 #pragma once
 
-#include "cmd/berth/client.h"
-
 #include <CLI/CLI.hpp>
-
 #include <functional>
+
+#include "cmd/berth/client.h"
 
 namespace berth::cli {
 

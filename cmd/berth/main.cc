@@ -1,8 +1,8 @@
 // berth: the admin CLI, shaped like containerd's ctr.
-#include "cmd/berth/commands.h"
-
 #include <cstdlib>
 #include <iostream>
+
+#include "cmd/berth/commands.h"
 
 namespace berth::cli {
 namespace {
@@ -38,9 +38,12 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version,-v", std::string("berth ") + BERTH_VERSION);
   app.require_subcommand(1);
   app.fallthrough();
-  app.add_option("--address,-a", global.address, "berthd socket ($BERTH_ADDRESS)")->capture_default_str();
-  app.add_option("--namespace,-n", global.ns, "namespace ($BERTH_NAMESPACE)")->capture_default_str();
-  app.add_option("--timeout", global.timeout, "per-call timeout, e.g. 10s (0 = none)")->capture_default_str();
+  app.add_option("--address,-a", global.address, "berthd socket ($BERTH_ADDRESS)")
+      ->capture_default_str();
+  app.add_option("--namespace,-n", global.ns, "namespace ($BERTH_NAMESPACE)")
+      ->capture_default_str();
+  app.add_option("--timeout", global.timeout, "per-call timeout, e.g. 10s (0 = none)")
+      ->capture_default_str();
   app.add_option("--format", global.format, "output format: table or json")->capture_default_str();
 
   add_version_command(app, global);

@@ -1,10 +1,9 @@
 // berth namespaces create|ls|rm|label
+#include <iostream>
+
 #include "cmd/berth/commands.h"
 #include "cmd/berth/output.h"
-
 #include "github.com/containerd/containerd/api/services/namespaces/v1/namespace.grpc.pb.h"
-
-#include <iostream>
 
 namespace berth::cli {
 namespace {
@@ -24,10 +23,12 @@ void add_namespaces_command(CLI::App& app, const GlobalOptions& global) {
   set_action(create, global, [](Client& c) -> Status {
     pb::CreateNamespaceRequest req;
     req.mutable_namespace_()->set_name(name);
-    for (const auto& [k, v] : parse_labels(labels)) (*req.mutable_namespace_()->mutable_labels())[k] = v;
+    for (const auto& [k, v] : parse_labels(labels))
+      (*req.mutable_namespace_()->mutable_labels())[k] = v;
     pb::CreateNamespaceResponse resp;
     auto ctx = c.context();
-    return c.check(pb::Namespaces::NewStub(c.channel())->Create(ctx.get(), req, &resp), "create namespace");
+    return c.check(pb::Namespaces::NewStub(c.channel())->Create(ctx.get(), req, &resp),
+                   "create namespace");
   });
 
   static bool quiet = false;
@@ -36,13 +37,14 @@ void add_namespaces_command(CLI::App& app, const GlobalOptions& global) {
   set_action(ls, global, [&global](Client& c) -> Status {
     pb::ListNamespacesResponse resp;
     auto ctx = c.context();
-    BERTH_RETURN_IF_ERROR(
-        c.check(pb::Namespaces::NewStub(c.channel())->List(ctx.get(), {}, &resp), "list namespaces"));
+    BERTH_RETURN_IF_ERROR(c.check(pb::Namespaces::NewStub(c.channel())->List(ctx.get(), {}, &resp),
+                                  "list namespaces"));
     if (global.format == "json") {
       auto arr = nlohmann::json::array();
       for (const auto& n : resp.namespaces()) {
-        arr.push_back({{"name", n.name()},
-                       {"labels", std::map<std::string, std::string>(n.labels().begin(), n.labels().end())}});
+        arr.push_back(
+            {{"name", n.name()},
+             {"labels", std::map<std::string, std::string>(n.labels().begin(), n.labels().end())}});
       }
       print_json(std::cout, arr);
     } else if (quiet) {
@@ -58,7 +60,9 @@ void add_namespaces_command(CLI::App& app, const GlobalOptions& global) {
   });
 
   static std::vector<std::string> names;
-  auto* rm = ns->add_subcommand("rm", "remove empty namespaces: NAME...")->alias("remove")->alias("delete");
+  auto* rm = ns->add_subcommand("rm", "remove empty namespaces: NAME...")
+                 ->alias("remove")
+                 ->alias("delete");
   rm->add_option("names", names, "namespace names")->required();
   set_action(rm, global, [](Client& c) -> Status {
     std::size_t failed = 0;
@@ -68,7 +72,8 @@ void add_namespaces_command(CLI::App& app, const GlobalOptions& global) {
       req.set_name(n);
       google::protobuf::Empty empty;
       auto ctx = c.context();
-      Status st = c.check(pb::Namespaces::NewStub(c.channel())->Delete(ctx.get(), req, &empty), "delete namespace");
+      Status st = c.check(pb::Namespaces::NewStub(c.channel())->Delete(ctx.get(), req, &empty),
+                          "delete namespace");
       if (st.ok()) {
         std::cout << n << "\n";
       } else {
@@ -87,7 +92,8 @@ void add_namespaces_command(CLI::App& app, const GlobalOptions& global) {
   label->add_option("labels", label_args, "labels KEY=VALUE");
   set_action(label, global, [](Client& c) -> Status {
     pb::UpdateNamespaceRequest req;
-    if (label_args.empty()) return invalid_argument("no labels given (use KEY=VALUE, or KEY= to clear)");
+    if (label_args.empty())
+      return invalid_argument("no labels given (use KEY=VALUE, or KEY= to clear)");
     req.mutable_namespace_()->set_name(label_name);
     for (const auto& [k, v] : parse_labels(label_args)) {
       if (!v.empty()) (*req.mutable_namespace_()->mutable_labels())[k] = v;
@@ -95,7 +101,8 @@ void add_namespaces_command(CLI::App& app, const GlobalOptions& global) {
     }
     pb::UpdateNamespaceResponse resp;
     auto ctx = c.context();
-    return c.check(pb::Namespaces::NewStub(c.channel())->Update(ctx.get(), req, &resp), "label namespace");
+    return c.check(pb::Namespaces::NewStub(c.channel())->Update(ctx.get(), req, &resp),
+                   "label namespace");
   });
 }
 

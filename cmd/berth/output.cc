@@ -7,7 +7,8 @@ namespace berth::cli {
 void Table::print(std::ostream& out) const {
   std::vector<std::size_t> width(headers_.size(), 0);
   auto measure = [&](const std::vector<std::string>& row) {
-    for (std::size_t i = 0; i < row.size() && i < width.size(); ++i) width[i] = std::max(width[i], row[i].size());
+    for (std::size_t i = 0; i < row.size() && i < width.size(); ++i)
+      width[i] = std::max(width[i], row[i].size());
   };
   measure(headers_);
   for (const auto& r : rows_) measure(r);
@@ -32,7 +33,8 @@ std::string join_labels(const std::map<std::string, std::string>& labels) {
   return out.empty() ? "-" : out;
 }
 
-std::string join(const std::vector<std::string>& items, const std::string& sep, const std::string& empty) {
+std::string join(const std::vector<std::string>& items, const std::string& sep,
+                 const std::string& empty) {
   std::string out;
   for (const auto& i : items) {
     if (!out.empty()) out += sep;

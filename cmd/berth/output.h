@@ -1,9 +1,8 @@
 // Output helpers: aligned tables for people, JSON for programs (--format json).
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <map>
+#include <nlohmann/json.hpp>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -23,7 +22,8 @@ class Table {
 
 // "k=v,k2=v2", or "-" when empty.
 std::string join_labels(const std::map<std::string, std::string>& labels);
-std::string join(const std::vector<std::string>& items, const std::string& sep, const std::string& empty = "-");
+std::string join(const std::vector<std::string>& items, const std::string& sep,
+                 const std::string& empty = "-");
 void print_json(std::ostream& out, const nlohmann::json& j);
 
 }  // namespace berth::cli

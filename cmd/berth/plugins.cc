@@ -1,10 +1,9 @@
 // berth plugins ls [-d] [-q] [filters...]
+#include <iostream>
+
 #include "cmd/berth/commands.h"
 #include "cmd/berth/output.h"
-
 #include "github.com/containerd/containerd/api/services/introspection/v1/introspection.grpc.pb.h"
-
-#include <iostream>
 
 namespace berth::cli {
 namespace {
@@ -44,18 +43,21 @@ void add_plugins_command(CLI::App& app, const GlobalOptions& global) {
     for (const auto& f : filters) req.add_filters(f);
     pb::PluginsResponse resp;
     auto ctx = c.context();
-    BERTH_RETURN_IF_ERROR(
-        c.check(pb::Introspection::NewStub(c.channel())->Plugins(ctx.get(), req, &resp), "plugins"));
+    BERTH_RETURN_IF_ERROR(c.check(
+        pb::Introspection::NewStub(c.channel())->Plugins(ctx.get(), req, &resp), "plugins"));
     if (global.format == "json") {
       auto arr = nlohmann::json::array();
       for (const auto& p : resp.plugins()) {
-        nlohmann::json j = {{"type", p.type()},
-                            {"id", p.id()},
-                            {"requires", std::vector<std::string>(p.requires_types().begin(), p.requires_types().end())},
-                            {"platforms", platforms_of(p)},
-                            {"exports", std::map<std::string, std::string>(p.exports().begin(), p.exports().end())},
-                            {"capabilities", std::vector<std::string>(p.capabilities().begin(), p.capabilities().end())},
-                            {"status", status_of(p)}};
+        nlohmann::json j = {
+            {"type", p.type()},
+            {"id", p.id()},
+            {"requires",
+             std::vector<std::string>(p.requires_types().begin(), p.requires_types().end())},
+            {"platforms", platforms_of(p)},
+            {"exports", std::map<std::string, std::string>(p.exports().begin(), p.exports().end())},
+            {"capabilities",
+             std::vector<std::string>(p.capabilities().begin(), p.capabilities().end())},
+            {"status", status_of(p)}};
         if (status_of(p) != "ok") j["error"] = p.init_err().message();
         arr.push_back(std::move(j));
       }
@@ -78,18 +80,21 @@ void add_plugins_command(CLI::App& app, const GlobalOptions& global) {
           std::cout << "Requires:\n";
           for (const auto& r : p.requires_types()) std::cout << "               " << r << "\n";
         }
-        if (!p.platforms().empty()) std::cout << "Platforms:     " << join(platforms_of(p), ", ") << "\n";
+        if (!p.platforms().empty())
+          std::cout << "Platforms:     " << join(platforms_of(p), ", ") << "\n";
         if (!p.exports().empty()) {
           std::cout << "Exports:\n";
           std::map<std::string, std::string> sorted(p.exports().begin(), p.exports().end());
-          for (const auto& [k, v] : sorted) std::cout << "               " << k << "    " << v << "\n";
+          for (const auto& [k, v] : sorted)
+            std::cout << "               " << k << "    " << v << "\n";
         }
         if (status_of(p) != "ok") std::cout << "Error:         " << p.init_err().message() << "\n";
       }
       return Status();
     }
     Table t({"TYPE", "ID", "PLATFORMS", "STATUS"});
-    for (const auto& p : resp.plugins()) t.add({p.type(), p.id(), join(platforms_of(p), ","), status_of(p)});
+    for (const auto& p : resp.plugins())
+      t.add({p.type(), p.id(), join(platforms_of(p), ","), status_of(p)});
     t.print(std::cout);
     return Status();
   });

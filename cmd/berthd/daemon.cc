@@ -1,15 +1,14 @@
 #include "cmd/berthd/daemon.h"
 
 #include <berth/grpc.h>
-
-#include "core/fs.h"
-#include "core/log.h"
-
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
+
+#include "core/fs.h"
+#include "core/log.h"
 
 namespace berth::daemon {
 namespace {
@@ -68,7 +67,8 @@ Status Daemon::start() {
   opts.config_source = config_.source;
   registry_ = std::make_unique<core::PluginRegistry>(std::move(opts));
 
-  std::string plugin_dir = config_.plugin_dir.empty() ? core::default_plugin_dir() : config_.plugin_dir;
+  std::string plugin_dir =
+      config_.plugin_dir.empty() ? core::default_plugin_dir() : config_.plugin_dir;
   log::info("loading plugins", {{"dir", plugin_dir}});
   for (const auto& err : loader_.load_dir(plugin_dir, *registry_)) {
     log::error("plugin module not loaded", {{"module", err.path}, {"error", err.error}});
@@ -79,7 +79,8 @@ Status Daemon::start() {
 
   grpc::ServerBuilder builder;
   int bound_port = 0;
-  builder.AddListeningPort("unix:" + config_.grpc_address, grpc::InsecureServerCredentials(), &bound_port);
+  builder.AddListeningPort("unix:" + config_.grpc_address, grpc::InsecureServerCredentials(),
+                           &bound_port);
   builder.SetMaxReceiveMessageSize(static_cast<int>(config_.grpc_max_recv_message_size));
   builder.SetMaxSendMessageSize(static_cast<int>(config_.grpc_max_send_message_size));
   std::size_t services = 0;
@@ -92,8 +93,9 @@ Status Daemon::start() {
     }
   }
   if (services == 0) {
-    return failed_precondition("no gRPC service plugin initialised; nothing to serve (check plugin_dir \"{}\")",
-                               config_.plugin_dir.empty() ? core::default_plugin_dir() : config_.plugin_dir);
+    return failed_precondition(
+        "no gRPC service plugin initialised; nothing to serve (check plugin_dir \"{}\")",
+        config_.plugin_dir.empty() ? core::default_plugin_dir() : config_.plugin_dir);
   }
   // The socket must not be reachable by others before its mode is set: create it under a umask
   // that leaves it 0660.
@@ -101,7 +103,8 @@ Status Daemon::start() {
   server_ = builder.BuildAndStart();
   ::umask(old_umask);
   if (!server_) {
-    return unavailable("cannot serve gRPC on \"{}\" (see the log above for the reason)", config_.grpc_address);
+    return unavailable("cannot serve gRPC on \"{}\" (see the log above for the reason)",
+                       config_.grpc_address);
   }
   socket_created_ = true;
   if (::chmod(config_.grpc_address.c_str(), 0660) < 0) {
@@ -112,8 +115,10 @@ Status Daemon::start() {
               static_cast<gid_t>(config_.grpc_gid)) < 0) {
     return from_errno(errno, "chown \"{}\"", config_.grpc_address);
   }
-  log::info("berthd serving", {{"address", config_.grpc_address}, {"services", services},
-                               {"root", config_.root}, {"state", config_.state}});
+  log::info("berthd serving", {{"address", config_.grpc_address},
+                               {"services", services},
+                               {"root", config_.root},
+                               {"state", config_.state}});
   return Status();
 }
 

@@ -2,15 +2,15 @@
 // reverse order.
 #pragma once
 
-#include "core/config.h"
-#include "core/plugin_loader.h"
-#include "core/plugin_registry.h"
-#include "cmd/berthd/socket.h"
-
 #include <grpcpp/grpcpp.h>
 
 #include <memory>
 #include <optional>
+
+#include "cmd/berthd/socket.h"
+#include "core/config.h"
+#include "core/plugin_loader.h"
+#include "core/plugin_registry.h"
 
 namespace berth::daemon {
 

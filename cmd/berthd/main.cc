@@ -1,14 +1,13 @@
 // berthd: read config, load plugins, serve, stop on SIGTERM/SIGINT.
-#include "cmd/berthd/daemon.h"
-#include "core/log.h"
-#include "core/plugin_loader.h"
-
-#include <CLI/CLI.hpp>
-
 #include <signal.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <iostream>
+
+#include "cmd/berthd/daemon.h"
+#include "core/log.h"
+#include "core/plugin_loader.h"
 
 using namespace berth;
 
@@ -67,8 +66,10 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
-  log::info("starting berthd", {{"version", BERTH_VERSION}, {"config", config.source},
-                                {"abi", core::PluginLoader::abi_key()}, {"pid", ::getpid()}});
+  log::info("starting berthd", {{"version", BERTH_VERSION},
+                                {"config", config.source},
+                                {"abi", core::PluginLoader::abi_key()},
+                                {"pid", ::getpid()}});
   daemon::Daemon d(std::move(config));
   if (Status st = d.start(); !st.ok()) {
     log::error("berthd failed to start", {{"error", st}});

@@ -1,7 +1,5 @@
 #include "cmd/berthd/socket.h"
 
-#include "core/fs.h"
-
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/socket.h>
@@ -11,12 +9,15 @@
 
 #include <filesystem>
 
+#include "core/fs.h"
+
 namespace berth::daemon {
 
 Status prepare_socket_path(const std::string& path) {
   sockaddr_un addr{};
   if (path.size() >= sizeof(addr.sun_path)) {
-    return invalid_argument("socket path \"{}\" is longer than {} bytes", path, sizeof(addr.sun_path) - 1);
+    return invalid_argument("socket path \"{}\" is longer than {} bytes", path,
+                            sizeof(addr.sun_path) - 1);
   }
   BERTH_RETURN_IF_ERROR(core::make_dirs(std::filesystem::path(path).parent_path().string(), 0711));
   struct stat st {};
@@ -39,7 +40,8 @@ Status prepare_socket_path(const std::string& path) {
   }
   if (err != ECONNREFUSED && err != ENOENT) return from_errno(err, "connect \"{}\"", path);
   // Nobody listens: a stale socket from a daemon that died. Safe to remove.
-  if (::unlink(path.c_str()) < 0 && errno != ENOENT) return from_errno(errno, "unlink stale socket \"{}\"", path);
+  if (::unlink(path.c_str()) < 0 && errno != ENOENT)
+    return from_errno(errno, "unlink stale socket \"{}\"", path);
   return Status();
 }
 

@@ -1,19 +1,17 @@
 // berthd end to end: containerd's own ctr and berth against a private daemon.
-#include "tests/e2e/harness.h"
-
-#include "grpc/health/v1/health.grpc.pb.h"
-
+#include <gmock/gmock.h>
 #include <grpcpp/grpcpp.h>
-#include <nlohmann/json.hpp>
+#include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "tests/e2e/harness.h"
 
 namespace berth::e2e {
 namespace {
@@ -115,8 +113,8 @@ TEST_F(DaemonTest, BerthCliTablesAndJson) {
 
 TEST_F(DaemonTest, InvalidNamespaceNamesAreRejectedClearly) {
   start();
-  for (const std::string& bad : {std::string("bad name"), std::string("-lead"), std::string("a..b"),
-                                 std::string(77, 'n')}) {
+  for (const std::string& bad :
+       {std::string("bad name"), std::string("-lead"), std::string("a..b"), std::string(77, 'n')}) {
     auto b = d_->berth({"ns", "create", "--", bad});
     EXPECT_EQ(b.exit_code, 1) << bad;
     EXPECT_THAT(b.err, HasSubstr("identifier")) << bad << diag(b);
@@ -163,7 +161,8 @@ TEST_F(DaemonTest, SecondDaemonOnSameRootIsRefused) {
   DaemonOptions o;
   o.write_paths = false;
   o.config = "version = 2\nroot = \"" + d_->root() + "\"\nstate = \"" + other->state() +
-             "\"\nplugin_dir = \"" BERTH_PLUGIN_DIR "\"\n[grpc]\n  address = \"" + other->address() + "\"\n";
+             "\"\nplugin_dir = \"" BERTH_PLUGIN_DIR "\"\n[grpc]\n  address = \"" +
+             other->address() + "\"\n";
   EXPECT_EQ(other->start_expect_exit(o), 1);
   EXPECT_THAT(other->log(), HasSubstr("another berthd (pid " + std::to_string(d_->pid()) + ")"));
 }
@@ -214,7 +213,8 @@ TEST_F(DaemonTest, RequiredPluginMissingFailsStartup) {
   DaemonOptions o;
   o.config = "required_plugins = [\"io.containerd.snapshotter.v1.zfs\"]\n";
   EXPECT_EQ(d_->start_expect_exit(o), 1);
-  EXPECT_THAT(d_->log(), HasSubstr("required plugin io.containerd.snapshotter.v1.zfs is not loaded"));
+  EXPECT_THAT(d_->log(),
+              HasSubstr("required plugin io.containerd.snapshotter.v1.zfs is not loaded"));
 }
 
 TEST_F(DaemonTest, DisabledPluginIsReportedAsSkipped) {

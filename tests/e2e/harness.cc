@@ -79,7 +79,8 @@ RunResult run(const std::vector<std::string>& argv_in, std::chrono::milliseconds
   int open_fds = 2;
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (open_fds > 0) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
       result.timed_out = true;
       ::kill(pid, SIGKILL);

@@ -3,8 +3,6 @@
 // directory is removed when the test ends, whether it passed or not.
 #pragma once
 
-#include "core/fs.h"
-
 #include <sys/types.h>
 
 #include <chrono>
@@ -13,6 +11,8 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "core/fs.h"
 
 namespace berth::e2e {
 
@@ -47,7 +47,8 @@ class Daemon {
   // error text (log) when it did not come up.
   std::optional<std::string> start(const DaemonOptions& options = {});
   // Starts berthd and waits for it to exit (for startup failures). Returns its exit code.
-  int start_expect_exit(const DaemonOptions& options, std::chrono::milliseconds timeout = std::chrono::seconds(20));
+  int start_expect_exit(const DaemonOptions& options,
+                        std::chrono::milliseconds timeout = std::chrono::seconds(20));
   // SIGTERM, wait; SIGKILL after 10 s. Returns the exit code (-1 if not running).
   int stop();
 

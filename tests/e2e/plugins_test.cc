@@ -1,13 +1,12 @@
 // Plugin modules end to end: broken modules are reported with their file name and the daemon
 // keeps going; an out-of-tree plugin built against the installed SDK is loaded and configured.
-#include "tests/e2e/harness.h"
-
-#include <nlohmann/json.hpp>
-
-#include <filesystem>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "tests/e2e/harness.h"
 
 namespace berth::e2e {
 namespace {
@@ -30,8 +29,9 @@ TEST(PluginModules, BrokenModulesAreReportedAndDaemonGoesOn) {
   auto d = Daemon::create();
   std::string tp = BERTH_TEST_PLUGIN_DIR;
   DaemonOptions o;
-  o.plugin_dir = make_plugin_dir(d->dir() + "/plugins", {tp + "/test-bad-abi.so", tp + "/test-no-entry.so",
-                                                         tp + "/test-throwing-init.so", tp + "/test-duplicate.so"});
+  o.plugin_dir = make_plugin_dir(d->dir() + "/plugins",
+                                 {tp + "/test-bad-abi.so", tp + "/test-no-entry.so",
+                                  tp + "/test-throwing-init.so", tp + "/test-duplicate.so"});
   auto err = d->start(o);
   ASSERT_FALSE(err.has_value()) << *err;
   std::string log = d->log();
@@ -68,9 +68,10 @@ TEST(PluginModules, OutOfTreePluginBuiltAgainstInstalledSdk) {
   ASSERT_TRUE(fs::exists(prefix + "/include/berth/plugin.h"));
 
   std::string build = d->dir() + "/example-build";
-  auto configure = run({BERTH_CMAKE_COMMAND, "-S", std::string(BERTH_SOURCE_DIR) + "/tests/sdk/example", "-B",
-                        build, "-G", "Ninja", "-DCMAKE_PREFIX_PATH=" + prefix},
-                       std::chrono::minutes(5));
+  auto configure =
+      run({BERTH_CMAKE_COMMAND, "-S", std::string(BERTH_SOURCE_DIR) + "/tests/sdk/example", "-B",
+           build, "-G", "Ninja", "-DCMAKE_PREFIX_PATH=" + prefix},
+          std::chrono::minutes(5));
   ASSERT_EQ(configure.exit_code, 0) << configure.out << configure.err;
   auto compile = run({BERTH_CMAKE_COMMAND, "--build", build}, std::chrono::minutes(5));
   ASSERT_EQ(compile.exit_code, 0) << compile.out << compile.err;

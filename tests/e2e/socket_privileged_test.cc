@@ -1,11 +1,10 @@
 // The socket's owner group comes from [grpc] gid (chown needs root).
-#include "tests/e2e/harness.h"
-
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
+#include "tests/e2e/harness.h"
 
 namespace berth::e2e {
 namespace {

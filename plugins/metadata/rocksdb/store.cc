@@ -1,12 +1,12 @@
 #include "plugins/metadata/rocksdb/store.h"
 
 #include <berth/identifiers.h>
-
-#include "core/fs.h"
-
-#include <nlohmann/json.hpp>
 #include <rocksdb/cache.h>
 #include <rocksdb/table.h>
+
+#include <nlohmann/json.hpp>
+
+#include "core/fs.h"
 
 namespace berth::plugins::metadata {
 namespace {
@@ -38,7 +38,8 @@ Result<Namespace> decode(std::string_view name, const std::string& value) {
     auto j = json::parse(value);
     if (j.contains("labels")) ns.labels = j["labels"].get<std::map<std::string, std::string>>();
   } catch (const std::exception& e) {
-    return Status(Code::kDataLoss, fmt::format("namespace \"{}\": corrupt record: {}", name, e.what()));
+    return Status(Code::kDataLoss,
+                  fmt::format("namespace \"{}\": corrupt record: {}", name, e.what()));
   }
   return ns;
 }
@@ -144,7 +145,8 @@ Status RocksStore::create(const Namespace& ns) {
 
 Result<Namespace> RocksStore::get(std::string_view name) {
   std::string value;
-  auto s = db_->Get(rocksdb::ReadOptions(), family(kNamespaces), rocksdb::Slice(name.data(), name.size()), &value);
+  auto s = db_->Get(rocksdb::ReadOptions(), family(kNamespaces),
+                    rocksdb::Slice(name.data(), name.size()), &value);
   if (s.IsNotFound()) return not_found("namespace \"{}\" not found", name);
   if (!s.ok()) return db_error(s, "get");
   return decode(name, value);
@@ -152,7 +154,8 @@ Result<Namespace> RocksStore::get(std::string_view name) {
 
 Result<std::vector<Namespace>> RocksStore::list() {
   std::vector<Namespace> out;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), family(kNamespaces)));
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), family(kNamespaces)));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     BERTH_TRY(auto ns, decode(it->key().ToStringView(), it->value().ToString()));
     out.push_back(std::move(ns));
@@ -180,7 +183,8 @@ Result<Namespace> RocksStore::update(const Namespace& ns, const std::vector<std:
           current.labels[key] = it->second;
         }
       } else {
-        return invalid_argument("namespace \"{}\": cannot update field \"{}\" (only labels)", ns.name, p);
+        return invalid_argument("namespace \"{}\": cannot update field \"{}\" (only labels)",
+                                ns.name, p);
       }
     }
   }
@@ -196,9 +200,10 @@ Status RocksStore::remove(std::string_view name) {
   BERTH_TRY(auto current, get(name));
   BERTH_TRY(bool empty, namespace_empty(name));
   if (!empty) {
-    return failed_precondition("namespace \"{}\" must be empty, but it still has content, images, "
-                               "containers, snapshots or leases",
-                               name);
+    return failed_precondition(
+        "namespace \"{}\" must be empty, but it still has content, images, "
+        "containers, snapshots or leases",
+        name);
   }
   rocksdb::WriteOptions wo;
   wo.sync = true;
@@ -210,7 +215,8 @@ Status RocksStore::remove(std::string_view name) {
 Result<bool> RocksStore::namespace_empty(std::string_view ns) {
   std::string prefix = prefixed(ns, "");
   for (std::size_t i = 0; i < handle_names_.size(); ++i) {
-    if (handle_names_[i] == kNamespaces || handle_names_[i] == rocksdb::kDefaultColumnFamilyName) continue;
+    if (handle_names_[i] == kNamespaces || handle_names_[i] == rocksdb::kDefaultColumnFamilyName)
+      continue;
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), handles_[i]));
     it->Seek(prefix);
     if (it->Valid() && it->key().starts_with(prefix)) return false;
@@ -223,12 +229,14 @@ Status RocksStore::put(std::string_view kind, std::string_view ns, std::string_v
                        std::string_view value) {
   auto* cf = family(kind);
   if (!cf) return invalid_argument("unknown metadata kind \"{}\"", kind);
-  auto s = db_->Put(rocksdb::WriteOptions(), cf, prefixed(ns, key), rocksdb::Slice(value.data(), value.size()));
+  auto s = db_->Put(rocksdb::WriteOptions(), cf, prefixed(ns, key),
+                    rocksdb::Slice(value.data(), value.size()));
   if (!s.ok()) return db_error(s, "put");
   return Status();
 }
 
-Result<std::string> RocksStore::get_raw(std::string_view kind, std::string_view ns, std::string_view key) {
+Result<std::string> RocksStore::get_raw(std::string_view kind, std::string_view ns,
+                                        std::string_view key) {
   auto* cf = family(kind);
   if (!cf) return invalid_argument("unknown metadata kind \"{}\"", kind);
   std::string value;

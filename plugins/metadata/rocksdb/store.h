@@ -7,7 +7,6 @@
 #pragma once
 
 #include <berth/metadata.h>
-
 #include <rocksdb/db.h>
 
 #include <memory>
@@ -43,7 +42,8 @@ class RocksStore final : public berth::metadata::MetadataStore,
   Status remove(std::string_view name) override;
 
   // Generic access for other stores in this plugin (and tests): kind is a column family name.
-  Status put(std::string_view kind, std::string_view ns, std::string_view key, std::string_view value);
+  Status put(std::string_view kind, std::string_view ns, std::string_view key,
+             std::string_view value);
   Result<std::string> get_raw(std::string_view kind, std::string_view ns, std::string_view key);
   Status erase(std::string_view kind, std::string_view ns, std::string_view key);
   // True when no family other than "namespaces" holds a key under `ns`.

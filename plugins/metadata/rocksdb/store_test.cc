@@ -1,10 +1,10 @@
 #include "plugins/metadata/rocksdb/store.h"
 
-#include "core/fs.h"
-
 #include <gtest/gtest.h>
 
 #include <thread>
+
+#include "core/fs.h"
 
 namespace berth::plugins::metadata {
 namespace {

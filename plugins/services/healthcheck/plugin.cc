@@ -2,10 +2,10 @@
 // server accepts calls, so Check answers SERVING for the server ("") and for every service name.
 #include <berth/grpc.h>
 
-#include "grpc/health/v1/health.grpc.pb.h"
-
 #include <chrono>
 #include <thread>
+
+#include "grpc/health/v1/health.grpc.pb.h"
 
 namespace berth::plugins::services {
 namespace {

@@ -25,7 +25,8 @@ IntrospectionService::IntrospectionService(const PluginSet& plugins, std::string
 
 grpc::Status IntrospectionService::Plugins(grpc::ServerContext*, const pb::PluginsRequest* req,
                                            pb::PluginsResponse* out) {
-  auto filter = core::Filter::parse(std::vector<std::string>(req->filters().begin(), req->filters().end()));
+  auto filter =
+      core::Filter::parse(std::vector<std::string>(req->filters().begin(), req->filters().end()));
   if (!filter.ok()) return to_grpc(filter.status());
   for (const auto& info : plugins_.list()) {
     auto adaptor = [&](const std::vector<std::string>& path) -> std::optional<std::string> {
@@ -57,7 +58,8 @@ grpc::Status IntrospectionService::Plugins(grpc::ServerContext*, const pb::Plugi
       auto first = platform.find('/');
       auto second = first == std::string::npos ? std::string::npos : platform.find('/', first + 1);
       pl->set_os(platform.substr(0, first));
-      if (first != std::string::npos) pl->set_architecture(platform.substr(first + 1, second - first - 1));
+      if (first != std::string::npos)
+        pl->set_architecture(platform.substr(first + 1, second - first - 1));
       if (second != std::string::npos) pl->set_variant(platform.substr(second + 1));
     }
     for (const auto& [k, v] : info.exports) (*p->mutable_exports())[k] = v;

@@ -4,9 +4,9 @@
 
 #include <berth/grpc.h>
 
-#include "github.com/containerd/containerd/api/services/introspection/v1/introspection.grpc.pb.h"
-
 #include <mutex>
+
+#include "github.com/containerd/containerd/api/services/introspection/v1/introspection.grpc.pb.h"
 
 namespace berth::plugins::services {
 

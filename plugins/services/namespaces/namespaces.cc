@@ -52,7 +52,8 @@ grpc::Status NamespacesService::Create(grpc::ServerContext*, const pb::CreateNam
 grpc::Status NamespacesService::Update(grpc::ServerContext*, const pb::UpdateNamespaceRequest* req,
                                        pb::UpdateNamespaceResponse* out) {
   auto ns = from_proto(req->namespace_());
-  std::vector<std::string> paths(req->update_mask().paths().begin(), req->update_mask().paths().end());
+  std::vector<std::string> paths(req->update_mask().paths().begin(),
+                                 req->update_mask().paths().end());
   auto updated = store_->namespaces().update(ns, paths);
   if (!updated.ok()) return to_grpc(updated.status());
   to_proto(*updated, out->mutable_namespace_());

@@ -17,15 +17,20 @@ class NamespacesService final : public Plugin,
   void register_grpc(grpc::ServerBuilder& builder) override { builder.RegisterService(this); }
 
   using Pb = ::containerd::services::namespaces::v1::Namespace;
-  grpc::Status Get(grpc::ServerContext*, const ::containerd::services::namespaces::v1::GetNamespaceRequest*,
+  grpc::Status Get(grpc::ServerContext*,
+                   const ::containerd::services::namespaces::v1::GetNamespaceRequest*,
                    ::containerd::services::namespaces::v1::GetNamespaceResponse*) override;
-  grpc::Status List(grpc::ServerContext*, const ::containerd::services::namespaces::v1::ListNamespacesRequest*,
+  grpc::Status List(grpc::ServerContext*,
+                    const ::containerd::services::namespaces::v1::ListNamespacesRequest*,
                     ::containerd::services::namespaces::v1::ListNamespacesResponse*) override;
-  grpc::Status Create(grpc::ServerContext*, const ::containerd::services::namespaces::v1::CreateNamespaceRequest*,
+  grpc::Status Create(grpc::ServerContext*,
+                      const ::containerd::services::namespaces::v1::CreateNamespaceRequest*,
                       ::containerd::services::namespaces::v1::CreateNamespaceResponse*) override;
-  grpc::Status Update(grpc::ServerContext*, const ::containerd::services::namespaces::v1::UpdateNamespaceRequest*,
+  grpc::Status Update(grpc::ServerContext*,
+                      const ::containerd::services::namespaces::v1::UpdateNamespaceRequest*,
                       ::containerd::services::namespaces::v1::UpdateNamespaceResponse*) override;
-  grpc::Status Delete(grpc::ServerContext*, const ::containerd::services::namespaces::v1::DeleteNamespaceRequest*,
+  grpc::Status Delete(grpc::ServerContext*,
+                      const ::containerd::services::namespaces::v1::DeleteNamespaceRequest*,
                       google::protobuf::Empty*) override;
 
  private:

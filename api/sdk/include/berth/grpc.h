@@ -4,7 +4,6 @@
 
 #include <berth/identifiers.h>
 #include <berth/plugin.h>
-
 #include <grpcpp/grpcpp.h>
 
 #include <optional>

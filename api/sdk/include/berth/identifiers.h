@@ -31,13 +31,12 @@ inline Status validate_identifier(std::string_view id) {
     } else if ((c == '.' || c == '_' || c == '-') && !need_alnum) {
       need_alnum = true;
     } else {
-      return invalid_argument(
-          "identifier \"{}\" must match ^[A-Za-z0-9]+([._-][A-Za-z0-9]+)*$", id);
+      return invalid_argument("identifier \"{}\" must match ^[A-Za-z0-9]+([._-][A-Za-z0-9]+)*$",
+                              id);
     }
   }
   if (need_alnum) {
-    return invalid_argument("identifier \"{}\" must match ^[A-Za-z0-9]+([._-][A-Za-z0-9]+)*$",
-                            id);
+    return invalid_argument("identifier \"{}\" must match ^[A-Za-z0-9]+([._-][A-Za-z0-9]+)*$", id);
   }
   return Status();
 }

@@ -48,7 +48,7 @@ inline constexpr int kSdkAbiVersion = 1;
 #else
 #define BERTH_COMPILER_ID_ "unknown"
 #endif
-#define BERTH_SDK_ABI_KEY                                                          \
+#define BERTH_SDK_ABI_KEY                                                        \
   "berth-sdk-abi=1 compiler=" BERTH_COMPILER_ID_ " libstdc++=" BERTH_STRINGIFY_( \
       __GLIBCXX__) " cxx11-abi=" BERTH_STRINGIFY_(_GLIBCXX_USE_CXX11_ABI)
 #endif
@@ -201,11 +201,11 @@ Result<std::shared_ptr<const void>> config_value(T value) {
 }  // namespace berth
 
 // Declares a plugin module. `fn` is a function returning std::vector<berth::Registration>.
-#define BERTH_PLUGIN_MODULE(fn)                                                      \
+#define BERTH_PLUGIN_MODULE(fn)                                                          \
   extern "C" __attribute__((visibility("default"))) const char* berth_plugin_abi_key() { \
-    return BERTH_SDK_ABI_KEY;                                                        \
-  }                                                                                  \
-  extern "C" __attribute__((visibility("default"))) void berth_plugin_register(      \
-      std::vector<::berth::Registration>* out) {                                     \
-    for (auto& r : fn()) out->push_back(std::move(r));                               \
+    return BERTH_SDK_ABI_KEY;                                                            \
+  }                                                                                      \
+  extern "C" __attribute__((visibility("default"))) void berth_plugin_register(          \
+      std::vector<::berth::Registration>* out) {                                         \
+    for (auto& r : fn()) out->push_back(std::move(r));                                   \
   }

@@ -13,7 +13,7 @@ namespace berth {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}        // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {  // NOLINT: implicit by design
     if (std::get<Status>(v_).ok()) {
       // An OK status carries no value: a programming error, not an input error.
@@ -21,10 +21,9 @@ class [[nodiscard]] Result {
       std::abort();
     }
   }
-  template <typename U,
-            typename = std::enable_if_t<std::is_constructible_v<T, U&&> &&
-                                        !std::is_same_v<std::decay_t<U>, Status> &&
-                                        !std::is_same_v<std::decay_t<U>, T>>>
+  template <typename U, typename = std::enable_if_t<std::is_constructible_v<T, U&&> &&
+                                                    !std::is_same_v<std::decay_t<U>, Status> &&
+                                                    !std::is_same_v<std::decay_t<U>, T>>>
   Result(U&& value) : v_(T(std::forward<U>(value))) {}  // NOLINT
 
   bool ok() const { return std::holds_alternative<T>(v_); }
@@ -46,7 +45,8 @@ class [[nodiscard]] Result {
  private:
   T& checked() {
     if (!ok()) {
-      fmt::print(stderr, "berth: value() on an error result: {}\n", std::get<Status>(v_).to_string());
+      fmt::print(stderr, "berth: value() on an error result: {}\n",
+                 std::get<Status>(v_).to_string());
       std::abort();
     }
     return std::get<T>(v_);

@@ -136,8 +136,9 @@ const char* errno_name(int err);
 
 template <typename... Args>
 Status from_errno(int err, fmt::format_string<Args...> f, Args&&... args) {
-  return Status(code_from_errno(err), fmt::format("{}: {} ({})", fmt::format(f, std::forward<Args>(args)...),
-                                                  errno_name(err), std::strerror(err)));
+  return Status(code_from_errno(err),
+                fmt::format("{}: {} ({})", fmt::format(f, std::forward<Args>(args)...),
+                            errno_name(err), std::strerror(err)));
 }
 
 inline Code code_from_errno(int err) {
@@ -175,8 +176,8 @@ inline const char* errno_name(int err) {
 #define BERTH_CONCAT_(a, b) BERTH_CONCAT_INNER_(a, b)
 
 // Returns the Status from the enclosing function when it is not OK.
-#define BERTH_RETURN_IF_ERROR(expr)                                   \
-  do {                                                                \
-    ::berth::Status berth_status_ = (expr);                           \
-    if (!berth_status_.ok()) return berth_status_;                    \
+#define BERTH_RETURN_IF_ERROR(expr)                \
+  do {                                             \
+    ::berth::Status berth_status_ = (expr);        \
+    if (!berth_status_.ok()) return berth_status_; \
   } while (0)
