@@ -200,7 +200,8 @@ TEST_F(DaemonTest, BadPluginConfigFailsStartup) {
   DaemonOptions o;
   o.config = "[plugins.\"io.containerd.metadata.v1.rocksdb\"]\n  cache = 1\n";
   EXPECT_EQ(d_->start_expect_exit(o), 1);
-  EXPECT_THAT(d_->log(), HasSubstr("io.containerd.metadata.v1.rocksdb takes no configuration"));
+  EXPECT_THAT(d_->log(), HasSubstr("plugins.\\\"io.containerd.metadata.v1.rocksdb\\\".cache"));
+  EXPECT_THAT(d_->log(), HasSubstr("unknown key"));
 }
 
 TEST_F(DaemonTest, MissingExplicitConfigFileIsAnError) {

@@ -1,5 +1,8 @@
 #include "plugins/metadata/rocksdb/store.h"
 
+#include "plugins/metadata/rocksdb/content_view.h"
+#include "plugins/metadata/rocksdb/lease_store.h"
+
 #include <berth/identifiers.h>
 #include <rocksdb/cache.h>
 #include <rocksdb/table.h>
@@ -16,14 +19,7 @@ using nlohmann::json;
 
 constexpr std::string_view kNamespaces = "namespaces";
 
-std::string prefixed(std::string_view ns, std::string_view key) {
-  std::string k;
-  k.reserve(ns.size() + 1 + key.size());
-  k.append(ns);
-  k.push_back('\0');
-  k.append(key);
-  return k;
-}
+std::string prefixed(std::string_view ns, std::string_view key) { return RocksStore::key(ns, key); }
 
 std::string encode(const Namespace& ns) {
   json j;
@@ -47,8 +43,9 @@ Result<Namespace> decode(std::string_view name, const std::string& value) {
 }  // namespace
 
 const std::vector<std::string>& RocksStore::kinds() {
-  static const std::vector<std::string> k = {"namespaces", "images",    "containers", "content",
-                                             "ingests",    "snapshots", "leases",     "sandboxes"};
+  static const std::vector<std::string> k = {
+      "namespaces", "images", "containers", "content",         "ingests",
+      "snapshots",  "leases", "sandboxes",  "lease_resources"};
   return k;
 }
 
@@ -90,7 +87,7 @@ Result<std::shared_ptr<RocksStore>> RocksStore::open(const StoreOptions& options
   }
 
   auto store = std::shared_ptr<RocksStore>(new RocksStore());
-  store->path_ = options.path;
+  store->options_ = options;
   rocksdb::DB* db = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db_opts, options.path, families, &store->handles_, &db);
   if (!s.ok()) {
@@ -102,6 +99,8 @@ Result<std::shared_ptr<RocksStore>> RocksStore::open(const StoreOptions& options
   }
   store->db_.reset(db);
   store->handle_names_ = std::move(names);
+  store->content_ = std::make_shared<ContentView>(*store);
+  store->leases_ = std::make_unique<LeaseStore>(*store);
   return store;
 }
 
@@ -113,7 +112,7 @@ Status RocksStore::close() {
   handles_.clear();
   rocksdb::Status s = db_->Close();
   db_.reset();
-  if (!s.ok()) return internal_error("close metadata database \"{}\": {}", path_, s.ToString());
+  if (!s.ok()) return internal_error("close metadata database \"{}\": {}", options_.path, s.ToString());
   return Status();
 }
 
@@ -125,7 +124,7 @@ rocksdb::ColumnFamilyHandle* RocksStore::family(std::string_view kind) const {
 }
 
 Status RocksStore::db_error(const rocksdb::Status& s, std::string_view op) const {
-  return internal_error("metadata {} in \"{}\": {}", op, path_, s.ToString());
+  return internal_error("metadata {} in \"{}\": {}", op, options_.path, s.ToString());
 }
 
 Status RocksStore::create(const Namespace& ns) {
@@ -196,6 +195,9 @@ Result<Namespace> RocksStore::update(const Namespace& ns, const std::vector<std:
 }
 
 Status RocksStore::remove(std::string_view name) {
+  // Exclusive: no object can be created in the namespace between the emptiness check and the
+  // delete (object writes hold the lock shared).
+  std::unique_lock gc(gc_mu_);
   std::lock_guard lock(namespace_mu_);
   BERTH_TRY(auto current, get(name));
   BERTH_TRY(bool empty, namespace_empty(name));
@@ -252,6 +254,98 @@ Status RocksStore::erase(std::string_view kind, std::string_view ns, std::string
   auto s = db_->Delete(rocksdb::WriteOptions(), cf, prefixed(ns, key));
   if (!s.ok()) return db_error(s, "delete");
   return Status();
+}
+
+std::string RocksStore::key(std::string_view ns, std::string_view k) {
+  std::string out;
+  out.reserve(ns.size() + 1 + k.size());
+  out.append(ns);
+  out.push_back('\0');
+  out.append(k);
+  return out;
+}
+
+std::string RocksStore::lease_resource_key(std::string_view ns, std::string_view lease,
+                                           std::string_view type, std::string_view id) {
+  std::string out = key(ns, lease);
+  out.push_back('\0');
+  out.append(type);
+  out.push_back('\0');
+  out.append(id);
+  return out;
+}
+
+std::shared_ptr<content::Store> RocksStore::content() { return content_; }
+
+berth::leases::Manager& RocksStore::leases() { return *leases_; }
+
+std::mutex& RocksStore::key_lock(std::string_view kind, std::string_view k) {
+  std::size_t h = std::hash<std::string_view>()(k) ^ (std::hash<std::string_view>()(kind) << 1);
+  return key_locks_[h % key_locks_.size()];
+}
+
+Status RocksStore::ensure_namespace(rocksdb::WriteBatch& batch, std::string_view ns) {
+  BERTH_RETURN_IF_ERROR(validate_identifier(ns));
+  std::string value;
+  auto s = db_->Get(rocksdb::ReadOptions(), family(kNamespaces), rocksdb::Slice(ns.data(), ns.size()),
+                    &value);
+  if (s.ok()) return Status();
+  if (!s.IsNotFound()) return db_error(s, "get");
+  batch.Put(family(kNamespaces), rocksdb::Slice(ns.data(), ns.size()), encode(Namespace{std::string(ns), {}}));
+  return Status();
+}
+
+Status RocksStore::attach_to_lease(rocksdb::WriteBatch& batch, const RequestContext& ctx,
+                                   std::string_view type, std::string_view id) {
+  if (ctx.lease.empty()) return Status();
+  BERTH_TRY(auto lease, read("leases", key(ctx.ns, ctx.lease)));
+  if (!lease) return not_found("lease \"{}\" not found in namespace \"{}\"", ctx.lease, ctx.ns);
+  batch.Put(family("lease_resources"), lease_resource_key(ctx.ns, ctx.lease, type, id), "");
+  return Status();
+}
+
+Status RocksStore::write(rocksdb::WriteBatch& batch) {
+  auto s = db_->Write(rocksdb::WriteOptions(), &batch);
+  if (!s.ok()) return db_error(s, "write");
+  return Status();
+}
+
+Result<std::optional<std::string>> RocksStore::read(std::string_view kind, const std::string& k) {
+  auto* cf = family(kind);
+  if (!cf) return invalid_argument("unknown metadata kind \"{}\"", kind);
+  std::string value;
+  auto s = db_->Get(rocksdb::ReadOptions(), cf, k, &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return db_error(s, "get");
+  return std::optional<std::string>(std::move(value));
+}
+
+Status RocksStore::scan(std::string_view kind, std::string_view ns,
+                        const std::function<Status(std::string_view, std::string_view)>& fn) {
+  auto* cf = family(kind);
+  if (!cf) return invalid_argument("unknown metadata kind \"{}\"", kind);
+  std::string prefix = key(ns, "");
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    std::string_view k = it->key().ToStringView().substr(prefix.size());
+    BERTH_RETURN_IF_ERROR(fn(k, it->value().ToStringView()));
+  }
+  if (!it->status().ok()) return db_error(it->status(), "scan");
+  return Status();
+}
+
+void RocksStore::set_mutation_listener(std::function<void(bool)> listener) {
+  std::lock_guard lock(listener_mu_);
+  listener_ = std::move(listener);
+}
+
+void RocksStore::notify_mutation(bool deletion) {
+  std::function<void(bool)> l;
+  {
+    std::lock_guard lock(listener_mu_);
+    l = listener_;
+  }
+  if (l) l(deletion);
 }
 
 }  // namespace berth::plugins::metadata

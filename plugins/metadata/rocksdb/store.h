@@ -3,25 +3,47 @@
 // Layout: one column family per object kind. The "namespaces" family is keyed by namespace name;
 // every other family is keyed "<namespace>\0<key>", so a namespace's objects are one prefix scan
 // away and a namespace can only be deleted when every family is empty under its prefix.
-// Values are JSON documents (small, schema-tolerant across versions).
+// Values are JSON documents (records.h).
+//
+// Concurrency: ordinary mutations hold gc_lock() shared, so they run in parallel (RocksDB
+// serialises only the WAL append); the garbage collector holds it exclusively while it marks and
+// sweeps. Read-modify-write of one key takes a striped key lock.
 #pragma once
 
 #include <berth/metadata.h>
-#include <rocksdb/db.h>
 
+#include "plugins/metadata/rocksdb/records.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
+#include <array>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
 namespace berth::plugins::metadata {
 
+class ContentView;
+class LeaseStore;
+
+enum class SharingPolicy { kShared, kIsolated };
+
 struct StoreOptions {
   std::string path;  // database directory
+  std::shared_ptr<content::Store> backend;  // may be null (namespace-only use, tests)
+  SharingPolicy content_sharing = SharingPolicy::kShared;
+  // Ingests not held by a lease expire after this long.
+  std::chrono::milliseconds ingest_expiry = std::chrono::hours(24);
 };
 
 class RocksStore final : public berth::metadata::MetadataStore,
-                         public berth::metadata::NamespaceStore {
+                         public berth::metadata::NamespaceStore,
+                         public berth::gc::Collector,
+                         public std::enable_shared_from_this<RocksStore> {
  public:
   // Column families every version of Berth creates, so an older binary can open a newer db.
   static const std::vector<std::string>& kinds();
@@ -31,6 +53,9 @@ class RocksStore final : public berth::metadata::MetadataStore,
 
   // MetadataStore
   berth::metadata::NamespaceStore& namespaces() override { return *this; }
+  std::shared_ptr<content::Store> content() override;
+  berth::leases::Manager& leases() override;
+  berth::gc::Collector& collector() override { return *this; }
   Status close() override;
 
   // NamespaceStore
@@ -41,7 +66,35 @@ class RocksStore final : public berth::metadata::MetadataStore,
                                             const std::vector<std::string>& paths) override;
   Status remove(std::string_view name) override;
 
-  // Generic access for other stores in this plugin (and tests): kind is a column family name.
+  // Collector (gc.cc)
+  Result<berth::gc::Stats> collect() override;
+  void set_mutation_listener(std::function<void(bool deletion)> listener) override;
+
+  // --- for the stores in this plugin ---
+  static std::string key(std::string_view ns, std::string_view k);
+  static std::string lease_resource_key(std::string_view ns, std::string_view lease,
+                                        std::string_view type, std::string_view id);
+  rocksdb::DB& db() { return *db_; }
+  rocksdb::ColumnFamilyHandle* family(std::string_view kind) const;
+  std::shared_mutex& gc_lock() { return gc_mu_; }
+  std::mutex& key_lock(std::string_view kind, std::string_view key);
+  const StoreOptions& options() const { return options_; }
+
+  // Adds the namespace record to `batch` when the namespace does not exist yet (objects create
+  // their namespace implicitly, as in containerd).
+  Status ensure_namespace(rocksdb::WriteBatch& batch, std::string_view ns);
+  // When ctx carries a lease: checks it exists and adds the resource to `batch`.
+  Status attach_to_lease(rocksdb::WriteBatch& batch, const RequestContext& ctx,
+                         std::string_view type, std::string_view id);
+  Status write(rocksdb::WriteBatch& batch);
+  Result<std::optional<std::string>> read(std::string_view kind, const std::string& key);
+  // Calls fn(key without namespace prefix, value) for every key of `kind` in `ns`.
+  Status scan(std::string_view kind, std::string_view ns,
+              const std::function<Status(std::string_view, std::string_view)>& fn);
+  void notify_mutation(bool deletion);
+  Status db_error(const rocksdb::Status& s, std::string_view op) const;
+
+  // Generic access (tests, and kinds without a store yet).
   Status put(std::string_view kind, std::string_view ns, std::string_view key,
              std::string_view value);
   Result<std::string> get_raw(std::string_view kind, std::string_view ns, std::string_view key);
@@ -51,16 +104,20 @@ class RocksStore final : public berth::metadata::MetadataStore,
 
  private:
   RocksStore() = default;
-  rocksdb::ColumnFamilyHandle* family(std::string_view kind) const;
-  Status db_error(const rocksdb::Status& s, std::string_view op) const;
 
-  std::string path_;
+  StoreOptions options_;
   std::unique_ptr<rocksdb::DB> db_;
-  std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // parallel to kinds() with "default" first
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // parallel to handle_names_
   std::vector<std::string> handle_names_;
   // Namespace create/update/delete are read-check-write sequences; they are rare, so one mutex
-  // serialises them. Object writes in other families never take it.
+  // serialises them. Object writes never take it.
   std::mutex namespace_mu_;
+  std::shared_mutex gc_mu_;
+  std::array<std::mutex, 64> key_locks_;
+  std::mutex listener_mu_;
+  std::function<void(bool)> listener_;
+  std::shared_ptr<ContentView> content_;
+  std::unique_ptr<LeaseStore> leases_;
 };
 
 }  // namespace berth::plugins::metadata

@@ -2,6 +2,9 @@
 // Thread-safe; every method may be called concurrently from gRPC handlers.
 #pragma once
 
+#include <berth/content.h>
+#include <berth/gc.h>
+#include <berth/leases.h>
 #include <berth/plugin.h>
 
 #include <map>
@@ -33,6 +36,10 @@ class BERTH_API NamespaceStore {
 class BERTH_API MetadataStore : public virtual Plugin {
  public:
   virtual NamespaceStore& namespaces() = 0;
+  // The namespaced view of the backend content store: what clients see.
+  virtual std::shared_ptr<content::Store> content() = 0;
+  virtual leases::Manager& leases() = 0;
+  virtual gc::Collector& collector() = 0;
 };
 
 }  // namespace berth::metadata

@@ -1,0 +1,226 @@
+// Garbage collection over the metadata store (mark and sweep), then over the backend.
+//
+// Roots: unexpired leases and their resources; images (target and gc.ref labels); containers
+// (gc.ref labels); content labelled containerd.io/gc.root; ingests whose expiry is in the future.
+// Edges: content -> the values of its containerd.io/gc.ref.content* labels (same namespace),
+// ingest -> its expected digest. Leases labelled containerd.io/gc.flat hold only their direct
+// resources. Everything unmarked is deleted; then blobs and backend ingests that no namespace
+// references are removed. The whole pass holds the store's gc lock exclusively, so no write can
+// slip in between mark and sweep.
+#include "plugins/metadata/rocksdb/store.h"
+
+#include <berth/leases.h>
+
+#include "core/log.h"
+#include "core/time.h"
+
+#include <deque>
+#include <set>
+
+namespace berth::plugins::metadata {
+namespace {
+
+constexpr std::string_view kContentRef = "containerd.io/gc.ref.content";
+constexpr std::string_view kGcRoot = "containerd.io/gc.root";
+
+struct Node {
+  std::string ns;
+  std::string digest;
+  bool follow;
+};
+
+// Splits "<ns>\0<rest>".
+std::pair<std::string_view, std::string_view> split_key(std::string_view k) {
+  auto sep = k.find('\0');
+  if (sep == std::string_view::npos) return {k, {}};
+  return {k.substr(0, sep), k.substr(sep + 1)};
+}
+
+bool is_content_ref(std::string_view label) {
+  return label.substr(0, kContentRef.size()) == kContentRef &&
+         (label.size() == kContentRef.size() || label[kContentRef.size()] == '.' ||
+          label[kContentRef.size()] == '/');
+}
+
+}  // namespace
+
+Result<berth::gc::Stats> RocksStore::collect() {
+  auto started = std::chrono::steady_clock::now();
+  berth::gc::Stats stats;
+  std::unique_lock lock(gc_mu_);
+  const std::int64_t now = core::to_unix_nanos(std::chrono::system_clock::now());
+  std::optional<std::int64_t> next_expiry;
+  auto note_expiry = [&](std::int64_t t) {
+    if (t > now && (!next_expiry || t < *next_expiry)) next_expiry = t;
+  };
+
+  auto for_all = [&](std::string_view kind,
+                     const std::function<Status(std::string_view, std::string_view)>& fn) -> Status {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), family(kind)));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      BERTH_RETURN_IF_ERROR(fn(it->key().ToStringView(), it->value().ToStringView()));
+    }
+    if (!it->status().ok()) return db_error(it->status(), "gc scan");
+    return Status();
+  };
+
+  std::set<std::string> marked_content;  // full keys <ns>\0<digest>
+  std::set<std::string> marked_ingests;  // full keys <ns>\0<ref>
+  std::deque<Node> queue;
+  auto mark_content = [&](std::string_view ns, std::string_view digest, bool follow) {
+    if (digest.empty()) return;
+    std::string k = key(ns, digest);
+    if (marked_content.insert(k).second) queue.push_back({std::string(ns), std::string(digest), follow});
+  };
+  auto mark_labels = [&](std::string_view ns, const Labels& labels) {
+    for (const auto& [lk, lv] : labels) {
+      if (is_content_ref(lk)) mark_content(ns, lv, true);
+    }
+  };
+
+  // Leases: live ones are roots; expired ones are swept.
+  std::set<std::string> live_leases, flat_leases, expired_leases;
+  BERTH_RETURN_IF_ERROR(for_all("leases", [&](std::string_view k, std::string_view v) -> Status {
+    auto r = decode_lease(v);
+    if (!r.ok()) return Status();  // a corrupt lease protects nothing
+    if (auto it = r->labels.find(std::string(berth::leases::kExpireLabel)); it != r->labels.end()) {
+      auto t = core::parse_rfc3339(it->second);
+      if (t.ok() && core::to_unix_nanos(*t) <= now) {
+        expired_leases.emplace(k);
+        return Status();
+      }
+      if (t.ok()) note_expiry(core::to_unix_nanos(*t));
+    }
+    live_leases.emplace(k);
+    if (r->labels.count(std::string(berth::leases::kFlatLabel))) flat_leases.emplace(k);
+    return Status();
+  }));
+  std::vector<std::string> orphan_resources;
+  BERTH_RETURN_IF_ERROR(for_all("lease_resources", [&](std::string_view k, std::string_view) -> Status {
+    // <ns>\0<lease>\0<type>\0<id>
+    auto [ns, rest] = split_key(k);
+    auto [lease, rest2] = split_key(rest);
+    auto [type, id] = split_key(rest2);
+    std::string lease_key = key(ns, lease);
+    if (!live_leases.count(lease_key)) {
+      if (!expired_leases.count(lease_key)) orphan_resources.emplace_back(k);
+      return Status();
+    }
+    bool follow = !flat_leases.count(lease_key);
+    if (type == "content") mark_content(ns, id, follow);
+    if (type == "ingests") marked_ingests.insert(key(ns, id));
+    return Status();
+  }));
+
+  BERTH_RETURN_IF_ERROR(for_all("images", [&](std::string_view k, std::string_view v) -> Status {
+    auto [ns, name] = split_key(k);
+    auto r = decode_image(v);
+    if (!r.ok()) return Status();
+    mark_content(ns, r->target_digest, true);
+    mark_labels(ns, r->labels);
+    return Status();
+  }));
+  BERTH_RETURN_IF_ERROR(for_all("containers", [&](std::string_view k, std::string_view v) -> Status {
+    auto [ns, id] = split_key(k);
+    auto r = decode_container(v);
+    if (r.ok()) mark_labels(ns, r->labels);
+    return Status();
+  }));
+  BERTH_RETURN_IF_ERROR(for_all("content", [&](std::string_view k, std::string_view v) -> Status {
+    auto r = decode_content(v);
+    if (r.ok() && r->labels.count(std::string(kGcRoot))) {
+      auto [ns, digest] = split_key(k);
+      mark_content(ns, digest, true);
+    }
+    return Status();
+  }));
+  BERTH_RETURN_IF_ERROR(for_all("ingests", [&](std::string_view k, std::string_view v) -> Status {
+    auto r = decode_ingest(v);
+    if (!r.ok()) return Status();
+    if (r->expires > now) {
+      marked_ingests.emplace(k);
+      note_expiry(r->expires);
+    }
+    if (marked_ingests.count(std::string(k)) && !r->expected.empty()) {
+      auto [ns, ref] = split_key(k);
+      mark_content(ns, r->expected, true);
+    }
+    return Status();
+  }));
+
+  // Follow content references.
+  while (!queue.empty()) {
+    Node n = std::move(queue.front());
+    queue.pop_front();
+    if (!n.follow) continue;
+    std::string value;
+    auto s = db_->Get(rocksdb::ReadOptions(), family("content"), key(n.ns, n.digest), &value);
+    if (!s.ok()) continue;
+    auto r = decode_content(value);
+    if (r.ok()) mark_labels(n.ns, r->labels);
+  }
+
+  // Sweep metadata in one batch.
+  rocksdb::WriteBatch batch;
+  std::set<std::string> referenced_digests;
+  BERTH_RETURN_IF_ERROR(for_all("content", [&](std::string_view k, std::string_view) -> Status {
+    if (marked_content.count(std::string(k))) {
+      referenced_digests.emplace(split_key(k).second);
+    } else {
+      batch.Delete(family("content"), rocksdb::Slice(k.data(), k.size()));
+      ++stats.content_removed;
+    }
+    return Status();
+  }));
+  std::set<std::string> live_backend_refs;
+  BERTH_RETURN_IF_ERROR(for_all("ingests", [&](std::string_view k, std::string_view v) -> Status {
+    auto r = decode_ingest(v);
+    if (marked_ingests.count(std::string(k))) {
+      if (r.ok()) live_backend_refs.insert(r->backend_ref);
+    } else {
+      batch.Delete(family("ingests"), rocksdb::Slice(k.data(), k.size()));
+      ++stats.ingests_removed;
+    }
+    return Status();
+  }));
+  for (const auto& k : expired_leases) {
+    batch.Delete(family("leases"), k);
+    std::string prefix = k + std::string(1, '\0');
+    batch.DeleteRange(family("lease_resources"), prefix, prefix + std::string(1, '\xff'));
+    ++stats.leases_removed;
+  }
+  for (const auto& k : orphan_resources) batch.Delete(family("lease_resources"), k);
+  BERTH_RETURN_IF_ERROR(write(batch));
+
+  // Backend: blobs and ingests that no namespace references any more.
+  if (auto* backend = options_.backend.get()) {
+    RequestContext ctx;
+    std::vector<std::string> unreferenced;
+    Status walk = backend->walk(ctx, {}, [&](const content::Info& info) {
+      if (!referenced_digests.count(info.digest)) unreferenced.push_back(info.digest);
+      return Status();
+    });
+    if (!walk.ok()) log::warn("gc: walking the content store failed", {{"error", walk}});
+    for (const auto& d : unreferenced) {
+      Status st = backend->remove(ctx, d);
+      if (st.ok()) {
+        ++stats.blobs_removed;
+      } else if (st.code() != Code::kNotFound) {
+        log::warn("gc: removing a blob failed", {{"digest", d}, {"error", st}});
+      }
+    }
+    if (auto ingests = backend->list_statuses(ctx, {}); ingests.ok()) {
+      for (const auto& s : *ingests) {
+        if (live_backend_refs.count(s.ref)) continue;
+        // Unavailable: a writer is active right now; it is reconsidered next time.
+        backend->abort(ctx, s.ref).ignore();
+      }
+    }
+  }
+  if (next_expiry) stats.next_expiry = core::from_unix_nanos(*next_expiry);
+  stats.duration = std::chrono::duration_cast<std::chrono::microseconds>(
+      std::chrono::steady_clock::now() - started);
+  return stats;
+}
+
+}  // namespace berth::plugins::metadata
