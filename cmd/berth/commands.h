@@ -15,5 +15,7 @@ void set_action(CLI::App* cmd, const GlobalOptions& global, Action action);
 void add_version_command(CLI::App& app, const GlobalOptions& global);
 void add_plugins_command(CLI::App& app, const GlobalOptions& global);
 void add_namespaces_command(CLI::App& app, const GlobalOptions& global);
+void add_content_command(CLI::App& app, const GlobalOptions& global);
+void add_leases_command(CLI::App& app, const GlobalOptions& global);
 
 }  // namespace berth::cli

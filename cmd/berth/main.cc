@@ -49,6 +49,8 @@ int main(int argc, char** argv) {
   add_version_command(app, global);
   add_plugins_command(app, global);
   add_namespaces_command(app, global);
+  add_content_command(app, global);
+  add_leases_command(app, global);
 
   CLI11_PARSE(app, argc, argv);
   return g_exit_code;

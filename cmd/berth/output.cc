@@ -1,6 +1,7 @@
 #include "cmd/berth/output.h"
 
 #include <algorithm>
+#include <cstdio>
 
 namespace berth::cli {
 
@@ -44,5 +45,34 @@ std::string join(const std::vector<std::string>& items, const std::string& sep,
 }
 
 void print_json(std::ostream& out, const nlohmann::json& j) { out << j.dump(2) << "\n"; }
+
+std::string human_size(std::int64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  if (u == 0) {
+    std::snprintf(buf, sizeof buf, "%lld B", static_cast<long long>(bytes));
+  } else {
+    std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
+  }
+  return buf;
+}
+
+std::string human_age(std::chrono::system_clock::time_point t) {
+  auto secs = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() - t).count();
+  if (secs < 0) secs = 0;
+  auto plural = [](long long n, const char* unit) {
+    return std::to_string(n) + " " + unit + (n == 1 ? "" : "s");
+  };
+  if (secs < 60) return plural(secs, "second");
+  if (secs < 3600) return plural(secs / 60, "minute");
+  if (secs < 86400) return plural(secs / 3600, "hour");
+  return plural(secs / 86400, "day");
+}
 
 }  // namespace berth::cli

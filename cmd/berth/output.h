@@ -1,6 +1,8 @@
 // Output helpers: aligned tables for people, JSON for programs (--format json).
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <ostream>
@@ -25,5 +27,9 @@ std::string join_labels(const std::map<std::string, std::string>& labels);
 std::string join(const std::vector<std::string>& items, const std::string& sep,
                  const std::string& empty = "-");
 void print_json(std::ostream& out, const nlohmann::json& j);
+// "3.0 MiB", "512 B".
+std::string human_size(std::int64_t bytes);
+// "5 seconds", "2 hours" since t.
+std::string human_age(std::chrono::system_clock::time_point t);
 
 }  // namespace berth::cli

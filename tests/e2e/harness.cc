@@ -49,7 +49,7 @@ std::optional<int> wait_for(pid_t pid, std::chrono::milliseconds timeout) {
 std::string bin(const std::string& name) { return std::string(BERTH_BIN_DIR) + "/" + name; }
 
 RunResult run(const std::vector<std::string>& argv_in, std::chrono::milliseconds timeout,
-              const std::map<std::string, std::string>& env) {
+              const std::map<std::string, std::string>& env, const std::string& stdin_path) {
   RunResult result;
   int out_pipe[2], err_pipe[2];
   if (::pipe2(out_pipe, O_CLOEXEC) < 0 || ::pipe2(err_pipe, O_CLOEXEC) < 0) {
@@ -66,8 +66,8 @@ RunResult run(const std::vector<std::string>& argv_in, std::chrono::milliseconds
   if (pid == 0) {
     ::dup2(out_pipe[1], 1);
     ::dup2(err_pipe[1], 2);
-    int devnull = ::open("/dev/null", O_RDONLY);
-    ::dup2(devnull, 0);
+    int in = ::open(stdin_path.empty() ? "/dev/null" : stdin_path.c_str(), O_RDONLY);
+    ::dup2(in, 0);
     ::execvpe(cargv[0], cargv.data(), cenv.data());
     std::fprintf(stderr, "exec %s: %s\n", cargv[0], std::strerror(errno));
     ::_exit(127);
@@ -202,16 +202,23 @@ std::string Daemon::log() const {
   return text.ok() ? *text : std::string();
 }
 
-RunResult Daemon::berth(const std::vector<std::string>& args) const {
+RunResult Daemon::berth(const std::vector<std::string>& args, const std::string& stdin_path) const {
   std::vector<std::string> argv = {bin("berth"), "-a", address()};
   argv.insert(argv.end(), args.begin(), args.end());
-  return run(argv);
+  return run(argv, std::chrono::seconds(120), {}, stdin_path);
 }
 
-RunResult Daemon::ctr(const std::vector<std::string>& args) const {
+RunResult Daemon::ctr(const std::vector<std::string>& args, const std::string& stdin_path) const {
   std::vector<std::string> argv = {"ctr", "-a", address()};
   argv.insert(argv.end(), args.begin(), args.end());
-  return run(argv);
+  return run(argv, std::chrono::seconds(120), {}, stdin_path);
+}
+
+void Daemon::kill9() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  wait_for(pid_, std::chrono::seconds(10));
+  pid_ = -1;
 }
 
 }  // namespace berth::e2e

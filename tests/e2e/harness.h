@@ -26,7 +26,7 @@ struct RunResult {
 // Runs argv[0] (looked up in PATH) with the given extra environment.
 RunResult run(const std::vector<std::string>& argv,
               std::chrono::milliseconds timeout = std::chrono::seconds(60),
-              const std::map<std::string, std::string>& env = {});
+              const std::map<std::string, std::string>& env = {}, const std::string& stdin_path = "");
 
 std::string bin(const std::string& name);  // build/bin/<name>
 
@@ -51,6 +51,8 @@ class Daemon {
                         std::chrono::milliseconds timeout = std::chrono::seconds(20));
   // SIGTERM, wait; SIGKILL after 10 s. Returns the exit code (-1 if not running).
   int stop();
+  // SIGKILL, as a crash would; returns once the process is gone.
+  void kill9();
 
   const std::string& dir() const { return dir_.path(); }
   std::string address() const { return dir_.path() + "/berth.sock"; }
@@ -61,9 +63,9 @@ class Daemon {
   pid_t pid() const { return pid_; }
 
   // berth -a <socket> args...
-  RunResult berth(const std::vector<std::string>& args) const;
+  RunResult berth(const std::vector<std::string>& args, const std::string& stdin_path = "") const;
   // containerd's ctr -a <socket> args...
-  RunResult ctr(const std::vector<std::string>& args) const;
+  RunResult ctr(const std::vector<std::string>& args, const std::string& stdin_path = "") const;
 
  private:
   explicit Daemon(core::TempDir dir) : dir_(std::move(dir)) {}

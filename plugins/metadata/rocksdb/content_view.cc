@@ -241,7 +241,16 @@ class ContentView::NsWriter final : public content::Writer {
     std::int64_t written = inner_->status().offset;
     std::string digest = inner_->digest();
     Status st = inner_->commit(size, expected, labels);
-    if (!st.ok() && st.code() != Code::kAlreadyExists) return st;
+    if (!st.ok() && st.code() != Code::kAlreadyExists) {
+      // Speak of the client's ref, not the backend's.
+      std::string msg = st.message();
+      std::string backend_ref = inner_->status().ref;
+      for (auto pos = msg.find(backend_ref); pos != std::string::npos && !backend_ref.empty();
+           pos = msg.find(backend_ref, pos + ref_.size())) {
+        msg.replace(pos, backend_ref.size(), ref_);
+      }
+      return Status(st.code(), msg);
+    }
     return view_.link(ctx_, digest, written, labels, ref_);
   }
 
@@ -295,7 +304,8 @@ Result<std::unique_ptr<content::Writer>> ContentView::writer(const RequestContex
   if (db_.options().content_sharing == SharingPolicy::kIsolated) backend_opts.expected.clear();
   BERTH_TRY(auto inner, b->writer(ctx, backend_opts));
   BERTH_RETURN_IF_ERROR(db_.write(batch));
-  db_.notify_mutation(false);
+  db_.notify_mutation(false, rec.expires ? std::optional<Timestamp>(core::from_unix_nanos(rec.expires))
+                                         : std::nullopt);
   return std::unique_ptr<content::Writer>(
       std::make_unique<NsWriter>(*this, ctx, options.ref, std::move(inner)));
 }

@@ -37,10 +37,11 @@ Result<Lease> LeaseStore::create(const RequestContext& ctx, const Lease& lease) 
     return invalid_argument("lease id: {}", st.message());
   }
   BERTH_RETURN_IF_ERROR(validate_labels(lease.labels));
+  std::optional<Timestamp> expires;
   if (auto it = lease.labels.find(std::string(berth::leases::kExpireLabel)); it != lease.labels.end()) {
-    if (auto t = core::parse_rfc3339(it->second); !t.ok()) {
-      return invalid_argument("label {}: {}", berth::leases::kExpireLabel, t.status().message());
-    }
+    auto t = core::parse_rfc3339(it->second);
+    if (!t.ok()) return invalid_argument("label {}: {}", berth::leases::kExpireLabel, t.status().message());
+    expires = *t;
   }
   std::shared_lock gc(db_.gc_lock());
   std::string k = RocksStore::key(ctx.ns, lease.id);
@@ -54,7 +55,7 @@ Result<Lease> LeaseStore::create(const RequestContext& ctx, const Lease& lease) 
   BERTH_RETURN_IF_ERROR(db_.ensure_namespace(batch, ctx.ns));
   batch.Put(db_.family("leases"), k, encode(r));
   BERTH_RETURN_IF_ERROR(db_.write(batch));
-  db_.notify_mutation(false);
+  db_.notify_mutation(false, expires);
   Lease out = lease;
   out.created_at = core::from_unix_nanos(r.created);
   return out;

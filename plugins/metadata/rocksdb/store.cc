@@ -334,18 +334,18 @@ Status RocksStore::scan(std::string_view kind, std::string_view ns,
   return Status();
 }
 
-void RocksStore::set_mutation_listener(std::function<void(bool)> listener) {
+void RocksStore::set_mutation_listener(std::function<void(const berth::gc::Mutation&)> listener) {
   std::lock_guard lock(listener_mu_);
   listener_ = std::move(listener);
 }
 
-void RocksStore::notify_mutation(bool deletion) {
-  std::function<void(bool)> l;
+void RocksStore::notify_mutation(bool deletion, std::optional<Timestamp> expires) {
+  std::function<void(const berth::gc::Mutation&)> l;
   {
     std::lock_guard lock(listener_mu_);
     l = listener_;
   }
-  if (l) l(deletion);
+  if (l) l(berth::gc::Mutation{deletion, expires});
 }
 
 }  // namespace berth::plugins::metadata

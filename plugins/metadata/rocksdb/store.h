@@ -68,7 +68,7 @@ class RocksStore final : public berth::metadata::MetadataStore,
 
   // Collector (gc.cc)
   Result<berth::gc::Stats> collect() override;
-  void set_mutation_listener(std::function<void(bool deletion)> listener) override;
+  void set_mutation_listener(std::function<void(const berth::gc::Mutation&)> listener) override;
 
   // --- for the stores in this plugin ---
   static std::string key(std::string_view ns, std::string_view k);
@@ -91,7 +91,7 @@ class RocksStore final : public berth::metadata::MetadataStore,
   // Calls fn(key without namespace prefix, value) for every key of `kind` in `ns`.
   Status scan(std::string_view kind, std::string_view ns,
               const std::function<Status(std::string_view, std::string_view)>& fn);
-  void notify_mutation(bool deletion);
+  void notify_mutation(bool deletion, std::optional<Timestamp> expires = std::nullopt);
   Status db_error(const rocksdb::Status& s, std::string_view op) const;
 
   // Generic access (tests, and kinds without a store yet).
@@ -115,7 +115,7 @@ class RocksStore final : public berth::metadata::MetadataStore,
   std::shared_mutex gc_mu_;
   std::array<std::mutex, 64> key_locks_;
   std::mutex listener_mu_;
-  std::function<void(bool)> listener_;
+  std::function<void(const berth::gc::Mutation&)> listener_;
   std::shared_ptr<ContentView> content_;
   std::unique_ptr<LeaseStore> leases_;
 };

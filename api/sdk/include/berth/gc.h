@@ -23,13 +23,19 @@ struct Stats {
   std::optional<Timestamp> next_expiry;
 };
 
+// What a successful write changed, as far as scheduling a collection is concerned.
+struct Mutation {
+  bool deletion = false;                 // something was removed or released
+  std::optional<Timestamp> expires;      // the write created something that expires then
+};
+
 class BERTH_API Collector {
  public:
   virtual ~Collector() = default;
   // Mark from roots, sweep metadata, then remove unreferenced backend objects.
   virtual Result<Stats> collect() = 0;
-  // Called after every successful mutation (deletion=true for removals); must be cheap.
-  virtual void set_mutation_listener(std::function<void(bool deletion)> listener) = 0;
+  // Called after every successful mutation; must be cheap and must not call back into the store.
+  virtual void set_mutation_listener(std::function<void(const Mutation&)> listener) = 0;
 };
 
 class BERTH_API Scheduler : public virtual Plugin {

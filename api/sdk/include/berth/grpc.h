@@ -2,8 +2,10 @@
 // conversions every service needs (Status <-> grpc::Status, namespace and lease headers).
 #pragma once
 
+#include <berth/context.h>
 #include <berth/identifiers.h>
 #include <berth/plugin.h>
+#include <google/protobuf/timestamp.pb.h>
 #include <grpcpp/grpcpp.h>
 
 #include <optional>
@@ -50,6 +52,27 @@ inline Result<std::string> request_namespace(const grpc::ServerContext& ctx) {
     return invalid_argument("namespace \"{}\": {}", *ns, st.message());
   }
   return *ns;
+}
+
+// The namespace, lease and liveness of a call, for the stores.
+inline Result<RequestContext> request_context(grpc::ServerContext& ctx) {
+  BERTH_TRY(auto ns, request_namespace(ctx));
+  RequestContext rc;
+  rc.ns = std::move(ns);
+  if (auto lease = header(ctx, kLeaseHeader)) rc.lease = *lease;
+  rc.cancelled = [&ctx] { return ctx.IsCancelled(); };
+  return rc;
+}
+
+inline void to_proto(Timestamp t, google::protobuf::Timestamp* out) {
+  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+  out->set_seconds(ns / 1'000'000'000);
+  out->set_nanos(static_cast<int>(ns % 1'000'000'000));
+}
+
+inline Timestamp from_proto(const google::protobuf::Timestamp& t) {
+  return Timestamp(std::chrono::duration_cast<Timestamp::duration>(
+      std::chrono::seconds(t.seconds()) + std::chrono::nanoseconds(t.nanos())));
 }
 
 }  // namespace berth

@@ -1,0 +1,241 @@
+// berth content ls|get|ingest|active|rm|label
+#include "cmd/berth/commands.h"
+#include "cmd/berth/output.h"
+
+#include <berth/grpc.h>
+
+#include "github.com/containerd/containerd/api/services/content/v1/content.grpc.pb.h"
+
+#include <unistd.h>
+
+#include <iostream>
+
+namespace berth::cli {
+namespace {
+
+namespace pb = ::containerd::services::content::v1;
+
+constexpr std::size_t kChunk = 1 << 20;
+
+nlohmann::json info_json(const pb::Info& i) {
+  return {{"digest", i.digest()},
+          {"size", i.size()},
+          {"created_at", i.created_at().seconds()},
+          {"updated_at", i.updated_at().seconds()},
+          {"labels", std::map<std::string, std::string>(i.labels().begin(), i.labels().end())}};
+}
+
+// Reads exactly up to n bytes from fd (short only at end of input).
+Result<std::size_t> read_full(int fd, char* buf, std::size_t n) {
+  std::size_t got = 0;
+  while (got < n) {
+    ssize_t r = ::read(fd, buf + got, n - got);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return from_errno(errno, "read standard input");
+    }
+    if (r == 0) break;
+    got += static_cast<std::size_t>(r);
+  }
+  return got;
+}
+
+Status ingest(Client& c, const std::string& ref, std::int64_t expected_size, const std::string& expected) {
+  auto ctx = c.context();
+  ctx->set_deadline(std::chrono::system_clock::time_point::max());  // as long as the input lasts
+  auto stream = pb::Content::NewStub(c.channel())->Write(ctx.get());
+  pb::WriteContentRequest req;
+  pb::WriteContentResponse resp;
+  req.set_action(pb::STAT);
+  req.set_ref(ref);
+  req.set_total(expected_size);
+  req.set_expected(expected);
+  auto finish = [&](std::string_view what) -> Status {
+    stream->WritesDone();
+    return c.check(stream->Finish(), what);
+  };
+  if (!stream->Write(req) || !stream->Read(&resp)) {
+    Status st = finish("ingest");
+    // The daemon already has these bytes (in this namespace or shared from another): done.
+    if (st.code() == Code::kAlreadyExists && !expected.empty()) {
+      std::cout << expected << "\n";
+      return Status();
+    }
+    return st;
+  }
+  // Resume: skip what the daemon already has.
+  std::int64_t offset = resp.offset();
+  std::vector<char> buf(kChunk);
+  for (std::int64_t skipped = 0; skipped < offset;) {
+    BERTH_TRY(auto n, read_full(0, buf.data(), static_cast<std::size_t>(std::min<std::int64_t>(kChunk, offset - skipped))));
+    if (n == 0) return invalid_argument("input is shorter ({} bytes) than what ingest \"{}\" already has ({})", skipped, ref, offset);
+    skipped += static_cast<std::int64_t>(n);
+  }
+  if (offset > 0) std::cerr << "resuming \"" << ref << "\" at offset " << offset << "\n";
+  for (;;) {
+    BERTH_TRY(auto n, read_full(0, buf.data(), buf.size()));
+    req.Clear();
+    bool last = n < buf.size();
+    req.set_action(last ? pb::COMMIT : pb::WRITE);
+    req.set_offset(offset);
+    req.set_data(buf.data(), n);
+    if (last) {
+      req.set_total(expected_size > 0 ? expected_size : offset + static_cast<std::int64_t>(n));
+      req.set_expected(expected);
+    }
+    if (!stream->Write(req) || !stream->Read(&resp)) return finish("ingest");
+    offset = resp.offset();
+    if (last) {
+      stream->WritesDone();
+      BERTH_RETURN_IF_ERROR(c.check(stream->Finish(), "ingest"));
+      std::cout << resp.digest() << "\n";
+      return Status();
+    }
+  }
+}
+
+}  // namespace
+
+void add_content_command(CLI::App& app, const GlobalOptions& global) {
+  auto* content = app.add_subcommand("content", "manage content (blobs) in the namespace");
+  content->require_subcommand(1);
+
+  static bool quiet = false;
+  static std::vector<std::string> filters;
+  auto* ls = content->add_subcommand("ls", "list blobs [FILTER...]")->alias("list");
+  ls->add_flag("--quiet,-q", quiet, "print only digests");
+  ls->add_option("filters", filters, "filters, e.g. labels.\"containerd.io/gc.root\"");
+  set_action(ls, global, [&global](Client& c) -> Status {
+    pb::ListContentRequest req;
+    for (const auto& f : filters) req.add_filters(f);
+    auto ctx = c.context();
+    auto reader = pb::Content::NewStub(c.channel())->List(ctx.get(), req);
+    pb::ListContentResponse resp;
+    std::vector<pb::Info> all;
+    while (reader->Read(&resp)) {
+      for (const auto& i : resp.info()) all.push_back(i);
+    }
+    BERTH_RETURN_IF_ERROR(c.check(reader->Finish(), "list content"));
+    if (global.format == "json") {
+      auto arr = nlohmann::json::array();
+      for (const auto& i : all) arr.push_back(info_json(i));
+      print_json(std::cout, arr);
+    } else if (quiet) {
+      for (const auto& i : all) std::cout << i.digest() << "\n";
+    } else {
+      Table t({"DIGEST", "SIZE", "AGE", "LABELS"});
+      for (const auto& i : all) {
+        t.add({i.digest(), human_size(i.size()), human_age(from_proto(i.created_at())),
+               join_labels({i.labels().begin(), i.labels().end()})});
+      }
+      t.print(std::cout);
+    }
+    return Status();
+  });
+
+  static std::string get_digest;
+  auto* get = content->add_subcommand("get", "write a blob to standard output: DIGEST");
+  get->add_option("digest", get_digest, "digest")->required();
+  set_action(get, global, [](Client& c) -> Status {
+    pb::ReadContentRequest req;
+    req.set_digest(get_digest);
+    auto ctx = c.context();
+    ctx->set_deadline(std::chrono::system_clock::time_point::max());
+    auto reader = pb::Content::NewStub(c.channel())->Read(ctx.get(), req);
+    pb::ReadContentResponse resp;
+    while (reader->Read(&resp)) {
+      const std::string& d = resp.data();
+      for (std::size_t done = 0; done < d.size();) {
+        ssize_t n = ::write(1, d.data() + done, d.size() - done);
+        if (n < 0) {
+          if (errno == EINTR) continue;
+          ctx->TryCancel();
+          return from_errno(errno, "write standard output");
+        }
+        done += static_cast<std::size_t>(n);
+      }
+    }
+    return c.check(reader->Finish(), "read content");
+  });
+
+  static std::string ref;
+  static std::int64_t expected_size = 0;
+  static std::string expected_digest;
+  auto* ing = content->add_subcommand("ingest", "store standard input as a blob: REF (resumes an interrupted ingest)");
+  ing->add_option("ref", ref, "ingest reference")->required();
+  ing->add_option("--expected-size", expected_size, "expected size in bytes");
+  ing->add_option("--expected-digest", expected_digest, "expected digest");
+  set_action(ing, global, [](Client& c) -> Status { return ingest(c, ref, expected_size, expected_digest); });
+
+  static std::string active_filter;
+  auto* active = content->add_subcommand("active", "list ingests in progress [REGEXP]");
+  active->add_option("regexp", active_filter, "only refs matching this");
+  set_action(active, global, [&global](Client& c) -> Status {
+    pb::ListStatusesRequest req;
+    if (!active_filter.empty()) req.add_filters("ref~=" + active_filter);
+    pb::ListStatusesResponse resp;
+    auto ctx = c.context();
+    BERTH_RETURN_IF_ERROR(c.check(pb::Content::NewStub(c.channel())->ListStatuses(ctx.get(), req, &resp), "list ingests"));
+    if (global.format == "json") {
+      auto arr = nlohmann::json::array();
+      for (const auto& s : resp.statuses()) {
+        arr.push_back({{"ref", s.ref()}, {"offset", s.offset()}, {"total", s.total()},
+                       {"expected", s.expected()}, {"started_at", s.started_at().seconds()},
+                       {"updated_at", s.updated_at().seconds()}});
+      }
+      print_json(std::cout, arr);
+      return Status();
+    }
+    Table t({"REF", "OFFSET", "TOTAL", "UPDATED"});
+    for (const auto& s : resp.statuses()) {
+      t.add({s.ref(), human_size(s.offset()), s.total() ? human_size(s.total()) : "-",
+             human_age(from_proto(s.updated_at())) + " ago"});
+    }
+    t.print(std::cout);
+    return Status();
+  });
+
+  static std::vector<std::string> rm_digests;
+  auto* rm = content->add_subcommand("rm", "remove blobs from the namespace: DIGEST...")->alias("delete");
+  rm->add_option("digests", rm_digests, "digests")->required();
+  set_action(rm, global, [](Client& c) -> Status {
+    std::size_t failed = 0;
+    Code code = Code::kOk;
+    for (const auto& d : rm_digests) {
+      pb::DeleteContentRequest req;
+      req.set_digest(d);
+      google::protobuf::Empty e;
+      auto ctx = c.context();
+      Status st = c.check(pb::Content::NewStub(c.channel())->Delete(ctx.get(), req, &e), "delete content");
+      if (st.ok()) {
+        std::cout << d << "\n";
+      } else {
+        std::cerr << "berth: " << st.message() << "\n";
+        if (failed++ == 0) code = st.code();
+      }
+    }
+    if (failed == 0) return Status();
+    return Status(code, fmt::format("{} of {} blobs not removed", failed, rm_digests.size()));
+  });
+
+  static std::string label_digest;
+  static std::vector<std::string> label_args;
+  auto* label = content->add_subcommand("label", "set or clear labels: DIGEST KEY=VALUE... (KEY= clears)");
+  label->add_option("digest", label_digest, "digest")->required();
+  label->add_option("labels", label_args, "KEY=VALUE")->required();
+  set_action(label, global, [](Client& c) -> Status {
+    pb::UpdateRequest req;
+    req.mutable_info()->set_digest(label_digest);
+    for (const auto& [k, v] : parse_labels(label_args)) {
+      if (!v.empty()) (*req.mutable_info()->mutable_labels())[k] = v;
+      req.mutable_update_mask()->add_paths("labels." + k);
+    }
+    pb::UpdateResponse resp;
+    auto ctx = c.context();
+    BERTH_RETURN_IF_ERROR(c.check(pb::Content::NewStub(c.channel())->Update(ctx.get(), req, &resp), "label content"));
+    std::cout << join_labels({resp.info().labels().begin(), resp.info().labels().end()}) << "\n";
+    return Status();
+  });
+}
+
+}  // namespace berth::cli

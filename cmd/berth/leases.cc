@@ -1,0 +1,112 @@
+// berth leases create|ls|rm
+#include "cmd/berth/commands.h"
+#include "cmd/berth/output.h"
+
+#include <berth/grpc.h>
+
+#include "core/duration.h"
+#include "core/time.h"
+#include "github.com/containerd/containerd/api/services/leases/v1/leases.grpc.pb.h"
+
+#include <iostream>
+#include <random>
+
+namespace berth::cli {
+namespace {
+namespace pb = ::containerd::services::leases::v1;
+
+std::string random_id() {
+  std::random_device rd;
+  return fmt::format("{}-{:06x}", std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                      std::chrono::system_clock::now().time_since_epoch()).count(),
+                     rd() & 0xffffff);
+}
+}  // namespace
+
+void add_leases_command(CLI::App& app, const GlobalOptions& global) {
+  auto* leases = app.add_subcommand("leases", "manage leases (holds against garbage collection)");
+  leases->alias("lease");
+  leases->require_subcommand(1);
+
+  static std::string id;
+  static std::string expires = "24h";
+  static std::vector<std::string> labels;
+  auto* create = leases->add_subcommand("create", "create a lease [KEY=VALUE...]; prints its id");
+  create->add_option("--id", id, "lease id (default: generated)");
+  create->add_option("--expires,-x", expires, "expire after this long (0 = never)")->capture_default_str();
+  create->add_option("labels", labels, "labels KEY=VALUE");
+  set_action(create, global, [](Client& c) -> Status {
+    pb::CreateRequest req;
+    req.set_id(id.empty() ? random_id() : id);
+    for (const auto& [k, v] : parse_labels(labels)) (*req.mutable_labels())[k] = v;
+    BERTH_TRY(auto d, core::parse_duration(expires));
+    if (d.count() > 0) {
+      (*req.mutable_labels())["containerd.io/gc.expire"] =
+          core::format_rfc3339(std::chrono::system_clock::now() + d);
+    }
+    pb::CreateResponse resp;
+    auto ctx = c.context();
+    BERTH_RETURN_IF_ERROR(c.check(pb::Leases::NewStub(c.channel())->Create(ctx.get(), req, &resp), "create lease"));
+    std::cout << resp.lease().id() << "\n";
+    return Status();
+  });
+
+  static bool quiet = false;
+  static std::vector<std::string> filters;
+  auto* ls = leases->add_subcommand("ls", "list leases [FILTER...]")->alias("list");
+  ls->add_flag("--quiet,-q", quiet, "print only ids");
+  ls->add_option("filters", filters, "filters, e.g. id==x");
+  set_action(ls, global, [&global](Client& c) -> Status {
+    pb::ListRequest req;
+    for (const auto& f : filters) req.add_filters(f);
+    pb::ListResponse resp;
+    auto ctx = c.context();
+    BERTH_RETURN_IF_ERROR(c.check(pb::Leases::NewStub(c.channel())->List(ctx.get(), req, &resp), "list leases"));
+    if (global.format == "json") {
+      auto arr = nlohmann::json::array();
+      for (const auto& l : resp.leases()) {
+        arr.push_back({{"id", l.id()},
+                       {"created_at", core::format_rfc3339(from_proto(l.created_at()))},
+                       {"labels", std::map<std::string, std::string>(l.labels().begin(), l.labels().end())}});
+      }
+      print_json(std::cout, arr);
+    } else if (quiet) {
+      for (const auto& l : resp.leases()) std::cout << l.id() << "\n";
+    } else {
+      Table t({"ID", "CREATED", "LABELS"});
+      for (const auto& l : resp.leases()) {
+        t.add({l.id(), core::format_rfc3339(from_proto(l.created_at())), join_labels({l.labels().begin(), l.labels().end()})});
+      }
+      t.print(std::cout);
+    }
+    return Status();
+  });
+
+  static std::vector<std::string> ids;
+  static bool sync = false;
+  auto* rm = leases->add_subcommand("rm", "delete leases: ID...")->alias("delete");
+  rm->add_option("ids", ids, "lease ids")->required();
+  rm->add_flag("--sync", sync, "wait for the garbage collection that reclaims what they held");
+  set_action(rm, global, [](Client& c) -> Status {
+    std::size_t failed = 0;
+    Code code = Code::kOk;
+    for (const auto& l : ids) {
+      pb::DeleteRequest req;
+      req.set_id(l);
+      req.set_sync(sync);
+      google::protobuf::Empty e;
+      auto ctx = c.context();
+      Status st = c.check(pb::Leases::NewStub(c.channel())->Delete(ctx.get(), req, &e), "delete lease");
+      if (st.ok()) {
+        std::cout << l << "\n";
+      } else {
+        std::cerr << "berth: " << st.message() << "\n";
+        if (failed++ == 0) code = st.code();
+      }
+    }
+    if (failed == 0) return Status();
+    return Status(code, fmt::format("{} of {} leases not removed", failed, ids.size()));
+  });
+}
+
+}  // namespace berth::cli

@@ -1,0 +1,76 @@
+// io.containerd.grpc.v1.events: containerd.services.events.v1.Events over the exchange.
+#include <berth/events.h>
+#include <berth/grpc.h>
+
+#include "github.com/containerd/containerd/api/services/events/v1/events.grpc.pb.h"
+
+namespace berth::plugins::services {
+namespace {
+
+namespace pb = ::containerd::services::events::v1;
+
+class EventsService final : public Plugin, public GrpcService, public pb::Events::Service {
+ public:
+  explicit EventsService(std::shared_ptr<events::Exchange> exchange) : exchange_(std::move(exchange)) {}
+
+  void register_grpc(grpc::ServerBuilder& builder) override { builder.RegisterService(this); }
+
+  grpc::Status Publish(grpc::ServerContext* ctx, const pb::PublishRequest* req,
+                       google::protobuf::Empty*) override {
+    auto ns = request_namespace(*ctx);
+    if (!ns.ok()) return to_grpc(ns.status());
+    return to_grpc(exchange_->publish(*ns, req->topic(), req->event().type_url(), req->event().value()));
+  }
+
+  grpc::Status Forward(grpc::ServerContext*, const pb::ForwardRequest* req,
+                       google::protobuf::Empty*) override {
+    const auto& in = req->envelope();
+    events::Envelope e;
+    e.timestamp = from_proto(in.timestamp());
+    e.ns = in.namespace_();
+    e.topic = in.topic();
+    e.type_url = in.event().type_url();
+    e.payload = in.event().value();
+    return to_grpc(exchange_->forward(std::move(e)));
+  }
+
+  grpc::Status Subscribe(grpc::ServerContext* ctx, const pb::SubscribeRequest* req,
+                         grpc::ServerWriter<pb::Envelope>* writer) override {
+    auto sub = exchange_->subscribe({req->filters().begin(), req->filters().end()});
+    if (!sub.ok()) return to_grpc(sub.status());
+    // Poll for the client going away between events, so a dead client frees its queue promptly.
+    while (!ctx->IsCancelled()) {
+      auto e = (*sub)->next(std::chrono::milliseconds(200));
+      if (!e) continue;
+      pb::Envelope out;
+      to_proto(e->timestamp, out.mutable_timestamp());
+      out.set_namespace_(e->ns);
+      out.set_topic(e->topic);
+      out.mutable_event()->set_type_url(e->type_url);
+      out.mutable_event()->set_value(std::move(e->payload));
+      if (!writer->Write(out)) break;
+    }
+    (*sub)->close();
+    return grpc::Status::OK;
+  }
+
+ private:
+  std::shared_ptr<events::Exchange> exchange_;
+};
+
+std::vector<Registration> registrations() {
+  Registration r;
+  r.type = std::string(plugin_type::kGrpc);
+  r.id = "events";
+  r.requires_types = {std::string(plugin_type::kEvent)};
+  r.init = [](InitContext& ic) -> Result<std::shared_ptr<Plugin>> {
+    BERTH_TRY(auto exchange, ic.get_as<events::Exchange>(plugin_type::kEvent));
+    return std::shared_ptr<Plugin>(std::make_shared<EventsService>(std::move(exchange)));
+  };
+  return {r};
+}
+
+}  // namespace
+}  // namespace berth::plugins::services
+
+BERTH_PLUGIN_MODULE(berth::plugins::services::registrations)
