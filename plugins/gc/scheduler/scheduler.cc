@@ -6,9 +6,9 @@ namespace berth::plugins::gc {
 
 Scheduler::Scheduler(berth::gc::Collector& collector, SchedulerConfig config)
     : collector_(collector), config_(config) {
-  last_run_end_ = Clock::now() + config_.startup_delay - config_.interval;
+  last_run_end_ = Clock::now();
   // The first run happens startup_delay after start: it also learns the next expiry.
-  next_expiry_ = std::chrono::system_clock::now() + config_.startup_delay;
+  startup_at_ = last_run_end_ + config_.startup_delay;
   collector_.set_mutation_listener([this](const berth::gc::Mutation& m) { on_mutation(m); });
   thread_ = std::thread([this] { loop(); });
 }
@@ -47,7 +47,7 @@ std::optional<Scheduler::Clock::time_point> Scheduler::next_run_locked() const {
   auto consider = [&](Clock::time_point t) {
     if (!at || t < *at) at = t;
   };
-  consider(last_run_end_ + config_.interval);
+  consider(startup_pending_ ? startup_at_ : last_run_end_ + config_.interval);
   if (deletions_ > 0 && deletions_ >= std::max<std::int64_t>(1, config_.deletion_threshold)) {
     consider(first_deletion_ + config_.schedule_delay);
   }
@@ -81,6 +81,7 @@ void Scheduler::loop() {
       continue;
     }
     std::uint64_t covers = requested_;
+    startup_pending_ = false;
     mutations_ = 0;
     deletions_ = 0;
     next_expiry_.reset();

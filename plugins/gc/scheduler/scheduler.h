@@ -53,6 +53,8 @@ class Scheduler final : public berth::gc::Scheduler {
   Clock::time_point first_deletion_{};
   std::optional<Timestamp> next_expiry_;
   Clock::time_point last_run_end_;
+  Clock::time_point startup_at_;
+  bool startup_pending_ = true;
   std::chrono::microseconds last_duration_{0};
   std::uint64_t requested_ = 0;  // sync requests issued
   std::uint64_t served_ = 0;     // sync requests covered by a finished run

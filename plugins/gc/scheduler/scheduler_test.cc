@@ -117,3 +117,18 @@ TEST(Scheduler, CloseStopsPromptly) {
 
 }  // namespace
 }  // namespace berth::plugins::gc
+
+namespace berth::plugins::gc {
+namespace {
+
+TEST(Scheduler, ExpiryFiresEvenBeforeALateStartupRun) {
+  FakeCollector c;
+  auto cfg = fast();
+  cfg.startup_delay = std::chrono::hours(1);
+  Scheduler s(c, cfg);
+  c.mutate({.expires = std::chrono::system_clock::now() + 100ms});
+  EXPECT_TRUE(eventually([&] { return c.runs >= 1; }, 2s));
+}
+
+}  // namespace
+}  // namespace berth::plugins::gc
