@@ -17,5 +17,6 @@ void add_plugins_command(CLI::App& app, const GlobalOptions& global);
 void add_namespaces_command(CLI::App& app, const GlobalOptions& global);
 void add_content_command(CLI::App& app, const GlobalOptions& global);
 void add_leases_command(CLI::App& app, const GlobalOptions& global);
+void add_snapshots_command(CLI::App& app, const GlobalOptions& global);
 
 }  // namespace berth::cli

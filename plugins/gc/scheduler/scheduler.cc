@@ -48,7 +48,7 @@ std::optional<Scheduler::Clock::time_point> Scheduler::next_run_locked() const {
     if (!at || t < *at) at = t;
   };
   consider(startup_pending_ ? startup_at_ : last_run_end_ + config_.interval);
-  if (deletions_ > 0 && deletions_ >= std::max<std::int64_t>(1, config_.deletion_threshold)) {
+  if (config_.deletion_threshold > 0 && deletions_ >= config_.deletion_threshold) {
     consider(first_deletion_ + config_.schedule_delay);
   }
   if (config_.mutation_threshold > 0 && mutations_ >= config_.mutation_threshold) {

@@ -1,5 +1,6 @@
 // When to collect garbage. A dedicated thread runs a collection when
-//   - deletions reach deletion_threshold (0: any deletion), after schedule_delay;
+//   - deletions reach deletion_threshold (0, the default as in containerd: deletions alone do
+//     not trigger), after schedule_delay;
 //   - mutations reach mutation_threshold;
 //   - a lease or ingest expires (the collector reports the next expiry; writes report new ones),
 //     so an idle daemon still reclaims what an expired lease held (containerd does not: #6294);

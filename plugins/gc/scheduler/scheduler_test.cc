@@ -64,12 +64,26 @@ TEST(Scheduler, RunsAtStartupThenIdles) {
   EXPECT_EQ(c.runs, 1);
 }
 
-TEST(Scheduler, DeletionTriggersACollection) {
+TEST(Scheduler, DeletionThresholdTriggersACollection) {
+  FakeCollector c;
+  auto cfg = fast();
+  cfg.deletion_threshold = 2;
+  Scheduler s(c, cfg);
+  ASSERT_TRUE(eventually([&] { return c.runs >= 1; }));
+  c.mutate({.deletion = true});
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(c.runs, 1);
+  c.mutate({.deletion = true});
+  EXPECT_TRUE(eventually([&] { return c.runs >= 2; }));
+}
+
+TEST(Scheduler, DeletionsAloneDoNotTriggerByDefault) {
   FakeCollector c;
   Scheduler s(c, fast());
   ASSERT_TRUE(eventually([&] { return c.runs >= 1; }));
-  c.mutate({.deletion = true});
-  EXPECT_TRUE(eventually([&] { return c.runs >= 2; }));
+  for (int i = 0; i < 5; ++i) c.mutate({.deletion = true});
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(c.runs, 1);
 }
 
 TEST(Scheduler, MutationThreshold) {

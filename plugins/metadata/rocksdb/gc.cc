@@ -9,23 +9,29 @@
 // slip in between mark and sweep.
 #include "plugins/metadata/rocksdb/store.h"
 
+#include "plugins/metadata/rocksdb/snapshot_view.h"
+
 #include <berth/leases.h>
 
 #include "core/log.h"
 #include "core/time.h"
 
 #include <deque>
+#include <map>
 #include <set>
 
 namespace berth::plugins::metadata {
 namespace {
 
 constexpr std::string_view kContentRef = "containerd.io/gc.ref.content";
+constexpr std::string_view kSnapshotRef = "containerd.io/gc.ref.snapshot.";
 constexpr std::string_view kGcRoot = "containerd.io/gc.root";
 
 struct Node {
+  bool snapshot;       // else content
   std::string ns;
-  std::string digest;
+  std::string sn;      // snapshotter, for snapshots
+  std::string id;      // digest or snapshot key
   bool follow;
 };
 
@@ -64,17 +70,32 @@ Result<berth::gc::Stats> RocksStore::collect() {
     return Status();
   };
 
-  std::set<std::string> marked_content;  // full keys <ns>\0<digest>
-  std::set<std::string> marked_ingests;  // full keys <ns>\0<ref>
+  std::set<std::string> marked_content;    // full keys <ns>\0<digest>
+  std::set<std::string> marked_ingests;    // full keys <ns>\0<ref>
+  std::set<std::string> marked_snapshots;  // full keys <ns>\0<snapshotter>\0<key>
   std::deque<Node> queue;
   auto mark_content = [&](std::string_view ns, std::string_view digest, bool follow) {
     if (digest.empty()) return;
     std::string k = key(ns, digest);
-    if (marked_content.insert(k).second) queue.push_back({std::string(ns), std::string(digest), follow});
+    if (marked_content.insert(k).second) {
+      queue.push_back({false, std::string(ns), "", std::string(digest), follow});
+    }
+  };
+  auto mark_snapshot = [&](std::string_view ns, std::string_view sn, std::string_view skey, bool follow) {
+    if (sn.empty() || skey.empty()) return;
+    std::string k = SnapshotView::record_key(ns, sn, skey);
+    if (marked_snapshots.insert(k).second) {
+      queue.push_back({true, std::string(ns), std::string(sn), std::string(skey), follow});
+    }
   };
   auto mark_labels = [&](std::string_view ns, const Labels& labels) {
     for (const auto& [lk, lv] : labels) {
       if (is_content_ref(lk)) mark_content(ns, lv, true);
+      if (lk.rfind(kSnapshotRef, 0) == 0) {
+        std::string sn = lk.substr(kSnapshotRef.size());
+        sn = sn.substr(0, sn.find('/'));
+        mark_snapshot(ns, sn, lv, true);
+      }
     }
   };
 
@@ -109,6 +130,7 @@ Result<berth::gc::Stats> RocksStore::collect() {
     bool follow = !flat_leases.count(lease_key);
     if (type == "content") mark_content(ns, id, follow);
     if (type == "ingests") marked_ingests.insert(key(ns, id));
+    if (type.substr(0, 10) == "snapshots/") mark_snapshot(ns, type.substr(10), id, follow);
     return Status();
   }));
 
@@ -123,7 +145,19 @@ Result<berth::gc::Stats> RocksStore::collect() {
   BERTH_RETURN_IF_ERROR(for_all("containers", [&](std::string_view k, std::string_view v) -> Status {
     auto [ns, id] = split_key(k);
     auto r = decode_container(v);
-    if (r.ok()) mark_labels(ns, r->labels);
+    if (r.ok()) {
+      mark_labels(ns, r->labels);
+      mark_snapshot(ns, r->snapshotter, r->snapshot_key, true);
+    }
+    return Status();
+  }));
+  BERTH_RETURN_IF_ERROR(for_all("snapshots", [&](std::string_view k, std::string_view v) -> Status {
+    auto r = decode_snapshot(v);
+    if (r.ok() && r->labels.count(std::string(kGcRoot))) {
+      auto [ns, rest] = split_key(k);
+      auto [sn, skey] = split_key(rest);
+      mark_snapshot(ns, sn, skey, true);
+    }
     return Status();
   }));
   BERTH_RETURN_IF_ERROR(for_all("content", [&](std::string_view k, std::string_view v) -> Status {
@@ -148,13 +182,23 @@ Result<berth::gc::Stats> RocksStore::collect() {
     return Status();
   }));
 
-  // Follow content references.
+  // Follow references: content labels, snapshot parents and labels.
   while (!queue.empty()) {
     Node n = std::move(queue.front());
     queue.pop_front();
-    if (!n.follow) continue;
     std::string value;
-    auto s = db_->Get(rocksdb::ReadOptions(), family("content"), key(n.ns, n.digest), &value);
+    if (n.snapshot) {
+      auto s = db_->Get(rocksdb::ReadOptions(), family("snapshots"), SnapshotView::record_key(n.ns, n.sn, n.id), &value);
+      if (!s.ok()) continue;
+      auto r = decode_snapshot(value);
+      if (!r.ok()) continue;
+      // A parent is needed for the child to exist at all, flat or not.
+      mark_snapshot(n.ns, n.sn, r->parent, n.follow);
+      if (n.follow) mark_labels(n.ns, r->labels);
+      continue;
+    }
+    if (!n.follow) continue;
+    auto s = db_->Get(rocksdb::ReadOptions(), family("content"), key(n.ns, n.id), &value);
     if (!s.ok()) continue;
     auto r = decode_content(value);
     if (r.ok()) mark_labels(n.ns, r->labels);
@@ -190,7 +234,50 @@ Result<berth::gc::Stats> RocksStore::collect() {
     ++stats.leases_removed;
   }
   for (const auto& k : orphan_resources) batch.Delete(family("lease_resources"), k);
+  std::map<std::string, std::set<std::string>> live_backend_snapshots;  // by snapshotter
+  BERTH_RETURN_IF_ERROR(for_all("snapshots", [&](std::string_view k, std::string_view v) -> Status {
+    if (marked_snapshots.count(std::string(k))) {
+      auto [ns, rest] = split_key(k);
+      auto [sn, skey] = split_key(rest);
+      if (auto r = decode_snapshot(v); r.ok()) live_backend_snapshots[std::string(sn)].insert(r->backend_key);
+    } else {
+      batch.Delete(family("snapshots"), rocksdb::Slice(k.data(), k.size()));
+    }
+    return Status();
+  }));
   BERTH_RETURN_IF_ERROR(write(batch));
+
+  // Backend snapshots no namespace references: children before parents, then cleanup().
+  for (const auto& [sn, view] : snapshot_views_) {
+    RequestContext ctx;
+    const auto& live = live_backend_snapshots[sn];
+    std::vector<snapshots::Info> doomed;
+    Status walk = view->backend()->walk(ctx, {}, [&](const snapshots::Info& info) {
+      if (!live.count(info.name)) doomed.push_back(info);
+      return Status();
+    });
+    if (!walk.ok()) {
+      log::warn("gc: walking a snapshotter failed", {{"snapshotter", sn}, {"error", walk}});
+      continue;
+    }
+    bool progress = true;
+    while (!doomed.empty() && progress) {
+      progress = false;
+      for (auto it = doomed.begin(); it != doomed.end();) {
+        Status st = view->backend()->remove(ctx, it->name);
+        if (st.ok() || st.code() == Code::kNotFound) {
+          ++stats.snapshots_removed;
+          it = doomed.erase(it);
+          progress = true;
+        } else {
+          ++it;  // has children still; retried after they go
+        }
+      }
+    }
+    if (Status st = view->backend()->cleanup(ctx); !st.ok()) {
+      log::warn("gc: snapshotter cleanup failed", {{"snapshotter", sn}, {"error", st}});
+    }
+  }
 
   // Backend: blobs and ingests that no namespace references any more.
   if (auto* backend = options_.backend.get()) {

@@ -5,6 +5,7 @@
 //     ingest_expiry = "24h"               # ingests not held by a lease
 #include <berth/content.h>
 #include <berth/plugin.h>
+#include <berth/snapshots.h>
 
 #include "plugins/metadata/rocksdb/store.h"
 
@@ -20,7 +21,7 @@ std::vector<Registration> registrations() {
   Registration r;
   r.type = std::string(plugin_type::kMetadata);
   r.id = "rocksdb";
-  r.requires_types = {std::string(plugin_type::kContent)};
+  r.requires_types = {std::string(plugin_type::kContent), std::string(plugin_type::kSnapshotter)};
   r.config = [](ConfigReader& in) -> Result<std::shared_ptr<const void>> {
     Config c;
     BERTH_RETURN_IF_ERROR(in.read("content_sharing_policy", c.content_sharing_policy));
@@ -40,6 +41,12 @@ std::vector<Registration> registrations() {
     opts.ingest_expiry = cfg.ingest_expiry;
     BERTH_TRY(auto content, ic.get_as<content::ContentPlugin>(plugin_type::kContent));
     opts.backend = content->store();
+    // Every snapshotter that initialised (skipped or failed ones are left out, as in containerd).
+    for (const auto& [id, p] : ic.get_all(plugin_type::kSnapshotter)) {
+      if (auto sp = std::dynamic_pointer_cast<snapshots::SnapshotterPlugin>(p)) {
+        opts.snapshotters[id] = sp->snapshotter();
+      }
+    }
     BERTH_TRY(auto store, RocksStore::open(opts));
     ic.exports()["path"] = opts.path;
     ic.exports()["policy"] = cfg.content_sharing_policy;

@@ -2,6 +2,7 @@
 
 #include "plugins/metadata/rocksdb/content_view.h"
 #include "plugins/metadata/rocksdb/lease_store.h"
+#include "plugins/metadata/rocksdb/snapshot_view.h"
 
 #include <berth/identifiers.h>
 #include <rocksdb/cache.h>
@@ -101,6 +102,9 @@ Result<std::shared_ptr<RocksStore>> RocksStore::open(const StoreOptions& options
   store->handle_names_ = std::move(names);
   store->content_ = std::make_shared<ContentView>(*store);
   store->leases_ = std::make_unique<LeaseStore>(*store);
+  for (const auto& [name, backend] : options.snapshotters) {
+    store->snapshot_views_[name] = std::make_shared<SnapshotView>(*store, name, backend);
+  }
   return store;
 }
 
@@ -278,6 +282,22 @@ std::string RocksStore::lease_resource_key(std::string_view ns, std::string_view
 std::shared_ptr<content::Store> RocksStore::content() { return content_; }
 
 berth::leases::Manager& RocksStore::leases() { return *leases_; }
+
+Result<std::shared_ptr<snapshots::Snapshotter>> RocksStore::snapshotter(std::string_view name) {
+  auto it = snapshot_views_.find(name);
+  if (it == snapshot_views_.end()) {
+    std::string known;
+    for (const auto& [n, v] : snapshot_views_) known += (known.empty() ? "" : ", ") + n;
+    return not_found("snapshotter \"{}\" is not loaded (loaded: {})", name, known.empty() ? "none" : known);
+  }
+  return std::shared_ptr<snapshots::Snapshotter>(it->second);
+}
+
+std::vector<std::string> RocksStore::snapshotter_names() {
+  std::vector<std::string> out;
+  for (const auto& [n, v] : snapshot_views_) out.push_back(n);
+  return out;
+}
 
 std::mutex& RocksStore::key_lock(std::string_view kind, std::string_view k) {
   std::size_t h = std::hash<std::string_view>()(k) ^ (std::hash<std::string_view>()(kind) << 1);

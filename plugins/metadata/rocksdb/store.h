@@ -19,6 +19,7 @@
 
 #include <array>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
@@ -29,12 +30,14 @@ namespace berth::plugins::metadata {
 
 class ContentView;
 class LeaseStore;
+class SnapshotView;
 
 enum class SharingPolicy { kShared, kIsolated };
 
 struct StoreOptions {
   std::string path;  // database directory
   std::shared_ptr<content::Store> backend;  // may be null (namespace-only use, tests)
+  std::map<std::string, std::shared_ptr<snapshots::Snapshotter>> snapshotters;  // by id
   SharingPolicy content_sharing = SharingPolicy::kShared;
   // Ingests not held by a lease expire after this long.
   std::chrono::milliseconds ingest_expiry = std::chrono::hours(24);
@@ -56,6 +59,8 @@ class RocksStore final : public berth::metadata::MetadataStore,
   std::shared_ptr<content::Store> content() override;
   berth::leases::Manager& leases() override;
   berth::gc::Collector& collector() override { return *this; }
+  Result<std::shared_ptr<snapshots::Snapshotter>> snapshotter(std::string_view name) override;
+  std::vector<std::string> snapshotter_names() override;
   Status close() override;
 
   // NamespaceStore
@@ -118,6 +123,7 @@ class RocksStore final : public berth::metadata::MetadataStore,
   std::function<void(const berth::gc::Mutation&)> listener_;
   std::shared_ptr<ContentView> content_;
   std::unique_ptr<LeaseStore> leases_;
+  std::map<std::string, std::shared_ptr<SnapshotView>, std::less<>> snapshot_views_;
 };
 
 }  // namespace berth::plugins::metadata

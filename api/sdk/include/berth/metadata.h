@@ -6,6 +6,7 @@
 #include <berth/gc.h>
 #include <berth/leases.h>
 #include <berth/plugin.h>
+#include <berth/snapshots.h>
 
 #include <map>
 #include <string>
@@ -40,6 +41,9 @@ class BERTH_API MetadataStore : public virtual Plugin {
   virtual std::shared_ptr<content::Store> content() = 0;
   virtual leases::Manager& leases() = 0;
   virtual gc::Collector& collector() = 0;
+  // The namespaced view of a backend snapshotter, by id ("overlayfs", "native", a proxy name).
+  virtual Result<std::shared_ptr<snapshots::Snapshotter>> snapshotter(std::string_view name) = 0;
+  virtual std::vector<std::string> snapshotter_names() = 0;
 };
 
 }  // namespace berth::metadata

@@ -198,6 +198,18 @@ Result<std::shared_ptr<const void>> config_value(T value) {
   return std::shared_ptr<const void>(std::make_shared<const T>(std::move(value)));
 }
 
+// Out-of-process plugins ([proxy_plugins.NAME] type = "snapshot"|"content", address = SOCKET):
+// a module registers a factory of type kProxyFactoryType whose id is the proxied plugin type
+// (e.g. "io.containerd.snapshotter.v1"); the daemon registers <type>.NAME and its init asks the
+// factory to connect.
+inline constexpr std::string_view kProxyFactoryType = "io.berth.proxy.v1";
+
+class BERTH_API ProxyFactory : public virtual Plugin {
+ public:
+  virtual Result<std::shared_ptr<Plugin>> connect(InitContext& ic, const std::string& name,
+                                                  const std::string& address) = 0;
+};
+
 }  // namespace berth
 
 // Declares a plugin module. `fn` is a function returning std::vector<berth::Registration>.

@@ -1,0 +1,24 @@
+// io.containerd.grpc.v1.snapshots: registration only; the service is in snapshots_service.cc.
+#include "plugins/services/snapshots/snapshots_service.h"
+
+namespace berth::plugins::services {
+namespace {
+
+std::vector<Registration> registrations() {
+  Registration r;
+  r.type = std::string(plugin_type::kGrpc);
+  r.id = "snapshots";
+  r.requires_types = {std::string(plugin_type::kMetadata), std::string(plugin_type::kEvent)};
+  r.init = [](InitContext& ic) -> Result<std::shared_ptr<Plugin>> {
+    BERTH_TRY(auto store, ic.get_as<metadata::MetadataStore>(plugin_type::kMetadata));
+    auto exchange = ic.get_as<events::Exchange>(plugin_type::kEvent);
+    return std::shared_ptr<Plugin>(
+        std::make_shared<SnapshotsService>(std::move(store), exchange.ok() ? *exchange : nullptr));
+  };
+  return {r};
+}
+
+}  // namespace
+}  // namespace berth::plugins::services
+
+BERTH_PLUGIN_MODULE(berth::plugins::services::registrations)
