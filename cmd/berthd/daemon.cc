@@ -11,20 +11,6 @@
 #include "core/log.h"
 
 namespace berth::daemon {
-namespace {
-
-// A proxy plugin: an external process serving containerd's public Snapshots or Content service on
-// a unix socket. The registration makes it visible (and addressable) like any other plugin.
-class ProxyPlugin final : public Plugin {
- public:
-  explicit ProxyPlugin(std::string address) : address_(std::move(address)) {}
-  const std::string& address() const { return address_; }
-
- private:
-  std::string address_;
-};
-
-}  // namespace
 
 Daemon::Daemon(core::Config config) : config_(std::move(config)) {}
 
@@ -32,17 +18,26 @@ Daemon::~Daemon() { stop(); }
 
 void Daemon::register_proxy_plugins() {
   for (const auto& [name, proxy] : config_.proxy_plugins) {
+    // The connection itself comes from a factory module (io.berth.proxy.v1.<type>), so the
+    // daemon needs no client code for each proxied API.
     Registration r;
     r.type = proxy.type;
     r.id = name;
+    r.requires_types = {std::string(kProxyFactoryType)};
     std::string address = proxy.address;
+    std::string type = proxy.type;
     auto caps = proxy.capabilities;
     auto platform = proxy.platform;
-    r.init = [address, caps, platform](InitContext& ic) -> Result<std::shared_ptr<Plugin>> {
-      ic.exports()["address"] = address;
+    r.init = [name, type, address, caps, platform](InitContext& ic) -> Result<std::shared_ptr<Plugin>> {
       ic.capabilities() = caps;
       if (!platform.empty()) ic.platforms().push_back(platform);
-      return std::shared_ptr<Plugin>(std::make_shared<ProxyPlugin>(address));
+      auto factory = ic.get_by_id(kProxyFactoryType, type);
+      if (!factory.ok()) {
+        return failed_precondition("no proxy support for type {} is loaded ({})", type, factory.status().message());
+      }
+      auto f = std::dynamic_pointer_cast<ProxyFactory>(*factory);
+      if (!f) return internal_error("plugin {}.{} is not a proxy factory", kProxyFactoryType, type);
+      return f->connect(ic, name, address);
     };
     Status st = registry_->add(std::move(r), "config:" + config_.source);
     if (!st.ok()) log::error("proxy plugin not registered", {{"name", name}, {"error", st}});
