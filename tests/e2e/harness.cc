@@ -221,4 +221,40 @@ void Daemon::kill9() {
   pid_ = -1;
 }
 
+std::unique_ptr<Process> Process::start(const std::vector<std::string>& argv_in, const std::string& log_path) {
+  std::vector<std::string> argv = argv_in;
+  auto cargv = to_cargv(argv);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    ::execv(cargv[0], cargv.data());
+    ::_exit(127);
+  }
+  return std::unique_ptr<Process>(new Process(pid));
+}
+
+Process::~Process() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGTERM);
+  if (!wait_for(pid_, std::chrono::seconds(10))) {
+    ::kill(pid_, SIGKILL);
+    wait_for(pid_, std::chrono::seconds(10));
+  }
+}
+
+bool Process::wait_for_socket(const std::string& path, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (socket_accepts(path)) return true;
+    if (wait_for(pid_, std::chrono::milliseconds(0))) {
+      pid_ = -1;
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
 }  // namespace berth::e2e

@@ -78,4 +78,20 @@ class Daemon {
 
 bool socket_accepts(const std::string& path);
 
+// A helper process the test started (a proxy plugin server, ...): SIGTERM by PID on destruction,
+// SIGKILL if it does not stop.
+class Process {
+ public:
+  // Starts argv with stdout/stderr appended to log_path.
+  static std::unique_ptr<Process> start(const std::vector<std::string>& argv, const std::string& log_path);
+  ~Process();
+  pid_t pid() const { return pid_; }
+  // Waits until `path` is a socket accepting connections (or the process died).
+  bool wait_for_socket(const std::string& path, std::chrono::milliseconds timeout = std::chrono::seconds(20));
+
+ private:
+  explicit Process(pid_t pid) : pid_(pid) {}
+  pid_t pid_;
+};
+
 }  // namespace berth::e2e
