@@ -330,12 +330,20 @@ class Applier {
     const void* buf = nullptr;
     size_t size = 0;
     la_int64_t offset = 0;
+    la_int64_t end = 0;
     for (;;) {
       int r = archive_read_data_block(a, &buf, &size, &offset);
       if (r == ARCHIVE_EOF) break;
       if (r < ARCHIVE_WARN) {
+        // Some writers omit the padding after the last entry and the end-of-archive blocks.
+        // When every byte of the entry arrived, that is the end of the layer, not corruption.
+        if (end >= archive_entry_size(e)) {
+          unpadded_end_ = true;
+          break;
+        }
         return Status(Code::kDataLoss, fmt::format("layer entry \"{}\": {}", display, archive_error_string(a)));
       }
+      end = std::max<la_int64_t>(end, offset + static_cast<la_int64_t>(size));
       const char* p = static_cast<const char*>(buf);
       std::size_t done = 0;
       while (done < size) {
@@ -377,6 +385,12 @@ class Applier {
     return Status();
   }
 
+
+ public:
+  bool unpadded_end() const { return unpadded_end_; }
+
+ private:
+  bool unpadded_end_ = false;
   std::string root_path_;
   ApplyOptions options_;
   Fd root_;
@@ -447,7 +461,7 @@ Result<ApplyResult> apply_layer(const ReadFn& read, const std::string& root, con
   for (;;) {
     archive_entry* e = nullptr;
     int r = archive_read_next_header(tar.get(), &e);
-    if (r == ARCHIVE_EOF) break;
+    if (r == ARCHIVE_EOF || (r < ARCHIVE_WARN && applier.unpadded_end())) break;
     if (r < ARCHIVE_WARN) {
       std::string why = !p.error.empty() ? p.error : archive_error_string(tar.get()) ? archive_error_string(tar.get()) : "unknown error";
       return Status(Code::kDataLoss, fmt::format("layer is corrupt or truncated: {}", why));

@@ -33,9 +33,11 @@ Status LeaseStore::require_lease(const RequestContext& ctx, std::string_view id)
 
 Result<Lease> LeaseStore::create(const RequestContext& ctx, const Lease& lease) {
   BERTH_RETURN_IF_ERROR(check(ctx));
-  if (Status st = validate_identifier(lease.id); !st.ok()) {
-    return invalid_argument("lease id: {}", st.message());
-  }
+  // containerd accepts any non-empty lease id (ctr images mount uses the mount path), so only
+  // what would break the key layout is refused.
+  if (lease.id.empty()) return invalid_argument("lease id must not be empty");
+  if (lease.id.find('\0') != std::string::npos) return invalid_argument("lease id contains a NUL byte");
+  if (lease.id.size() > 1024) return invalid_argument("lease id is {} bytes long (limit 1024)", lease.id.size());
   BERTH_RETURN_IF_ERROR(validate_labels(lease.labels));
   std::optional<Timestamp> expires;
   if (auto it = lease.labels.find(std::string(berth::leases::kExpireLabel)); it != lease.labels.end()) {

@@ -1,6 +1,7 @@
 #include "plugins/metadata/rocksdb/store.h"
 
 #include "plugins/metadata/rocksdb/content_view.h"
+#include "plugins/metadata/rocksdb/image_store.h"
 #include "plugins/metadata/rocksdb/lease_store.h"
 #include "plugins/metadata/rocksdb/snapshot_view.h"
 
@@ -102,6 +103,7 @@ Result<std::shared_ptr<RocksStore>> RocksStore::open(const StoreOptions& options
   store->handle_names_ = std::move(names);
   store->content_ = std::make_shared<ContentView>(*store);
   store->leases_ = std::make_unique<LeaseStore>(*store);
+  store->images_ = std::make_unique<ImageStore>(*store);
   for (const auto& [name, backend] : options.snapshotters) {
     store->snapshot_views_[name] = std::make_shared<SnapshotView>(*store, name, backend);
   }
@@ -282,6 +284,8 @@ std::string RocksStore::lease_resource_key(std::string_view ns, std::string_view
 std::shared_ptr<content::Store> RocksStore::content() { return content_; }
 
 berth::leases::Manager& RocksStore::leases() { return *leases_; }
+
+berth::images::Store& RocksStore::images() { return *images_; }
 
 Result<std::shared_ptr<snapshots::Snapshotter>> RocksStore::snapshotter(std::string_view name) {
   auto it = snapshot_views_.find(name);

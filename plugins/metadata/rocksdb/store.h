@@ -31,6 +31,7 @@ namespace berth::plugins::metadata {
 class ContentView;
 class LeaseStore;
 class SnapshotView;
+class ImageStore;
 
 enum class SharingPolicy { kShared, kIsolated };
 
@@ -58,6 +59,7 @@ class RocksStore final : public berth::metadata::MetadataStore,
   berth::metadata::NamespaceStore& namespaces() override { return *this; }
   std::shared_ptr<content::Store> content() override;
   berth::leases::Manager& leases() override;
+  berth::images::Store& images() override;
   berth::gc::Collector& collector() override { return *this; }
   Result<std::shared_ptr<snapshots::Snapshotter>> snapshotter(std::string_view name) override;
   std::vector<std::string> snapshotter_names() override;
@@ -123,6 +125,7 @@ class RocksStore final : public berth::metadata::MetadataStore,
   std::function<void(const berth::gc::Mutation&)> listener_;
   std::shared_ptr<ContentView> content_;
   std::unique_ptr<LeaseStore> leases_;
+  std::unique_ptr<ImageStore> images_;
   std::map<std::string, std::shared_ptr<SnapshotView>, std::less<>> snapshot_views_;
 };
 

@@ -4,6 +4,7 @@
 
 #include <berth/content.h>
 #include <berth/gc.h>
+#include <berth/images.h>
 #include <berth/leases.h>
 #include <berth/plugin.h>
 #include <berth/snapshots.h>
@@ -40,6 +41,7 @@ class BERTH_API MetadataStore : public virtual Plugin {
   // The namespaced view of the backend content store: what clients see.
   virtual std::shared_ptr<content::Store> content() = 0;
   virtual leases::Manager& leases() = 0;
+  virtual images::Store& images() = 0;
   virtual gc::Collector& collector() = 0;
   // The namespaced view of a backend snapshotter, by id ("overlayfs", "native", a proxy name).
   virtual Result<std::shared_ptr<snapshots::Snapshotter>> snapshotter(std::string_view name) = 0;
