@@ -1,0 +1,102 @@
+// Images end to end: an OCI image built offline (umoci, skopeo, the host's busybox-static) is
+// imported into berthd by containerd's ctr, unpacked through Diff.Apply into snapshots, mounted,
+// exported (and read back by umoci and skopeo), and removed with its content collected.
+#include "tests/e2e/harness.h"
+
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace berth::e2e {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+std::string diag(const RunResult& r) { return "stdout:\n" + r.out + "\nstderr:\n" + r.err; }
+
+class ImagesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "unpacking needs root";
+    d_ = Daemon::create();
+    ASSERT_TRUE(d_);
+    auto err = d_->start();
+    ASSERT_FALSE(err.has_value()) << *err;
+    // A two-layer image: busybox, then a layer that adds a file and deletes another.
+    layout_ = d_->dir() + "/layout";
+    auto sh = [&](const std::string& cmd) {
+      auto r = run({"sh", "-c", cmd}, std::chrono::minutes(2));
+      ASSERT_EQ(r.exit_code, 0) << cmd << "\n" << diag(r);
+    };
+    sh("umoci init --layout " + layout_ + " && umoci new --image " + layout_ + ":latest");
+    sh("umoci insert --image " + layout_ + ":latest /bin/busybox /bin/busybox");
+    sh("echo doomed > " + d_->dir() + "/doomed && umoci insert --image " + layout_ + ":latest " + d_->dir() +
+       "/doomed /etc/doomed");
+    sh("echo hello > " + d_->dir() + "/hello && umoci insert --image " + layout_ + ":latest " + d_->dir() +
+       "/hello /etc/hello && umoci insert --image " + layout_ + ":latest --whiteout /etc/doomed");
+    archive_ = d_->dir() + "/image.tar";
+    sh("skopeo copy oci:" + layout_ + ":latest oci-archive:" + archive_ + ":docker.io/library/test:1");
+  }
+  void TearDown() override {
+    for (const auto& m : mounts_) ::umount2(m.c_str(), MNT_DETACH);
+  }
+  std::unique_ptr<Daemon> d_;
+  std::string layout_, archive_;
+  std::vector<std::string> mounts_;
+};
+
+TEST_F(ImagesTest, CtrImportMountExportRemove) {
+  auto imp = d_->ctr({"images", "import", archive_});
+  ASSERT_EQ(imp.exit_code, 0) << diag(imp);
+  auto ls = d_->ctr({"images", "ls"});
+  ASSERT_EQ(ls.exit_code, 0) << diag(ls);
+  EXPECT_THAT(ls.out, HasSubstr("docker.io/library/test:1"));
+  EXPECT_THAT(ls.out, HasSubstr("linux/amd64"));
+  // Unpacked: one committed snapshot per layer, named by chain ID.
+  auto snaps = d_->ctr({"snapshots", "ls"});
+  EXPECT_EQ(std::count(snaps.out.begin(), snaps.out.end(), '\n'), 5) << snaps.out;  // header + 4 layers
+
+  std::string mnt = d_->dir() + "/mnt";
+  fs::create_directories(mnt);
+  auto m = d_->ctr({"images", "mount", "docker.io/library/test:1", mnt});
+  ASSERT_EQ(m.exit_code, 0) << diag(m);
+  mounts_.push_back(mnt);
+  EXPECT_TRUE(fs::exists(mnt + "/bin/busybox"));
+  std::string hello;
+  std::getline(std::ifstream(mnt + "/etc/hello"), hello);
+  EXPECT_EQ(hello, "hello");
+  EXPECT_FALSE(fs::exists(mnt + "/etc/doomed")) << "the whiteout of a later layer must hide it";
+  auto run_bb = run({"chroot", mnt, "/bin/busybox", "echo", "inside"});
+  EXPECT_EQ(run_bb.out, "inside\n") << diag(run_bb);
+  auto um = d_->ctr({"images", "unmount", mnt});
+  ASSERT_EQ(um.exit_code, 0) << diag(um);
+  mounts_.clear();
+
+  std::string out = d_->dir() + "/export.tar";
+  auto ex = d_->ctr({"images", "export", out, "docker.io/library/test:1"});
+  ASSERT_EQ(ex.exit_code, 0) << diag(ex);
+  auto inspect = run({"skopeo", "inspect", "oci-archive:" + out});
+  ASSERT_EQ(inspect.exit_code, 0) << diag(inspect);
+  EXPECT_THAT(inspect.out, HasSubstr("\"Layers\""));
+  fs::create_directories(d_->dir() + "/re");
+  ASSERT_EQ(run({"tar", "xf", out, "-C", d_->dir() + "/re"}).exit_code, 0);
+  auto umoci = run({"umoci", "ls", "--layout", d_->dir() + "/re"});
+  ASSERT_EQ(umoci.exit_code, 0) << diag(umoci);
+
+  auto rm = d_->ctr({"images", "rm", "--sync", "docker.io/library/test:1"});
+  ASSERT_EQ(rm.exit_code, 0) << diag(rm);
+  EXPECT_THAT(d_->ctr({"images", "ls", "-q"}).out, Not(HasSubstr("test:1")));
+  // Nothing references the blobs or snapshots any more: the sync delete collected them.
+  EXPECT_EQ(d_->ctr({"content", "ls", "-q"}).out, "");
+  EXPECT_EQ(d_->ctr({"snapshots", "ls", "-q"}).out.find("sha256:"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace berth::e2e
