@@ -6,6 +6,8 @@
 
 #include "core/mount.h"
 #include "core/time.h"
+#include "github.com/containerd/containerd/api/services/diff/v1/diff.grpc.pb.h"
+#include "github.com/containerd/containerd/api/services/leases/v1/leases.grpc.pb.h"
 #include "github.com/containerd/containerd/api/services/snapshots/v1/snapshots.grpc.pb.h"
 
 #include <iostream>
@@ -259,6 +261,96 @@ void add_snapshots_command(CLI::App& app, const GlobalOptions& global) {
       for (const auto& ch : children[n]) print(ch, depth + 1);
     };
     for (const auto& r : roots) print(r, 0);
+    return Status();
+  });
+
+  // diff: the layer that turns A's parent (or B) into A, stored as content.
+  static std::string diff_a, diff_b, diff_media_type, diff_ref;
+  auto* diffc = snap->add_subcommand("diff", "write the changes of a snapshot as a layer: KEY [BASE] (default base: its parent)");
+  diffc->add_option("key", diff_a, "snapshot with the changes")->required();
+  diffc->add_option("base", diff_b, "snapshot to compare against");
+  diffc->add_option("--media-type", diff_media_type, "layer media type (default: tar+gzip)");
+  diffc->add_option("--ref", diff_ref, "content ingest ref");
+  set_action(diffc, global, [&global](Client& c) -> Status {
+    auto sstub = pb::Snapshots::NewStub(c.channel());
+    namespace lpb = ::containerd::services::leases::v1;
+    namespace dpb = ::containerd::services::diff::v1;
+    // A short lease keeps the temporary views (and the new blob) until the command ends.
+    std::string lease = fmt::format("berth-diff-{}", std::chrono::system_clock::now().time_since_epoch().count());
+    {
+      lpb::CreateRequest lreq;
+      lreq.set_id(lease);
+      (*lreq.mutable_labels())["containerd.io/gc.expire"] =
+          core::format_rfc3339(std::chrono::system_clock::now() + std::chrono::hours(1));
+      lpb::CreateResponse lresp;
+      auto ctx = c.context();
+      BERTH_RETURN_IF_ERROR(c.check(lpb::Leases::NewStub(c.channel())->Create(ctx.get(), lreq, &lresp), "create lease"));
+    }
+    auto leased = [&] {
+      auto ctx = c.context();
+      ctx->AddMetadata("containerd-lease", lease);
+      return ctx;
+    };
+    // Mounts of a snapshot: its own for active/view ones, a temporary view for committed ones.
+    auto mounts_of = [&](const std::string& key, std::vector<Mount>& out, std::string* parent) -> Status {
+      pb::StatSnapshotRequest st;
+      st.set_snapshotter(snapshotter_name);
+      st.set_key(key);
+      pb::StatSnapshotResponse info;
+      auto ctx = leased();
+      BERTH_RETURN_IF_ERROR(c.check(sstub->Stat(ctx.get(), st, &info), "stat snapshot"));
+      if (parent) *parent = info.info().parent();
+      if (info.info().kind() == pb::COMMITTED) {
+        pb::ViewSnapshotRequest v;
+        v.set_snapshotter(snapshotter_name);
+        v.set_key(lease + "-" + key);
+        v.set_parent(key);
+        pb::ViewSnapshotResponse vr;
+        auto vctx = leased();
+        BERTH_RETURN_IF_ERROR(c.check(sstub->View(vctx.get(), v, &vr), "view snapshot"));
+        out = convert::mounts_from_proto(vr.mounts());
+        return Status();
+      }
+      pb::MountsRequest m;
+      m.set_snapshotter(snapshotter_name);
+      m.set_key(key);
+      pb::MountsResponse mr;
+      auto mctx = leased();
+      BERTH_RETURN_IF_ERROR(c.check(sstub->Mounts(mctx.get(), m, &mr), "snapshot mounts"));
+      out = convert::mounts_from_proto(mr.mounts());
+      return Status();
+    };
+    std::vector<Mount> upper, lower;
+    std::string parent;
+    Status st = mounts_of(diff_a, upper, &parent);
+    std::string base = diff_b.empty() ? parent : diff_b;
+    if (st.ok() && !base.empty()) st = mounts_of(base, lower, nullptr);
+    dpb::DiffResponse dresp;
+    if (st.ok()) {
+      dpb::DiffRequest dreq;
+      for (const auto& m : lower) convert::to_proto(m, dreq.add_left());
+      for (const auto& m : upper) convert::to_proto(m, dreq.add_right());
+      dreq.set_media_type(diff_media_type);
+      dreq.set_ref(diff_ref);
+      (*dreq.mutable_labels())["containerd.io/gc.root"] = core::format_rfc3339(std::chrono::system_clock::now());
+      auto ctx = leased();
+      ctx->set_deadline(std::chrono::system_clock::time_point::max());
+      st = c.check(dpb::Diff::NewStub(c.channel())->Diff(ctx.get(), dreq, &dresp), "diff");
+    }
+    {
+      lpb::DeleteRequest d;
+      d.set_id(lease);
+      google::protobuf::Empty e;
+      auto ctx = c.context();
+      c.check(lpb::Leases::NewStub(c.channel())->Delete(ctx.get(), d, &e), "delete lease").ignore();
+    }
+    BERTH_RETURN_IF_ERROR(st);
+    if (global.format == "json") {
+      print_json(std::cout, {{"digest", dresp.diff().digest()}, {"size", dresp.diff().size()},
+                             {"media_type", dresp.diff().media_type()}});
+    } else {
+      std::cout << dresp.diff().digest() << "\n";
+    }
     return Status();
   });
 

@@ -121,6 +121,37 @@ TEST_P(SnapshotsTest, CtrSnapshotCommandsWithRealMounts) {
   EXPECT_THAT(bls.out, Not(HasSubstr("base")));
 }
 
+TEST_P(SnapshotsTest, DiffWritesTheChangesAsALayer) {
+  ASSERT_EQ(snap({"prepare", "a"}).exit_code, 0);
+  std::string t = mount("a");
+  std::ofstream(t + "/f1") << "one";
+  std::ofstream(t + "/f2") << "two";
+  unmount(t);
+  ASSERT_EQ(snap({"commit", "a-c", "a"}).exit_code, 0);
+  ASSERT_EQ(snap({"prepare", "b", "a-c"}).exit_code, 0);
+  std::string u = mount("b");
+  fs::remove(u + "/f1");
+  std::ofstream(u + "/f3") << "three";
+  unmount(u);
+  auto d = d_->berth({"snapshots", "--snapshotter", GetParam(), "diff", "b"});
+  ASSERT_EQ(d.exit_code, 0) << diag(d);
+  std::string digest = d.out.substr(0, d.out.find('\n'));
+  ASSERT_EQ(digest.rfind("sha256:", 0), 0u) << d.out;
+  auto get = d_->berth({"content", "get", digest});
+  std::ofstream(d_->dir() + "/layer.tgz", std::ios::binary) << get.out;
+  auto list = run({"tar", "tzf", d_->dir() + "/layer.tgz"});
+  ASSERT_EQ(list.exit_code, 0) << diag(list);
+  EXPECT_THAT(list.out, HasSubstr(".wh.f1"));
+  EXPECT_THAT(list.out, HasSubstr("f3"));
+  EXPECT_THAT(list.out, Not(HasSubstr("f2")));
+  // containerd's ctr streams the same kind of layer.
+  auto c = snap({"diff", "b"});
+  ASSERT_EQ(c.exit_code, 0) << diag(c);
+  std::ofstream(d_->dir() + "/ctr.tgz", std::ios::binary) << c.out;
+  auto clist = run({"tar", "tzf", d_->dir() + "/ctr.tgz"});
+  EXPECT_THAT(clist.out, HasSubstr(".wh.f1"));
+}
+
 TEST_P(SnapshotsTest, GcRemovesSnapshotsALeaseHeldOnceItIsGone) {
   ASSERT_EQ(d_->berth({"leases", "create", "--id", "hold"}).exit_code, 0);
   // A view carries no gc.root: only the lease keeps it (and its committed parent).
