@@ -63,7 +63,8 @@ Status copy_xattrs(const std::string& src, const std::string& dst) {
     std::string value(static_cast<std::size_t>(vlen), '\0');
     vlen = ::lgetxattr(src.c_str(), name.c_str(), value.data(), value.size());
     if (vlen < 0) continue;
-    if (::lsetxattr(dst.c_str(), name.c_str(), value.data(), static_cast<std::size_t>(vlen), 0) < 0) {
+    if (::lsetxattr(dst.c_str(), name.c_str(), value.data(), static_cast<std::size_t>(vlen), 0) <
+        0) {
       bool optional = name.rfind("security.", 0) == 0 || name.rfind("trusted.", 0) == 0;
       if (!(optional && (errno == EPERM || errno == ENOTSUP))) {
         return from_errno(errno, "setxattr {} on \"{}\"", name, dst);
@@ -87,7 +88,8 @@ Status copy_data(int in, int out, const struct stat& st, const std::string& src)
     if (hole < 0) hole = st.st_size;
     off_t in_off = data, out_off = data;
     while (in_off < hole) {
-      ssize_t n = ::copy_file_range(in, &in_off, out, &out_off, static_cast<std::size_t>(hole - in_off), 0);
+      ssize_t n =
+          ::copy_file_range(in, &in_off, out, &out_off, static_cast<std::size_t>(hole - in_off), 0);
       if (n < 0) {
         if (errno == EINTR) continue;
         if (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP || errno == EINVAL) {
@@ -132,7 +134,8 @@ class Copier {
 
  private:
   Status finish(const std::string& dst, const struct stat& st, const std::string& src) {
-    if (::lchown(dst.c_str(), st.st_uid, st.st_gid) < 0) return from_errno(errno, "lchown \"{}\"", dst);
+    if (::lchown(dst.c_str(), st.st_uid, st.st_gid) < 0)
+      return from_errno(errno, "lchown \"{}\"", dst);
     if (!S_ISLNK(st.st_mode) && ::chmod(dst.c_str(), st.st_mode & 07777) < 0) {
       return from_errno(errno, "chmod \"{}\"", dst);
     }
@@ -146,7 +149,8 @@ class Copier {
     if (!S_ISDIR(st.st_mode) && st.st_nlink > 1) {
       auto it = links_.find({st.st_dev, st.st_ino});
       if (it != links_.end()) {
-        if (::link(it->second.c_str(), dst.c_str()) < 0) return from_errno(errno, "link \"{}\"", dst);
+        if (::link(it->second.c_str(), dst.c_str()) < 0)
+          return from_errno(errno, "link \"{}\"", dst);
         return Status();
       }
       links_[{st.st_dev, st.st_ino}] = dst;
@@ -168,11 +172,13 @@ class Copier {
       ssize_t n = ::readlink(src.c_str(), target.data(), target.size());
       if (n < 0) return from_errno(errno, "readlink \"{}\"", src);
       target.resize(static_cast<std::size_t>(n));
-      if (::symlink(target.c_str(), dst.c_str()) < 0) return from_errno(errno, "symlink \"{}\"", dst);
+      if (::symlink(target.c_str(), dst.c_str()) < 0)
+        return from_errno(errno, "symlink \"{}\"", dst);
       return finish(dst, st, src);
     }
     // Device nodes, fifos, sockets.
-    if (::mknod(dst.c_str(), st.st_mode, st.st_rdev) < 0) return from_errno(errno, "mknod \"{}\"", dst);
+    if (::mknod(dst.c_str(), st.st_mode, st.st_rdev) < 0)
+      return from_errno(errno, "mknod \"{}\"", dst);
     return finish(dst, st, src);
   }
 
@@ -227,14 +233,17 @@ Status remove_tree(const std::string& path) {
       std::string child = path + "/" + n;
       struct stat cst {};
       if (::lstat(child.c_str(), &cst) == 0 && S_ISDIR(cst.st_mode) && cst.st_dev != st.st_dev) {
-        return failed_precondition("refusing to remove \"{}\": a filesystem is mounted there", child);
+        return failed_precondition("refusing to remove \"{}\": a filesystem is mounted there",
+                                   child);
       }
       BERTH_RETURN_IF_ERROR(remove_tree(child));
     }
-    if (::rmdir(path.c_str()) < 0 && errno != ENOENT) return from_errno(errno, "rmdir \"{}\"", path);
+    if (::rmdir(path.c_str()) < 0 && errno != ENOENT)
+      return from_errno(errno, "rmdir \"{}\"", path);
     return Status();
   }
-  if (::unlink(path.c_str()) < 0 && errno != ENOENT) return from_errno(errno, "unlink \"{}\"", path);
+  if (::unlink(path.c_str()) < 0 && errno != ENOENT)
+    return from_errno(errno, "unlink \"{}\"", path);
   return Status();
 }
 

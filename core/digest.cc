@@ -61,7 +61,8 @@ Result<Sha256> Sha256::restore(std::string_view saved) {
   }
   const char* p = saved.data() + kMagic.size();
   std::memcpy(&size, p, sizeof size);
-  if (size != sizeof(SHA256_CTX)) return Status(Code::kDataLoss, "saved sha256 state has another layout");
+  if (size != sizeof(SHA256_CTX))
+    return Status(Code::kDataLoss, "saved sha256 state has another layout");
   Sha256 h;
   std::memcpy(&h.bytes_, p + sizeof size, sizeof h.bytes_);
   std::memcpy(&h.state_->ctx, p + sizeof size + sizeof h.bytes_, sizeof(SHA256_CTX));

@@ -42,18 +42,30 @@ struct FlagSpec {
 
 const std::map<std::string, FlagSpec, std::less<>>& flag_table() {
   static const std::map<std::string, FlagSpec, std::less<>> t = {
-      {"async", {true, MS_SYNCHRONOUS}},  {"atime", {true, MS_NOATIME}},
-      {"bind", {false, MS_BIND}},         {"defaults", {false, 0}},
-      {"dev", {true, MS_NODEV}},          {"diratime", {true, MS_NODIRATIME}},
-      {"dirsync", {false, MS_DIRSYNC}},   {"exec", {true, MS_NOEXEC}},
-      {"mand", {false, MS_MANDLOCK}},     {"noatime", {false, MS_NOATIME}},
-      {"nodev", {false, MS_NODEV}},       {"nodiratime", {false, MS_NODIRATIME}},
-      {"noexec", {false, MS_NOEXEC}},     {"nomand", {true, MS_MANDLOCK}},
-      {"norelatime", {true, MS_RELATIME}}, {"nostrictatime", {true, MS_STRICTATIME}},
-      {"nosuid", {false, MS_NOSUID}},     {"rbind", {false, MS_BIND | MS_REC}},
-      {"relatime", {false, MS_RELATIME}}, {"remount", {false, MS_REMOUNT}},
-      {"ro", {false, MS_RDONLY}},         {"rw", {true, MS_RDONLY}},
-      {"strictatime", {false, MS_STRICTATIME}}, {"suid", {true, MS_NOSUID}},
+      {"async", {true, MS_SYNCHRONOUS}},
+      {"atime", {true, MS_NOATIME}},
+      {"bind", {false, MS_BIND}},
+      {"defaults", {false, 0}},
+      {"dev", {true, MS_NODEV}},
+      {"diratime", {true, MS_NODIRATIME}},
+      {"dirsync", {false, MS_DIRSYNC}},
+      {"exec", {true, MS_NOEXEC}},
+      {"mand", {false, MS_MANDLOCK}},
+      {"noatime", {false, MS_NOATIME}},
+      {"nodev", {false, MS_NODEV}},
+      {"nodiratime", {false, MS_NODIRATIME}},
+      {"noexec", {false, MS_NOEXEC}},
+      {"nomand", {true, MS_MANDLOCK}},
+      {"norelatime", {true, MS_RELATIME}},
+      {"nostrictatime", {true, MS_STRICTATIME}},
+      {"nosuid", {false, MS_NOSUID}},
+      {"rbind", {false, MS_BIND | MS_REC}},
+      {"relatime", {false, MS_RELATIME}},
+      {"remount", {false, MS_REMOUNT}},
+      {"ro", {false, MS_RDONLY}},
+      {"rw", {true, MS_RDONLY}},
+      {"strictatime", {false, MS_STRICTATIME}},
+      {"suid", {true, MS_NOSUID}},
       {"sync", {false, MS_SYNCHRONOUS}},
   };
   return t;
@@ -61,9 +73,9 @@ const std::map<std::string, FlagSpec, std::less<>>& flag_table() {
 
 const std::map<std::string, unsigned long, std::less<>>& propagation_table() {
   static const std::map<std::string, unsigned long, std::less<>> t = {
-      {"private", MS_PRIVATE},   {"rprivate", MS_PRIVATE | MS_REC},
-      {"shared", MS_SHARED},     {"rshared", MS_SHARED | MS_REC},
-      {"slave", MS_SLAVE},       {"rslave", MS_SLAVE | MS_REC},
+      {"private", MS_PRIVATE},       {"rprivate", MS_PRIVATE | MS_REC},
+      {"shared", MS_SHARED},         {"rshared", MS_SHARED | MS_REC},
+      {"slave", MS_SLAVE},           {"rslave", MS_SLAVE | MS_REC},
       {"unbindable", MS_UNBINDABLE}, {"runbindable", MS_UNBINDABLE | MS_REC},
   };
   return t;
@@ -94,7 +106,9 @@ long sys_fsopen(const char* fs, unsigned flags) { return ::syscall(SYS_fsopen, f
 long sys_fsconfig(int fd, unsigned cmd, const char* key, const void* value, int aux) {
   return ::syscall(SYS_fsconfig, fd, cmd, key, value, aux);
 }
-long sys_fsmount(int fd, unsigned flags, unsigned attr) { return ::syscall(SYS_fsmount, fd, flags, attr); }
+long sys_fsmount(int fd, unsigned flags, unsigned attr) {
+  return ::syscall(SYS_fsmount, fd, flags, attr);
+}
 long sys_move_mount(int from_dfd, const char* from, int to_dfd, const char* to, unsigned flags) {
   return ::syscall(SYS_move_mount, from_dfd, from, to_dfd, to, flags);
 }
@@ -122,7 +136,9 @@ Status overlay_new_api(const MountFlags& f, const std::string& target) {
     if (key == "lowerdir") {
       for (const auto& layer : split(opt.substr(eq + 1), ':')) {
         if (sys_fsconfig(fs.get(), FSCONFIG_SET_STRING, "lowerdir+", layer.c_str(), 0) < 0) {
-          if (errno == EINVAL) return Status(Code::kUnimplemented, "overlay lowerdir+ is not supported by this kernel");
+          if (errno == EINVAL)
+            return Status(Code::kUnimplemented,
+                          "overlay lowerdir+ is not supported by this kernel");
           return from_errno(errno, "fsconfig overlay lowerdir+ \"{}\"", layer);
         }
       }
@@ -168,15 +184,17 @@ Status overlay_relative(const MountFlags& f, const std::string& target) {
   }
   std::string joined = join(data, ',');
   if (joined.size() >= kPageSize) {
-    return invalid_argument("overlay options for \"{}\" are {} bytes even with relative paths (limit {})",
-                            target, joined.size(), kPageSize - 1);
+    return invalid_argument(
+        "overlay options for \"{}\" are {} bytes even with relative paths (limit {})", target,
+        joined.size(), kPageSize - 1);
   }
   std::string abs_target = std::filesystem::absolute(target).string();
   pid_t pid = ::fork();
   if (pid < 0) return from_errno(errno, "fork");
   if (pid == 0) {
     if (::chdir(common.c_str()) < 0) ::_exit(100 + errno);
-    if (::mount("overlay", abs_target.c_str(), "overlay", f.flags, joined.c_str()) < 0) ::_exit(errno);
+    if (::mount("overlay", abs_target.c_str(), "overlay", f.flags, joined.c_str()) < 0)
+      ::_exit(errno);
     ::_exit(0);
   }
   int status = 0;
@@ -229,11 +247,13 @@ Status mount(const Mount& m, const std::string& target_dir) {
     unsigned long flags = f.flags;
     if (f.remount_ro) flags &= ~MS_RDONLY;
     const char* fstype = (f.flags & MS_BIND) ? nullptr : type.c_str();
-    if (::mount(m.source.c_str(), target.c_str(), fstype, flags, data.empty() ? nullptr : data.c_str()) < 0) {
+    if (::mount(m.source.c_str(), target.c_str(), fstype, flags,
+                data.empty() ? nullptr : data.c_str()) < 0) {
       return from_errno(errno, "mount \"{}\" on \"{}\" ({})", m.source, target, type);
     }
     if (f.remount_ro) {
-      unsigned long ro = MS_REMOUNT | MS_BIND | MS_RDONLY | (f.flags & (MS_NOSUID | MS_NODEV | MS_NOEXEC));
+      unsigned long ro =
+          MS_REMOUNT | MS_BIND | MS_RDONLY | (f.flags & (MS_NOSUID | MS_NODEV | MS_NOEXEC));
       if (::mount(nullptr, target.c_str(), nullptr, ro, nullptr) < 0) {
         int err = errno;
         ::umount2(target.c_str(), MNT_DETACH);
@@ -261,7 +281,8 @@ Status mount_all(const std::vector<Mount>& mounts, const std::string& target) {
 }
 
 bool is_mount_point(const std::string& path) {
-  struct stat self {}, parent {};
+  struct stat self {
+  }, parent{};
   if (::lstat(path.c_str(), &self) < 0) return false;
   std::string up = path + "/..";
   if (::lstat(up.c_str(), &parent) < 0) return false;
@@ -299,7 +320,8 @@ Status unmount_all(const std::string& target, bool detach) {
   return internal_error("umount \"{}\": still mounted after 1000 unmounts", target);
 }
 
-Result<ScopedMount> ScopedMount::create(const std::vector<Mount>& mounts, const std::string& target) {
+Result<ScopedMount> ScopedMount::create(const std::vector<Mount>& mounts,
+                                        const std::string& target) {
   BERTH_RETURN_IF_ERROR(mount_all(mounts, target));
   return ScopedMount(target);
 }

@@ -12,6 +12,11 @@ namespace berth::cli {
 using Action = std::function<Status(Client&)>;
 void set_action(CLI::App* cmd, const GlobalOptions& global, Action action);
 
+// Runs fn for every item; prints each item that succeeded (when print_ok) and each error, and
+// returns an error "N of M <noun> not removed" when any failed.
+Status for_each_item(const std::vector<std::string>& items, std::string_view noun, bool print_ok,
+                     const std::function<Status(const std::string&)>& fn);
+
 void add_version_command(CLI::App& app, const GlobalOptions& global);
 void add_plugins_command(CLI::App& app, const GlobalOptions& global);
 void add_namespaces_command(CLI::App& app, const GlobalOptions& global);

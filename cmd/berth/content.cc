@@ -1,14 +1,12 @@
 // berth content ls|get|ingest|active|rm|label
-#include "cmd/berth/commands.h"
-#include "cmd/berth/output.h"
-
 #include <berth/grpc.h>
-
-#include "github.com/containerd/containerd/api/services/content/v1/content.grpc.pb.h"
-
 #include <unistd.h>
 
 #include <iostream>
+
+#include "cmd/berth/commands.h"
+#include "cmd/berth/output.h"
+#include "github.com/containerd/containerd/api/services/content/v1/content.grpc.pb.h"
 
 namespace berth::cli {
 namespace {
@@ -40,7 +38,8 @@ Result<std::size_t> read_full(int fd, char* buf, std::size_t n) {
   return got;
 }
 
-Status ingest(Client& c, const std::string& ref, std::int64_t expected_size, const std::string& expected) {
+Status ingest(Client& c, const std::string& ref, std::int64_t expected_size,
+              const std::string& expected) {
   auto ctx = c.context();
   ctx->set_deadline(std::chrono::system_clock::time_point::max());  // as long as the input lasts
   auto stream = pb::Content::NewStub(c.channel())->Write(ctx.get());
@@ -67,8 +66,14 @@ Status ingest(Client& c, const std::string& ref, std::int64_t expected_size, con
   std::int64_t offset = resp.offset();
   std::vector<char> buf(kChunk);
   for (std::int64_t skipped = 0; skipped < offset;) {
-    BERTH_TRY(auto n, read_full(0, buf.data(), static_cast<std::size_t>(std::min<std::int64_t>(kChunk, offset - skipped))));
-    if (n == 0) return invalid_argument("input is shorter ({} bytes) than what ingest \"{}\" already has ({})", skipped, ref, offset);
+    BERTH_TRY(
+        auto n,
+        read_full(0, buf.data(),
+                  static_cast<std::size_t>(std::min<std::int64_t>(kChunk, offset - skipped))));
+    if (n == 0)
+      return invalid_argument(
+          "input is shorter ({} bytes) than what ingest \"{}\" already has ({})", skipped, ref,
+          offset);
     skipped += static_cast<std::int64_t>(n);
   }
   if (offset > 0) std::cerr << "resuming \"" << ref << "\" at offset " << offset << "\n";
@@ -161,11 +166,13 @@ void add_content_command(CLI::App& app, const GlobalOptions& global) {
   static std::string ref;
   static std::int64_t expected_size = 0;
   static std::string expected_digest;
-  auto* ing = content->add_subcommand("ingest", "store standard input as a blob: REF (resumes an interrupted ingest)");
+  auto* ing = content->add_subcommand(
+      "ingest", "store standard input as a blob: REF (resumes an interrupted ingest)");
   ing->add_option("ref", ref, "ingest reference")->required();
   ing->add_option("--expected-size", expected_size, "expected size in bytes");
   ing->add_option("--expected-digest", expected_digest, "expected digest");
-  set_action(ing, global, [](Client& c) -> Status { return ingest(c, ref, expected_size, expected_digest); });
+  set_action(ing, global,
+             [](Client& c) -> Status { return ingest(c, ref, expected_size, expected_digest); });
 
   static std::string active_filter;
   auto* active = content->add_subcommand("active", "list ingests in progress [REGEXP]");
@@ -175,12 +182,16 @@ void add_content_command(CLI::App& app, const GlobalOptions& global) {
     if (!active_filter.empty()) req.add_filters("ref~=" + active_filter);
     pb::ListStatusesResponse resp;
     auto ctx = c.context();
-    BERTH_RETURN_IF_ERROR(c.check(pb::Content::NewStub(c.channel())->ListStatuses(ctx.get(), req, &resp), "list ingests"));
+    BERTH_RETURN_IF_ERROR(c.check(
+        pb::Content::NewStub(c.channel())->ListStatuses(ctx.get(), req, &resp), "list ingests"));
     if (global.format == "json") {
       auto arr = nlohmann::json::array();
       for (const auto& s : resp.statuses()) {
-        arr.push_back({{"ref", s.ref()}, {"offset", s.offset()}, {"total", s.total()},
-                       {"expected", s.expected()}, {"started_at", s.started_at().seconds()},
+        arr.push_back({{"ref", s.ref()},
+                       {"offset", s.offset()},
+                       {"total", s.total()},
+                       {"expected", s.expected()},
+                       {"started_at", s.started_at().seconds()},
                        {"updated_at", s.updated_at().seconds()}});
       }
       print_json(std::cout, arr);
@@ -196,31 +207,24 @@ void add_content_command(CLI::App& app, const GlobalOptions& global) {
   });
 
   static std::vector<std::string> rm_digests;
-  auto* rm = content->add_subcommand("rm", "remove blobs from the namespace: DIGEST...")->alias("delete");
+  auto* rm =
+      content->add_subcommand("rm", "remove blobs from the namespace: DIGEST...")->alias("delete");
   rm->add_option("digests", rm_digests, "digests")->required();
   set_action(rm, global, [](Client& c) -> Status {
-    std::size_t failed = 0;
-    Code code = Code::kOk;
-    for (const auto& d : rm_digests) {
+    return for_each_item(rm_digests, "blobs", true, [&](const std::string& d) {
       pb::DeleteContentRequest req;
       req.set_digest(d);
       google::protobuf::Empty e;
       auto ctx = c.context();
-      Status st = c.check(pb::Content::NewStub(c.channel())->Delete(ctx.get(), req, &e), "delete content");
-      if (st.ok()) {
-        std::cout << d << "\n";
-      } else {
-        std::cerr << "berth: " << st.message() << "\n";
-        if (failed++ == 0) code = st.code();
-      }
-    }
-    if (failed == 0) return Status();
-    return Status(code, fmt::format("{} of {} blobs not removed", failed, rm_digests.size()));
+      return c.check(pb::Content::NewStub(c.channel())->Delete(ctx.get(), req, &e),
+                     "delete content");
+    });
   });
 
   static std::string label_digest;
   static std::vector<std::string> label_args;
-  auto* label = content->add_subcommand("label", "set or clear labels: DIGEST KEY=VALUE... (KEY= clears)");
+  auto* label =
+      content->add_subcommand("label", "set or clear labels: DIGEST KEY=VALUE... (KEY= clears)");
   label->add_option("digest", label_digest, "digest")->required();
   label->add_option("labels", label_args, "KEY=VALUE")->required();
   set_action(label, global, [](Client& c) -> Status {
@@ -232,7 +236,8 @@ void add_content_command(CLI::App& app, const GlobalOptions& global) {
     }
     pb::UpdateResponse resp;
     auto ctx = c.context();
-    BERTH_RETURN_IF_ERROR(c.check(pb::Content::NewStub(c.channel())->Update(ctx.get(), req, &resp), "label content"));
+    BERTH_RETURN_IF_ERROR(
+        c.check(pb::Content::NewStub(c.channel())->Update(ctx.get(), req, &resp), "label content"));
     std::cout << join_labels({resp.info().labels().begin(), resp.info().labels().end()}) << "\n";
     return Status();
   });

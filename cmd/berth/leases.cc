@@ -1,15 +1,14 @@
 // berth leases create|ls|rm
-#include "cmd/berth/commands.h"
-#include "cmd/berth/output.h"
-
 #include <berth/grpc.h>
-
-#include "core/duration.h"
-#include "core/time.h"
-#include "github.com/containerd/containerd/api/services/leases/v1/leases.grpc.pb.h"
 
 #include <iostream>
 #include <random>
+
+#include "cmd/berth/commands.h"
+#include "cmd/berth/output.h"
+#include "core/duration.h"
+#include "core/time.h"
+#include "github.com/containerd/containerd/api/services/leases/v1/leases.grpc.pb.h"
 
 namespace berth::cli {
 namespace {
@@ -17,8 +16,10 @@ namespace pb = ::containerd::services::leases::v1;
 
 std::string random_id() {
   std::random_device rd;
-  return fmt::format("{}-{:06x}", std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                      std::chrono::system_clock::now().time_since_epoch()).count(),
+  return fmt::format("{}-{:06x}",
+                     std::chrono::duration_cast<std::chrono::nanoseconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count(),
                      rd() & 0xffffff);
 }
 }  // namespace
@@ -33,7 +34,8 @@ void add_leases_command(CLI::App& app, const GlobalOptions& global) {
   static std::vector<std::string> labels;
   auto* create = leases->add_subcommand("create", "create a lease [KEY=VALUE...]; prints its id");
   create->add_option("--id", id, "lease id (default: generated)");
-  create->add_option("--expires,-x", expires, "expire after this long (0 = never)")->capture_default_str();
+  create->add_option("--expires,-x", expires, "expire after this long (0 = never)")
+      ->capture_default_str();
   create->add_option("labels", labels, "labels KEY=VALUE");
   set_action(create, global, [](Client& c) -> Status {
     pb::CreateRequest req;
@@ -46,7 +48,8 @@ void add_leases_command(CLI::App& app, const GlobalOptions& global) {
     }
     pb::CreateResponse resp;
     auto ctx = c.context();
-    BERTH_RETURN_IF_ERROR(c.check(pb::Leases::NewStub(c.channel())->Create(ctx.get(), req, &resp), "create lease"));
+    BERTH_RETURN_IF_ERROR(
+        c.check(pb::Leases::NewStub(c.channel())->Create(ctx.get(), req, &resp), "create lease"));
     std::cout << resp.lease().id() << "\n";
     return Status();
   });
@@ -61,13 +64,15 @@ void add_leases_command(CLI::App& app, const GlobalOptions& global) {
     for (const auto& f : filters) req.add_filters(f);
     pb::ListResponse resp;
     auto ctx = c.context();
-    BERTH_RETURN_IF_ERROR(c.check(pb::Leases::NewStub(c.channel())->List(ctx.get(), req, &resp), "list leases"));
+    BERTH_RETURN_IF_ERROR(
+        c.check(pb::Leases::NewStub(c.channel())->List(ctx.get(), req, &resp), "list leases"));
     if (global.format == "json") {
       auto arr = nlohmann::json::array();
       for (const auto& l : resp.leases()) {
-        arr.push_back({{"id", l.id()},
-                       {"created_at", core::format_rfc3339(from_proto(l.created_at()))},
-                       {"labels", std::map<std::string, std::string>(l.labels().begin(), l.labels().end())}});
+        arr.push_back(
+            {{"id", l.id()},
+             {"created_at", core::format_rfc3339(from_proto(l.created_at()))},
+             {"labels", std::map<std::string, std::string>(l.labels().begin(), l.labels().end())}});
       }
       print_json(std::cout, arr);
     } else if (quiet) {
@@ -75,7 +80,8 @@ void add_leases_command(CLI::App& app, const GlobalOptions& global) {
     } else {
       Table t({"ID", "CREATED", "LABELS"});
       for (const auto& l : resp.leases()) {
-        t.add({l.id(), core::format_rfc3339(from_proto(l.created_at())), join_labels({l.labels().begin(), l.labels().end()})});
+        t.add({l.id(), core::format_rfc3339(from_proto(l.created_at())),
+               join_labels({l.labels().begin(), l.labels().end()})});
       }
       t.print(std::cout);
     }
@@ -88,24 +94,14 @@ void add_leases_command(CLI::App& app, const GlobalOptions& global) {
   rm->add_option("ids", ids, "lease ids")->required();
   rm->add_flag("--sync", sync, "wait for the garbage collection that reclaims what they held");
   set_action(rm, global, [](Client& c) -> Status {
-    std::size_t failed = 0;
-    Code code = Code::kOk;
-    for (const auto& l : ids) {
+    return for_each_item(ids, "leases", true, [&](const std::string& l) {
       pb::DeleteRequest req;
       req.set_id(l);
       req.set_sync(sync);
       google::protobuf::Empty e;
       auto ctx = c.context();
-      Status st = c.check(pb::Leases::NewStub(c.channel())->Delete(ctx.get(), req, &e), "delete lease");
-      if (st.ok()) {
-        std::cout << l << "\n";
-      } else {
-        std::cerr << "berth: " << st.message() << "\n";
-        if (failed++ == 0) code = st.code();
-      }
-    }
-    if (failed == 0) return Status();
-    return Status(code, fmt::format("{} of {} leases not removed", failed, ids.size()));
+      return c.check(pb::Leases::NewStub(c.channel())->Delete(ctx.get(), req, &e), "delete lease");
+    });
   });
 }
 

@@ -26,6 +26,23 @@ void set_action(CLI::App* cmd, const GlobalOptions& global, Action action) {
   });
 }
 
+Status for_each_item(const std::vector<std::string>& items, std::string_view noun, bool print_ok,
+                     const std::function<Status(const std::string&)>& fn) {
+  std::size_t failed = 0;
+  Code code = Code::kOk;
+  for (const auto& item : items) {
+    Status st = fn(item);
+    if (st.ok()) {
+      if (print_ok) std::cout << item << "\n";
+    } else {
+      std::cerr << "berth: " << st.message() << "\n";
+      if (failed++ == 0) code = st.code();
+    }
+  }
+  if (failed == 0) return Status();
+  return Status(code, fmt::format("{} of {} {} not removed", failed, items.size(), noun));
+}
+
 }  // namespace berth::cli
 
 int main(int argc, char** argv) {

@@ -65,24 +65,14 @@ void add_namespaces_command(CLI::App& app, const GlobalOptions& global) {
                  ->alias("delete");
   rm->add_option("names", names, "namespace names")->required();
   set_action(rm, global, [](Client& c) -> Status {
-    std::size_t failed = 0;
-    Code code = Code::kOk;
-    for (const auto& n : names) {
+    return for_each_item(names, "namespaces", true, [&](const std::string& n) {
       pb::DeleteNamespaceRequest req;
       req.set_name(n);
       google::protobuf::Empty empty;
       auto ctx = c.context();
-      Status st = c.check(pb::Namespaces::NewStub(c.channel())->Delete(ctx.get(), req, &empty),
-                          "delete namespace");
-      if (st.ok()) {
-        std::cout << n << "\n";
-      } else {
-        std::cerr << "berth: " << st.message() << "\n";
-        if (failed++ == 0) code = st.code();
-      }
-    }
-    if (failed == 0) return Status();
-    return Status(code, fmt::format("{} of {} namespaces not removed", failed, names.size()));
+      return c.check(pb::Namespaces::NewStub(c.channel())->Delete(ctx.get(), req, &empty),
+                     "delete namespace");
+    });
   });
 
   static std::string label_name;

@@ -64,7 +64,8 @@ std::string human_size(std::int64_t bytes) {
 }
 
 std::string human_age(std::chrono::system_clock::time_point t) {
-  auto secs = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() - t).count();
+  auto secs = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() - t)
+                  .count();
   if (secs < 0) secs = 0;
   auto plural = [](long long n, const char* unit) {
     return std::to_string(n) + " " + unit + (n == 1 ? "" : "s");

@@ -1,17 +1,16 @@
 // berth snapshots ls|prepare|view|commit|mounts|mount|rm|info|usage|tree|label
-#include "cmd/berth/commands.h"
-#include "cmd/berth/output.h"
-
 #include <berth/convert/snapshots.h>
 
+#include <iostream>
+#include <map>
+
+#include "cmd/berth/commands.h"
+#include "cmd/berth/output.h"
 #include "core/mount.h"
 #include "core/time.h"
 #include "github.com/containerd/containerd/api/services/diff/v1/diff.grpc.pb.h"
 #include "github.com/containerd/containerd/api/services/leases/v1/leases.grpc.pb.h"
 #include "github.com/containerd/containerd/api/services/snapshots/v1/snapshots.grpc.pb.h"
-
-#include <iostream>
-#include <map>
 
 namespace berth::cli {
 namespace {
@@ -47,11 +46,13 @@ Result<std::vector<pb::Info>> list_all(Client& c, const std::vector<std::string>
 }
 
 template <typename Resp>
-Status print_mounts(const Resp& resp, const std::string& target, bool as_commands, const GlobalOptions& g) {
+Status print_mounts(const Resp& resp, const std::string& target, bool as_commands,
+                    const GlobalOptions& g) {
   auto mounts = convert::mounts_from_proto(resp.mounts());
   if (g.format == "json") {
     auto arr = nlohmann::json::array();
-    for (const auto& m : mounts) arr.push_back({{"type", m.type}, {"source", m.source}, {"options", m.options}});
+    for (const auto& m : mounts)
+      arr.push_back({{"type", m.type}, {"source", m.source}, {"options", m.options}});
     print_json(std::cout, arr);
   } else if (as_commands) {
     for (const auto& m : mounts) std::cout << mount_command(m, target) << "\n";
@@ -66,7 +67,8 @@ void add_snapshots_command(CLI::App& app, const GlobalOptions& global) {
   snap->alias("snapshot");
   snap->require_subcommand(1);
   if (const char* env = std::getenv("BERTH_SNAPSHOTTER"); env && *env) snapshotter_name = env;
-  snap->add_option("--snapshotter", snapshotter_name, "snapshotter ($BERTH_SNAPSHOTTER)")->capture_default_str();
+  snap->add_option("--snapshotter", snapshotter_name, "snapshotter ($BERTH_SNAPSHOTTER)")
+      ->capture_default_str();
 
   static std::vector<std::string> filters;
   auto* ls = snap->add_subcommand("ls", "list snapshots [FILTER...]")->alias("list");
@@ -76,14 +78,18 @@ void add_snapshots_command(CLI::App& app, const GlobalOptions& global) {
     if (global.format == "json") {
       auto arr = nlohmann::json::array();
       for (const auto& i : all) {
-        arr.push_back({{"key", i.name()}, {"parent", i.parent()}, {"kind", kind_name(i.kind())},
-                       {"labels", std::map<std::string, std::string>(i.labels().begin(), i.labels().end())}});
+        arr.push_back(
+            {{"key", i.name()},
+             {"parent", i.parent()},
+             {"kind", kind_name(i.kind())},
+             {"labels", std::map<std::string, std::string>(i.labels().begin(), i.labels().end())}});
       }
       print_json(std::cout, arr);
       return Status();
     }
     Table t({"KEY", "PARENT", "KIND"});
-    for (const auto& i : all) t.add({i.name(), i.parent().empty() ? "-" : i.parent(), kind_name(i.kind())});
+    for (const auto& i : all)
+      t.add({i.name(), i.parent().empty() ? "-" : i.parent(), kind_name(i.kind())});
     t.print(std::cout);
     return Status();
   });
@@ -112,7 +118,8 @@ void add_snapshots_command(CLI::App& app, const GlobalOptions& global) {
         for (const auto& [k, v] : lbl) (*req.mutable_labels())[k] = v;
         pb::ViewSnapshotResponse resp;
         BERTH_RETURN_IF_ERROR(c.check(stub->View(ctx.get(), req, &resp), "view snapshot"));
-        if (show_mounts || global.format == "json") return print_mounts(resp, target.empty() ? "TARGET" : target, true, global);
+        if (show_mounts || global.format == "json")
+          return print_mounts(resp, target.empty() ? "TARGET" : target, true, global);
         return Status();
       }
       // Like ctr: a snapshot prepared by hand is a GC root until removed.
@@ -126,7 +133,8 @@ void add_snapshots_command(CLI::App& app, const GlobalOptions& global) {
       for (const auto& [k, v] : lbl) (*req.mutable_labels())[k] = v;
       pb::PrepareSnapshotResponse resp;
       BERTH_RETURN_IF_ERROR(c.check(stub->Prepare(ctx.get(), req, &resp), "prepare snapshot"));
-      if (show_mounts || global.format == "json") return print_mounts(resp, target.empty() ? "TARGET" : target, true, global);
+      if (show_mounts || global.format == "json")
+        return print_mounts(resp, target.empty() ? "TARGET" : target, true, global);
       return Status();
     });
   }
@@ -140,14 +148,18 @@ void add_snapshots_command(CLI::App& app, const GlobalOptions& global) {
     req.set_snapshotter(snapshotter_name);
     req.set_name(commit_name);
     req.set_key(commit_key);
-    (*req.mutable_labels())["containerd.io/gc.root"] = core::format_rfc3339(std::chrono::system_clock::now());
+    (*req.mutable_labels())["containerd.io/gc.root"] =
+        core::format_rfc3339(std::chrono::system_clock::now());
     google::protobuf::Empty e;
     auto ctx = c.context();
-    return c.check(pb::Snapshots::NewStub(c.channel())->Commit(ctx.get(), req, &e), "commit snapshot");
+    return c.check(pb::Snapshots::NewStub(c.channel())->Commit(ctx.get(), req, &e),
+                   "commit snapshot");
   });
 
   static std::string mt_target, mt_key;
-  auto* mounts = snap->add_subcommand("mounts", "print the mount commands for a snapshot: TARGET KEY")->alias("m");
+  auto* mounts =
+      snap->add_subcommand("mounts", "print the mount commands for a snapshot: TARGET KEY")
+          ->alias("m");
   mounts->add_option("target", mt_target, "mount point")->required();
   mounts->add_option("key", mt_key, "snapshot key")->required();
   set_action(mounts, global, [&global](Client& c) -> Status {
@@ -156,7 +168,8 @@ void add_snapshots_command(CLI::App& app, const GlobalOptions& global) {
     req.set_key(mt_key);
     pb::MountsResponse resp;
     auto ctx = c.context();
-    BERTH_RETURN_IF_ERROR(c.check(pb::Snapshots::NewStub(c.channel())->Mounts(ctx.get(), req, &resp), "snapshot mounts"));
+    BERTH_RETURN_IF_ERROR(c.check(
+        pb::Snapshots::NewStub(c.channel())->Mounts(ctx.get(), req, &resp), "snapshot mounts"));
     return print_mounts(resp, mt_target, true, global);
   });
 
@@ -169,7 +182,8 @@ void add_snapshots_command(CLI::App& app, const GlobalOptions& global) {
     req.set_key(mt_key);
     pb::MountsResponse resp;
     auto ctx = c.context();
-    BERTH_RETURN_IF_ERROR(c.check(pb::Snapshots::NewStub(c.channel())->Mounts(ctx.get(), req, &resp), "snapshot mounts"));
+    BERTH_RETURN_IF_ERROR(c.check(
+        pb::Snapshots::NewStub(c.channel())->Mounts(ctx.get(), req, &resp), "snapshot mounts"));
     return core::mount_all(convert::mounts_from_proto(resp.mounts()), mt_target);
   });
 
@@ -177,22 +191,15 @@ void add_snapshots_command(CLI::App& app, const GlobalOptions& global) {
   auto* rm = snap->add_subcommand("rm", "remove snapshots: KEY...")->alias("delete");
   rm->add_option("keys", rm_keys, "keys")->required();
   set_action(rm, global, [](Client& c) -> Status {
-    std::size_t failed = 0;
-    Code code = Code::kOk;
-    for (const auto& k : rm_keys) {
+    return for_each_item(rm_keys, "snapshots", false, [&](const std::string& k) {
       pb::RemoveSnapshotRequest req;
       req.set_snapshotter(snapshotter_name);
       req.set_key(k);
       google::protobuf::Empty e;
       auto ctx = c.context();
-      Status st = c.check(pb::Snapshots::NewStub(c.channel())->Remove(ctx.get(), req, &e), "remove snapshot");
-      if (!st.ok()) {
-        std::cerr << "berth: " << st.message() << "\n";
-        if (failed++ == 0) code = st.code();
-      }
-    }
-    if (failed == 0) return Status();
-    return Status(code, fmt::format("{} of {} snapshots not removed", failed, rm_keys.size()));
+      return c.check(pb::Snapshots::NewStub(c.channel())->Remove(ctx.get(), req, &e),
+                     "remove snapshot");
+    });
   });
 
   static std::string info_key;
@@ -204,14 +211,17 @@ void add_snapshots_command(CLI::App& app, const GlobalOptions& global) {
     req.set_key(info_key);
     pb::StatSnapshotResponse resp;
     auto ctx = c.context();
-    BERTH_RETURN_IF_ERROR(c.check(pb::Snapshots::NewStub(c.channel())->Stat(ctx.get(), req, &resp), "stat snapshot"));
+    BERTH_RETURN_IF_ERROR(
+        c.check(pb::Snapshots::NewStub(c.channel())->Stat(ctx.get(), req, &resp), "stat snapshot"));
     const auto& i = resp.info();
-    print_json(std::cout, {{"name", i.name()},
-                           {"parent", i.parent()},
-                           {"kind", kind_name(i.kind())},
-                           {"labels", std::map<std::string, std::string>(i.labels().begin(), i.labels().end())},
-                           {"created", core::format_rfc3339(from_proto(i.created_at()))},
-                           {"updated", core::format_rfc3339(from_proto(i.updated_at()))}});
+    print_json(
+        std::cout,
+        {{"name", i.name()},
+         {"parent", i.parent()},
+         {"kind", kind_name(i.kind())},
+         {"labels", std::map<std::string, std::string>(i.labels().begin(), i.labels().end())},
+         {"created", core::format_rfc3339(from_proto(i.created_at()))},
+         {"updated", core::format_rfc3339(from_proto(i.updated_at()))}});
     return Status();
   });
 
@@ -232,7 +242,8 @@ void add_snapshots_command(CLI::App& app, const GlobalOptions& global) {
       req.set_key(k);
       pb::UsageResponse resp;
       auto ctx = c.context();
-      BERTH_RETURN_IF_ERROR(c.check(pb::Snapshots::NewStub(c.channel())->Usage(ctx.get(), req, &resp), "snapshot usage"));
+      BERTH_RETURN_IF_ERROR(c.check(
+          pb::Snapshots::NewStub(c.channel())->Usage(ctx.get(), req, &resp), "snapshot usage"));
       t.add({k, human_size(resp.size()), std::to_string(resp.inodes())});
       arr.push_back({{"key", k}, {"size", resp.size()}, {"inodes", resp.inodes()}});
     }
@@ -266,7 +277,8 @@ void add_snapshots_command(CLI::App& app, const GlobalOptions& global) {
 
   // diff: the layer that turns A's parent (or B) into A, stored as content.
   static std::string diff_a, diff_b, diff_media_type, diff_ref;
-  auto* diffc = snap->add_subcommand("diff", "write the changes of a snapshot as a layer: KEY [BASE] (default base: its parent)");
+  auto* diffc = snap->add_subcommand(
+      "diff", "write the changes of a snapshot as a layer: KEY [BASE] (default base: its parent)");
   diffc->add_option("key", diff_a, "snapshot with the changes")->required();
   diffc->add_option("base", diff_b, "snapshot to compare against");
   diffc->add_option("--media-type", diff_media_type, "layer media type (default: tar+gzip)");
@@ -276,7 +288,8 @@ void add_snapshots_command(CLI::App& app, const GlobalOptions& global) {
     namespace lpb = ::containerd::services::leases::v1;
     namespace dpb = ::containerd::services::diff::v1;
     // A short lease keeps the temporary views (and the new blob) until the command ends.
-    std::string lease = fmt::format("berth-diff-{}", std::chrono::system_clock::now().time_since_epoch().count());
+    std::string lease =
+        fmt::format("berth-diff-{}", std::chrono::system_clock::now().time_since_epoch().count());
     {
       lpb::CreateRequest lreq;
       lreq.set_id(lease);
@@ -284,7 +297,8 @@ void add_snapshots_command(CLI::App& app, const GlobalOptions& global) {
           core::format_rfc3339(std::chrono::system_clock::now() + std::chrono::hours(1));
       lpb::CreateResponse lresp;
       auto ctx = c.context();
-      BERTH_RETURN_IF_ERROR(c.check(lpb::Leases::NewStub(c.channel())->Create(ctx.get(), lreq, &lresp), "create lease"));
+      BERTH_RETURN_IF_ERROR(c.check(
+          lpb::Leases::NewStub(c.channel())->Create(ctx.get(), lreq, &lresp), "create lease"));
     }
     auto leased = [&] {
       auto ctx = c.context();
@@ -292,7 +306,8 @@ void add_snapshots_command(CLI::App& app, const GlobalOptions& global) {
       return ctx;
     };
     // Mounts of a snapshot: its own for active/view ones, a temporary view for committed ones.
-    auto mounts_of = [&](const std::string& key, std::vector<Mount>& out, std::string* parent) -> Status {
+    auto mounts_of = [&](const std::string& key, std::vector<Mount>& out,
+                         std::string* parent) -> Status {
       pb::StatSnapshotRequest st;
       st.set_snapshotter(snapshotter_name);
       st.set_key(key);
@@ -332,7 +347,8 @@ void add_snapshots_command(CLI::App& app, const GlobalOptions& global) {
       for (const auto& m : upper) convert::to_proto(m, dreq.add_right());
       dreq.set_media_type(diff_media_type);
       dreq.set_ref(diff_ref);
-      (*dreq.mutable_labels())["containerd.io/gc.root"] = core::format_rfc3339(std::chrono::system_clock::now());
+      (*dreq.mutable_labels())["containerd.io/gc.root"] =
+          core::format_rfc3339(std::chrono::system_clock::now());
       auto ctx = leased();
       ctx->set_deadline(std::chrono::system_clock::time_point::max());
       st = c.check(dpb::Diff::NewStub(c.channel())->Diff(ctx.get(), dreq, &dresp), "diff");
@@ -346,7 +362,8 @@ void add_snapshots_command(CLI::App& app, const GlobalOptions& global) {
     }
     BERTH_RETURN_IF_ERROR(st);
     if (global.format == "json") {
-      print_json(std::cout, {{"digest", dresp.diff().digest()}, {"size", dresp.diff().size()},
+      print_json(std::cout, {{"digest", dresp.diff().digest()},
+                             {"size", dresp.diff().size()},
                              {"media_type", dresp.diff().media_type()}});
     } else {
       std::cout << dresp.diff().digest() << "\n";
@@ -356,7 +373,8 @@ void add_snapshots_command(CLI::App& app, const GlobalOptions& global) {
 
   static std::string label_key;
   static std::vector<std::string> label_args;
-  auto* label = snap->add_subcommand("label", "set or clear labels: KEY KEY=VALUE... (KEY= clears)");
+  auto* label =
+      snap->add_subcommand("label", "set or clear labels: KEY KEY=VALUE... (KEY= clears)");
   label->add_option("key", label_key, "snapshot key")->required();
   label->add_option("labels", label_args, "KEY=VALUE")->required();
   set_action(label, global, [](Client& c) -> Status {
@@ -369,7 +387,8 @@ void add_snapshots_command(CLI::App& app, const GlobalOptions& global) {
     }
     pb::UpdateSnapshotResponse resp;
     auto ctx = c.context();
-    BERTH_RETURN_IF_ERROR(c.check(pb::Snapshots::NewStub(c.channel())->Update(ctx.get(), req, &resp), "label snapshot"));
+    BERTH_RETURN_IF_ERROR(c.check(
+        pb::Snapshots::NewStub(c.channel())->Update(ctx.get(), req, &resp), "label snapshot"));
     std::cout << join_labels({resp.info().labels().begin(), resp.info().labels().end()}) << "\n";
     return Status();
   });

@@ -28,12 +28,14 @@ void Daemon::register_proxy_plugins() {
     std::string type = proxy.type;
     auto caps = proxy.capabilities;
     auto platform = proxy.platform;
-    r.init = [name, type, address, caps, platform](InitContext& ic) -> Result<std::shared_ptr<Plugin>> {
+    r.init = [name, type, address, caps,
+              platform](InitContext& ic) -> Result<std::shared_ptr<Plugin>> {
       ic.capabilities() = caps;
       if (!platform.empty()) ic.platforms().push_back(platform);
       auto factory = ic.get_by_id(kProxyFactoryType, type);
       if (!factory.ok()) {
-        return failed_precondition("no proxy support for type {} is loaded ({})", type, factory.status().message());
+        return failed_precondition("no proxy support for type {} is loaded ({})", type,
+                                   factory.status().message());
       }
       auto f = std::dynamic_pointer_cast<ProxyFactory>(*factory);
       if (!f) return internal_error("plugin {}.{} is not a proxy factory", kProxyFactoryType, type);

@@ -1,13 +1,13 @@
 #include "snapshotters/common/base.h"
 
-#include "core/copy.h"
-#include "core/filters.h"
-#include "core/fs.h"
-
 #include <dirent.h>
 #include <sys/stat.h>
 
 #include <filesystem>
+
+#include "core/copy.h"
+#include "core/filters.h"
+#include "core/fs.h"
 
 namespace berth::snapshotters {
 
@@ -45,7 +45,8 @@ Result<snapshots::Usage> DirSnapshotter::usage(const RequestContext&, std::strin
 Result<std::vector<Mount>> DirSnapshotter::mounts(const RequestContext&, std::string_view key) {
   BERTH_TRY(auto r, store_->get(key));
   if (r.kind == Kind::kCommitted) {
-    return failed_precondition("snapshot \"{}\" is committed; mount a view or an active child of it", key);
+    return failed_precondition(
+        "snapshot \"{}\" is committed; mount a view or an active child of it", key);
   }
   BERTH_TRY(auto parents, store_->parents(r));
   return mounts_for(r, parents);
@@ -60,7 +61,8 @@ Result<std::vector<Mount>> DirSnapshotter::create(std::string_view key, std::str
   if (!parent.empty()) {
     BERTH_TRY(auto p, store_->get(parent));
     if (p.kind != Kind::kCommitted) {
-      return failed_precondition("parent \"{}\" is not committed (it is {})", parent, snapshots::kind_name(p.kind));
+      return failed_precondition("parent \"{}\" is not committed (it is {})", parent,
+                                 snapshots::kind_name(p.kind));
     }
     BERTH_TRY(auto chain, store_->parents(p));
     parents.push_back(p);
@@ -115,16 +117,7 @@ Status DirSnapshotter::walk(const RequestContext&, const std::vector<std::string
   BERTH_TRY(auto filter, core::Filter::parse(filters));
   return store_->walk([&](const Record& r) -> Status {
     auto info = r.info();
-    bool match = filter.match([&](const std::vector<std::string>& path) -> std::optional<std::string> {
-      if (path.size() == 1 && path[0] == "kind") return std::string(snapshots::kind_name(info.kind));
-      if (path.size() == 1 && path[0] == "name") return info.name;
-      if (path.size() == 1 && path[0] == "parent") return info.parent;
-      if (path.size() == 2 && path[0] == "labels") {
-        auto it = info.labels.find(path[1]);
-        if (it != info.labels.end()) return it->second;
-      }
-      return std::nullopt;
-    });
+    bool match = filter.match([&](const auto& path) { return snapshots::info_field(info, path); });
     return match ? fn(info) : Status();
   });
 }

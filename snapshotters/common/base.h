@@ -9,9 +9,9 @@
 
 #include <berth/snapshots.h>
 
-#include "snapshotters/common/metastore.h"
-
 #include <shared_mutex>
+
+#include "snapshotters/common/metastore.h"
 
 namespace berth::snapshotters {
 

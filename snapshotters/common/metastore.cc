@@ -1,12 +1,13 @@
 #include "snapshotters/common/metastore.h"
 
-#include "core/fs.h"
-#include "core/time.h"
-
-#include <nlohmann/json.hpp>
 #include <rocksdb/cache.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
+
+#include <nlohmann/json.hpp>
+
+#include "core/fs.h"
+#include "core/time.h"
 
 namespace berth::snapshotters {
 namespace {
@@ -20,8 +21,9 @@ std::string ckey(std::string_view parent, std::string_view child) {
 }
 
 std::string encode(const Record& r) {
-  return json{{"id", r.id},          {"kind", static_cast<int>(r.kind)}, {"parent", r.parent},
-              {"labels", r.labels},  {"size", r.size},                   {"inodes", r.inodes},
+  return json{{"id", r.id},           {"kind", static_cast<int>(r.kind)},
+              {"parent", r.parent},   {"labels", r.labels},
+              {"size", r.size},       {"inodes", r.inodes},
               {"created", r.created}, {"updated", r.updated}}
       .dump();
 }
@@ -41,7 +43,8 @@ Result<Record> decode(std::string_view key, const std::string& v) {
     r.updated = j.value("updated", std::int64_t{0});
     return r;
   } catch (const std::exception& e) {
-    return Status(Code::kDataLoss, fmt::format("snapshot \"{}\": corrupt record: {}", key, e.what()));
+    return Status(Code::kDataLoss,
+                  fmt::format("snapshot \"{}\": corrupt record: {}", key, e.what()));
   }
 }
 
@@ -87,7 +90,8 @@ MetaStore::~MetaStore() {
 
 Status MetaStore::validate_key(std::string_view key) const {
   if (key.empty()) return invalid_argument("snapshot key must not be empty");
-  if (key.find('\0') != std::string_view::npos) return invalid_argument("snapshot key contains a NUL byte");
+  if (key.find('\0') != std::string_view::npos)
+    return invalid_argument("snapshot key contains a NUL byte");
   return Status();
 }
 
@@ -131,7 +135,8 @@ Result<Record> MetaStore::insert(std::uint64_t id, std::string_view key, std::st
   if (!parent.empty()) {
     BERTH_TRY(auto p, get_locked(parent));
     if (p.kind != Kind::kCommitted) {
-      return failed_precondition("parent \"{}\" is not committed (it is {})", parent, snapshots::kind_name(p.kind));
+      return failed_precondition("parent \"{}\" is not committed (it is {})", parent,
+                                 snapshots::kind_name(p.kind));
     }
   }
   Record r;
@@ -193,7 +198,8 @@ Result<Record> MetaStore::remove(std::string_view key) {
   it->Seek(prefix);
   if (it->Valid() && it->key().starts_with(prefix)) {
     std::string child(it->key().ToStringView().substr(prefix.size()));
-    return failed_precondition("cannot remove snapshot \"{}\": it has children (e.g. \"{}\")", key, child);
+    return failed_precondition("cannot remove snapshot \"{}\": it has children (e.g. \"{}\")", key,
+                               child);
   }
   rocksdb::WriteBatch b;
   b.Delete(skey(key));
@@ -203,28 +209,12 @@ Result<Record> MetaStore::remove(std::string_view key) {
   return r;
 }
 
-Result<Record> MetaStore::update(const snapshots::Info& info, const std::vector<std::string>& paths) {
+Result<Record> MetaStore::update(const snapshots::Info& info,
+                                 const std::vector<std::string>& paths) {
   std::lock_guard lock(mu_);
   BERTH_TRY(auto r, get_locked(info.name));
-  if (paths.empty()) {
-    r.labels = info.labels;
-  } else {
-    for (const auto& p : paths) {
-      if (p == "labels") {
-        r.labels = info.labels;
-      } else if (p.rfind("labels.", 0) == 0) {
-        std::string k = p.substr(7);
-        auto it = info.labels.find(k);
-        if (it == info.labels.end() || it->second.empty()) {
-          r.labels.erase(k);
-        } else {
-          r.labels[k] = it->second;
-        }
-      } else {
-        return invalid_argument("snapshot \"{}\": cannot update field \"{}\" (only labels)", info.name, p);
-      }
-    }
-  }
+  BERTH_RETURN_IF_ERROR(
+      update_labels(r.labels, info.labels, paths, fmt::format("snapshot \"{}\"", info.name)));
   r.updated = now_ns();
   rocksdb::WriteBatch b;
   BERTH_RETURN_IF_ERROR(put(b, r));
@@ -240,7 +230,8 @@ Status MetaStore::walk(const std::function<Status(const Record&)>& fn) {
     std::string prefix = std::string("s") + '\0';
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
     for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-      BERTH_TRY(auto r, decode(it->key().ToStringView().substr(prefix.size()), it->value().ToString()));
+      BERTH_TRY(auto r,
+                decode(it->key().ToStringView().substr(prefix.size()), it->value().ToString()));
       all.push_back(std::move(r));
     }
   }

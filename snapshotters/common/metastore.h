@@ -7,7 +7,6 @@
 #pragma once
 
 #include <berth/snapshots.h>
-
 #include <rocksdb/db.h>
 
 #include <memory>

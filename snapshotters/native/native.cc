@@ -1,8 +1,8 @@
 #include "snapshotters/native/native.h"
 
-#include "core/copy.h"
-
 #include <sys/stat.h>
+
+#include "core/copy.h"
 
 namespace berth::snapshotters {
 
@@ -14,7 +14,8 @@ Result<std::shared_ptr<NativeSnapshotter>> NativeSnapshotter::open(const std::st
   return s;
 }
 
-Status NativeSnapshotter::fill(const std::string& dir, Kind kind, const std::vector<Record>& parents) {
+Status NativeSnapshotter::fill(const std::string& dir, Kind kind,
+                               const std::vector<Record>& parents) {
   if (parents.empty()) {
     if (::chmod(dir.c_str(), 0755) < 0) return from_errno(errno, "chmod \"{}\"", dir);
     return Status();
@@ -23,7 +24,8 @@ Status NativeSnapshotter::fill(const std::string& dir, Kind kind, const std::vec
   return core::copy_tree(snapshot_dir(parents.front().id), dir);
 }
 
-std::vector<Mount> NativeSnapshotter::mounts_for(const Record& r, const std::vector<Record>& parents) {
+std::vector<Mount> NativeSnapshotter::mounts_for(const Record& r,
+                                                 const std::vector<Record>& parents) {
   if (r.kind == Kind::kView) {
     std::string src = parents.empty() ? snapshot_dir(r.id) : snapshot_dir(parents.front().id);
     return {Mount{"bind", src, "", {"ro", "rbind"}}};

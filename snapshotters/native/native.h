@@ -13,7 +13,8 @@ class NativeSnapshotter final : public DirSnapshotter {
   static Result<std::shared_ptr<NativeSnapshotter>> open(const std::string& root);
 
  protected:
-  Status fill(const std::string& dir, snapshots::Kind kind, const std::vector<Record>& parents) override;
+  Status fill(const std::string& dir, snapshots::Kind kind,
+              const std::vector<Record>& parents) override;
   std::vector<Mount> mounts_for(const Record& r, const std::vector<Record>& parents) override;
   std::string usage_dir(const Record& r) const override;
 };

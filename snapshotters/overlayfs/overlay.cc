@@ -1,13 +1,13 @@
 #include "snapshotters/overlayfs/overlay.h"
 
-#include "core/copy.h"
-#include "core/fs.h"
-
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
+
+#include "core/copy.h"
+#include "core/fs.h"
 
 namespace berth::snapshotters {
 
@@ -26,9 +26,11 @@ Status OverlaySnapshotter::supported(const std::string& root) {
   if (!probe.ok()) return probe.status();
   std::string base = root + "/probe-" + std::to_string(::getpid());
   for (const char* d : {"", "/lower", "/upper", "/work", "/merged"}) {
-    if (::mkdir((base + d).c_str(), 0700) < 0 && errno != EEXIST) return from_errno(errno, "mkdir \"{}{}\"", base, d);
+    if (::mkdir((base + d).c_str(), 0700) < 0 && errno != EEXIST)
+      return from_errno(errno, "mkdir \"{}{}\"", base, d);
   }
-  std::string opts = "lowerdir=" + base + "/lower,upperdir=" + base + "/upper,workdir=" + base + "/work";
+  std::string opts =
+      "lowerdir=" + base + "/lower,upperdir=" + base + "/upper,workdir=" + base + "/work";
   int rc = ::mount("overlay", (base + "/merged").c_str(), "overlay", 0, opts.c_str());
   int err = errno;
   if (rc == 0) ::umount2((base + "/merged").c_str(), MNT_DETACH);
@@ -48,7 +50,8 @@ Result<std::shared_ptr<OverlaySnapshotter>> OverlaySnapshotter::open(const std::
   return s;
 }
 
-Status OverlaySnapshotter::fill(const std::string& dir, Kind kind, const std::vector<Record>& parents) {
+Status OverlaySnapshotter::fill(const std::string& dir, Kind kind,
+                                const std::vector<Record>& parents) {
   std::string fs = dir + "/fs";
   if (::mkdir(fs.c_str(), 0755) < 0) return from_errno(errno, "mkdir \"{}\"", fs);
   if (kind == Kind::kActive && ::mkdir((dir + "/work").c_str(), 0711) < 0) {
@@ -65,7 +68,8 @@ Status OverlaySnapshotter::fill(const std::string& dir, Kind kind, const std::ve
   return Status();
 }
 
-std::vector<Mount> OverlaySnapshotter::mounts_for(const Record& r, const std::vector<Record>& parents) {
+std::vector<Mount> OverlaySnapshotter::mounts_for(const Record& r,
+                                                  const std::vector<Record>& parents) {
   std::string dir = snapshot_dir(r.id);
   bool active = r.kind == Kind::kActive;
   if (parents.empty()) {
@@ -93,6 +97,8 @@ void OverlaySnapshotter::committed(const Record& r) {
   core::remove_tree(snapshot_dir(r.id) + "/work").ignore();
 }
 
-std::string OverlaySnapshotter::usage_dir(const Record& r) const { return snapshot_dir(r.id) + "/fs"; }
+std::string OverlaySnapshotter::usage_dir(const Record& r) const {
+  return snapshot_dir(r.id) + "/fs";
+}
 
 }  // namespace berth::snapshotters

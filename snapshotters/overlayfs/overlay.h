@@ -17,7 +17,8 @@ class OverlaySnapshotter final : public DirSnapshotter {
   static Status supported(const std::string& root);
 
  protected:
-  Status fill(const std::string& dir, snapshots::Kind kind, const std::vector<Record>& parents) override;
+  Status fill(const std::string& dir, snapshots::Kind kind,
+              const std::vector<Record>& parents) override;
   std::vector<Mount> mounts_for(const Record& r, const std::vector<Record>& parents) override;
   void committed(const Record& r) override;
   std::string usage_dir(const Record& r) const override;

@@ -27,7 +27,8 @@ std::unique_ptr<grpc::ClientContext> ProxySnapshotter::context(const RequestCont
 Status ProxySnapshotter::check(const grpc::Status& s, std::string_view what) const {
   if (s.ok()) return Status();
   if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
-    return unavailable("proxy snapshotter {} at \"{}\": {}: {}", name_, address_, what, s.error_message());
+    return unavailable("proxy snapshotter {} at \"{}\": {}: {}", name_, address_, what,
+                       s.error_message());
   }
   return from_grpc(s);
 }
@@ -42,7 +43,8 @@ Result<snapshots::Info> ProxySnapshotter::stat(const RequestContext& ctx, std::s
   return convert::from_proto(resp.info());
 }
 
-Result<snapshots::Info> ProxySnapshotter::update(const RequestContext& ctx, const snapshots::Info& info,
+Result<snapshots::Info> ProxySnapshotter::update(const RequestContext& ctx,
+                                                 const snapshots::Info& info,
                                                  const std::vector<std::string>& paths) {
   pb::UpdateSnapshotRequest req;
   req.set_snapshotter(name_);
@@ -64,7 +66,8 @@ Result<snapshots::Usage> ProxySnapshotter::usage(const RequestContext& ctx, std:
   return snapshots::Usage{resp.size(), resp.inodes()};
 }
 
-Result<std::vector<Mount>> ProxySnapshotter::mounts(const RequestContext& ctx, std::string_view key) {
+Result<std::vector<Mount>> ProxySnapshotter::mounts(const RequestContext& ctx,
+                                                    std::string_view key) {
   pb::MountsRequest req;
   req.set_snapshotter(name_);
   req.set_key(std::string(key));
@@ -74,9 +77,9 @@ Result<std::vector<Mount>> ProxySnapshotter::mounts(const RequestContext& ctx, s
   return convert::mounts_from_proto(resp.mounts());
 }
 
-Result<std::vector<Mount>> ProxySnapshotter::prepare(const RequestContext& ctx, std::string_view key,
-                                                     std::string_view parent,
-                                                     const std::map<std::string, std::string>& labels) {
+Result<std::vector<Mount>> ProxySnapshotter::prepare(
+    const RequestContext& ctx, std::string_view key, std::string_view parent,
+    const std::map<std::string, std::string>& labels) {
   pb::PrepareSnapshotRequest req;
   req.set_snapshotter(name_);
   req.set_key(std::string(key));
@@ -88,9 +91,9 @@ Result<std::vector<Mount>> ProxySnapshotter::prepare(const RequestContext& ctx, 
   return convert::mounts_from_proto(resp.mounts());
 }
 
-Result<std::vector<Mount>> ProxySnapshotter::view(const RequestContext& ctx, std::string_view key,
-                                                  std::string_view parent,
-                                                  const std::map<std::string, std::string>& labels) {
+Result<std::vector<Mount>> ProxySnapshotter::view(
+    const RequestContext& ctx, std::string_view key, std::string_view parent,
+    const std::map<std::string, std::string>& labels) {
   pb::ViewSnapshotRequest req;
   req.set_snapshotter(name_);
   req.set_key(std::string(key));
@@ -102,7 +105,8 @@ Result<std::vector<Mount>> ProxySnapshotter::view(const RequestContext& ctx, std
   return convert::mounts_from_proto(resp.mounts());
 }
 
-Status ProxySnapshotter::commit(const RequestContext& ctx, std::string_view name, std::string_view key,
+Status ProxySnapshotter::commit(const RequestContext& ctx, std::string_view name,
+                                std::string_view key,
                                 const std::map<std::string, std::string>& labels) {
   pb::CommitSnapshotRequest req;
   req.set_snapshotter(name_);

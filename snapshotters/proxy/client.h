@@ -4,10 +4,9 @@
 #pragma once
 
 #include <berth/snapshots.h>
+#include <grpcpp/grpcpp.h>
 
 #include "github.com/containerd/containerd/api/services/snapshots/v1/snapshots.grpc.pb.h"
-
-#include <grpcpp/grpcpp.h>
 
 namespace berth::snapshotters {
 

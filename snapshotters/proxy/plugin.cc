@@ -21,7 +21,8 @@ class Factory final : public ProxyFactory {
   Result<std::shared_ptr<Plugin>> connect(InitContext& ic, const std::string& name,
                                           const std::string& address) override {
     ic.exports()["address"] = address;
-    return std::shared_ptr<Plugin>(std::make_shared<ProxyPlugin>(std::make_shared<ProxySnapshotter>(name, address)));
+    return std::shared_ptr<Plugin>(
+        std::make_shared<ProxyPlugin>(std::make_shared<ProxySnapshotter>(name, address)));
   }
 };
 

@@ -10,7 +10,8 @@ const RequestContext kNoNamespace{};
 
 grpc::Status SnapshotsServer::Prepare(grpc::ServerContext*, const pb::PrepareSnapshotRequest* req,
                                       pb::PrepareSnapshotResponse* out) {
-  auto m = backend_->prepare(kNoNamespace, req->key(), req->parent(), {req->labels().begin(), req->labels().end()});
+  auto m = backend_->prepare(kNoNamespace, req->key(), req->parent(),
+                             {req->labels().begin(), req->labels().end()});
   if (!m.ok()) return to_grpc(m.status());
   for (const auto& x : *m) convert::to_proto(x, out->add_mounts());
   return grpc::Status::OK;
@@ -18,13 +19,15 @@ grpc::Status SnapshotsServer::Prepare(grpc::ServerContext*, const pb::PrepareSna
 
 grpc::Status SnapshotsServer::View(grpc::ServerContext*, const pb::ViewSnapshotRequest* req,
                                    pb::ViewSnapshotResponse* out) {
-  auto m = backend_->view(kNoNamespace, req->key(), req->parent(), {req->labels().begin(), req->labels().end()});
+  auto m = backend_->view(kNoNamespace, req->key(), req->parent(),
+                          {req->labels().begin(), req->labels().end()});
   if (!m.ok()) return to_grpc(m.status());
   for (const auto& x : *m) convert::to_proto(x, out->add_mounts());
   return grpc::Status::OK;
 }
 
-grpc::Status SnapshotsServer::Mounts(grpc::ServerContext*, const pb::MountsRequest* req, pb::MountsResponse* out) {
+grpc::Status SnapshotsServer::Mounts(grpc::ServerContext*, const pb::MountsRequest* req,
+                                     pb::MountsResponse* out) {
   auto m = backend_->mounts(kNoNamespace, req->key());
   if (!m.ok()) return to_grpc(m.status());
   for (const auto& x : *m) convert::to_proto(x, out->add_mounts());
@@ -33,7 +36,8 @@ grpc::Status SnapshotsServer::Mounts(grpc::ServerContext*, const pb::MountsReque
 
 grpc::Status SnapshotsServer::Commit(grpc::ServerContext*, const pb::CommitSnapshotRequest* req,
                                      google::protobuf::Empty*) {
-  return to_grpc(backend_->commit(kNoNamespace, req->name(), req->key(), {req->labels().begin(), req->labels().end()}));
+  return to_grpc(backend_->commit(kNoNamespace, req->name(), req->key(),
+                                  {req->labels().begin(), req->labels().end()}));
 }
 
 grpc::Status SnapshotsServer::Remove(grpc::ServerContext*, const pb::RemoveSnapshotRequest* req,
@@ -58,7 +62,8 @@ grpc::Status SnapshotsServer::Update(grpc::ServerContext*, const pb::UpdateSnaps
   return grpc::Status::OK;
 }
 
-grpc::Status SnapshotsServer::Usage(grpc::ServerContext*, const pb::UsageRequest* req, pb::UsageResponse* out) {
+grpc::Status SnapshotsServer::Usage(grpc::ServerContext*, const pb::UsageRequest* req,
+                                    pb::UsageResponse* out) {
   auto u = backend_->usage(kNoNamespace, req->key());
   if (!u.ok()) return to_grpc(u.status());
   out->set_size(u->size);
@@ -66,7 +71,8 @@ grpc::Status SnapshotsServer::Usage(grpc::ServerContext*, const pb::UsageRequest
   return grpc::Status::OK;
 }
 
-grpc::Status SnapshotsServer::Cleanup(grpc::ServerContext*, const pb::CleanupRequest*, google::protobuf::Empty*) {
+grpc::Status SnapshotsServer::Cleanup(grpc::ServerContext*, const pb::CleanupRequest*,
+                                      google::protobuf::Empty*) {
   return to_grpc(backend_->cleanup(kNoNamespace));
 }
 
@@ -77,7 +83,8 @@ grpc::Status SnapshotsServer::List(grpc::ServerContext*, const pb::ListSnapshots
                              [&](const snapshots::Info& i) -> Status {
                                convert::to_proto(i, batch.add_info());
                                if (batch.info_size() >= 100) {
-                                 if (!writer->Write(batch)) return Status(Code::kCancelled, "client went away");
+                                 if (!writer->Write(batch))
+                                   return Status(Code::kCancelled, "client went away");
                                  batch.Clear();
                                }
                                return Status();

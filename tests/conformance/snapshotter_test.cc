@@ -1,13 +1,7 @@
 // The snapshotter conformance suite (containerd's semantics, checked through real mounts).
 // Every test runs against overlayfs, native and a proxy; each cleans up its mounts, processes and
 // directories even when it fails.
-#include "core/copy.h"
-#include "core/fs.h"
-#include "core/mount.h"
-#include "snapshotters/native/native.h"
-#include "snapshotters/overlayfs/overlay.h"
-#include "snapshotters/proxy/client.h"
-
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -17,7 +11,12 @@
 #include <fstream>
 #include <thread>
 
-#include <gtest/gtest.h>
+#include "core/copy.h"
+#include "core/fs.h"
+#include "core/mount.h"
+#include "snapshotters/native/native.h"
+#include "snapshotters/overlayfs/overlay.h"
+#include "snapshotters/proxy/client.h"
 
 namespace berth::snapshotters {
 namespace {
@@ -61,14 +60,15 @@ class ProxyBackend : public Backend {
     ::unlink(sock.c_str());  // a killed server leaves its socket; wait for the new one
     pid_ = ::fork();
     if (pid_ == 0) {
-      ::execl(BERTH_TEST_SNAPSHOTTER, BERTH_TEST_SNAPSHOTTER, "--root", root.c_str(), "--address", sock.c_str(),
-              nullptr);
+      ::execl(BERTH_TEST_SNAPSHOTTER, BERTH_TEST_SNAPSHOTTER, "--root", root.c_str(), "--address",
+              sock.c_str(), nullptr);
       ::_exit(127);
     }
     for (int i = 0; i < 400; ++i) {
       struct stat st {};
       if (::stat(sock.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
-        return std::shared_ptr<snapshots::Snapshotter>(std::make_shared<ProxySnapshotter>("proxy", sock));
+        return std::shared_ptr<snapshots::Snapshotter>(
+            std::make_shared<ProxySnapshotter>("proxy", sock));
       }
       int status = 0;
       if (::waitpid(pid_, &status, WNOHANG) == pid_) {
@@ -118,7 +118,8 @@ class SnapshotterConformance : public ::testing::TestWithParam<std::string> {
     sn_ = *s;
   }
   void TearDown() override {
-    for (auto it = mounted_.rbegin(); it != mounted_.rend(); ++it) core::unmount_all(*it, true).ignore();
+    for (auto it = mounted_.rbegin(); it != mounted_.rend(); ++it)
+      core::unmount_all(*it, true).ignore();
     sn_.reset();
     backend_.reset();
   }
@@ -241,10 +242,12 @@ TEST_P(SnapshotterConformance, LabelsAndWalkFilters) {
   EXPECT_EQ(u->labels.at("team"), "b");
   auto names = [&](std::vector<std::string> filters) {
     std::vector<std::string> out;
-    EXPECT_TRUE(sn_->walk(kCtx, filters, [&](const snapshots::Info& i) {
-                     out.push_back(i.name);
-                     return Status();
-                   }).ok());
+    EXPECT_TRUE(sn_->walk(kCtx, filters,
+                          [&](const snapshots::Info& i) {
+                            out.push_back(i.name);
+                            return Status();
+                          })
+                    .ok());
     std::sort(out.begin(), out.end());
     return out;
   };
@@ -334,7 +337,12 @@ TEST_P(SnapshotterConformance, CrashDebrisIsCleanedAtTheNextStart) {
   sn_ = *again;
   // Every directory left is a live snapshot's.
   std::size_t live = 0, dirs = 0;
-  ASSERT_TRUE(sn_->walk(kCtx, {}, [&](const snapshots::Info&) { ++live; return Status(); }).ok());
+  ASSERT_TRUE(sn_->walk(kCtx, {},
+                        [&](const snapshots::Info&) {
+                          ++live;
+                          return Status();
+                        })
+                  .ok());
   for ([[maybe_unused]] const auto& e : fs::directory_iterator(root() + "/snapshots")) ++dirs;
   EXPECT_EQ(dirs, live);
   EXPECT_FALSE(fs::exists(root() + "/snapshots/999999"));
@@ -355,7 +363,8 @@ TEST_P(SnapshotterConformance, RemovedSnapshotsAreReclaimedByCleanup) {
   EXPECT_EQ(after + 1, before);
 }
 
-INSTANTIATE_TEST_SUITE_P(All, SnapshotterConformance, ::testing::Values("overlayfs", "native", "proxy"),
+INSTANTIATE_TEST_SUITE_P(All, SnapshotterConformance,
+                         ::testing::Values("overlayfs", "native", "proxy"),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

@@ -1,22 +1,20 @@
 // Content, leases and garbage collection end to end: containerd's ctr, berth, and a raw gRPC
 // client for what the CLIs cannot do (a crash mid-ingest, a lease header, a 1 GiB stream).
-#include "tests/e2e/harness.h"
+#include <gmock/gmock.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
 
 #include "core/digest.h"
 #include "github.com/containerd/containerd/api/events/content.pb.h"
 #include "github.com/containerd/containerd/api/services/content/v1/content.grpc.pb.h"
 #include "github.com/containerd/containerd/api/services/events/v1/events.grpc.pb.h"
-
-#include <grpcpp/grpcpp.h>
-#include <nlohmann/json.hpp>
-
-#include <filesystem>
-#include <fstream>
-#include <random>
-#include <thread>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
+#include "tests/e2e/harness.h"
 
 namespace berth::e2e {
 namespace {
@@ -57,7 +55,8 @@ class ContentTest : public ::testing::Test {
     channel_ = grpc::CreateChannel("unix:" + d_->address(), grpc::InsecureChannelCredentials());
     stub_ = pb::Content::NewStub(channel_);
   }
-  std::unique_ptr<grpc::ClientContext> ctx(const std::string& ns = "default", const std::string& lease = "") {
+  std::unique_ptr<grpc::ClientContext> ctx(const std::string& ns = "default",
+                                           const std::string& lease = "") {
     auto c = std::make_unique<grpc::ClientContext>();
     c->AddMetadata("containerd-namespace", ns);
     if (!lease.empty()) c->AddMetadata("containerd-lease", lease);
@@ -70,8 +69,9 @@ class ContentTest : public ::testing::Test {
     return path;
   }
   // Writes `data` through the Write stream; returns the final grpc status.
-  grpc::Status put(const std::string& ref, const std::string& data, const std::string& ns = "default",
-                   const std::string& lease = "", std::map<std::string, std::string> labels = {}) {
+  grpc::Status put(const std::string& ref, const std::string& data,
+                   const std::string& ns = "default", const std::string& lease = "",
+                   std::map<std::string, std::string> labels = {}) {
     auto c = ctx(ns, lease);
     auto s = stub_->Write(c.get());
     pb::WriteContentRequest req;
@@ -88,7 +88,8 @@ class ContentTest : public ::testing::Test {
     return s->Finish();
   }
   bool blob_on_disk(const std::string& digest) {
-    return fs::exists(d_->root() + "/io.containerd.content.v1.content/blobs/sha256/" + digest.substr(7));
+    return fs::exists(d_->root() + "/io.containerd.content.v1.content/blobs/sha256/" +
+                      digest.substr(7));
   }
   std::int64_t daemon_hwm_kib() {
     std::ifstream f("/proc/" + std::to_string(d_->pid()) + "/status");
@@ -155,7 +156,8 @@ TEST_F(ContentTest, ContainerdCtrContentAndLeaseCommands) {
 TEST_F(ContentTest, BerthContentAndLeasesCli) {
   std::string data = random_bytes(1 << 20, 2);
   std::string digest = core::Sha256::digest_of(data);
-  auto in = d_->berth({"content", "ingest", "r1", "--expected-digest", digest}, write_file("b", data));
+  auto in =
+      d_->berth({"content", "ingest", "r1", "--expected-digest", digest}, write_file("b", data));
   ASSERT_EQ(in.exit_code, 0) << diag(in);
   EXPECT_EQ(in.out, digest + "\n");
   auto ls = d_->berth({"--format", "json", "content", "ls"});
@@ -168,8 +170,9 @@ TEST_F(ContentTest, BerthContentAndLeasesCli) {
   EXPECT_THAT(d_->berth({"content", "ls", "labels.x==1"}).out, HasSubstr(digest));
   EXPECT_THAT(d_->berth({"content", "ls", "labels.x==2"}).out, Not(HasSubstr(digest)));
 
-  auto bad = d_->berth({"content", "ingest", "r2", "--expected-digest", core::Sha256::digest_of("other")},
-                       write_file("c", "not other"));
+  auto bad =
+      d_->berth({"content", "ingest", "r2", "--expected-digest", core::Sha256::digest_of("other")},
+                write_file("c", "not other"));
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_THAT(bad.err, HasSubstr("unexpected digest"));
   EXPECT_THAT(bad.err, HasSubstr("\"r2\""));
@@ -218,7 +221,8 @@ TEST_F(ContentTest, IngestResumesAfterDaemonKill9) {
   EXPECT_EQ(sresp.status().total(), static_cast<std::int64_t>(data.size()));
 
   // berth content ingest resumes: it skips what the daemon has and sends the rest.
-  auto in = d_->berth({"content", "ingest", "crash-ref", "--expected-digest", digest}, write_file("all", data));
+  auto in = d_->berth({"content", "ingest", "crash-ref", "--expected-digest", digest},
+                      write_file("all", data));
   ASSERT_EQ(in.exit_code, 0) << diag(in);
   EXPECT_THAT(in.err, HasSubstr("resuming \"crash-ref\" at offset " + std::to_string(half)));
   EXPECT_EQ(in.out, digest + "\n");
@@ -320,8 +324,10 @@ TEST_F(ContentTest, OneGibStreamsThroughWithBoundedDaemonMemory) {
   EXPECT_EQ(got.bytes(), kBlocks * kBlock);
   std::int64_t after_read = daemon_hwm_kib();
   // The daemon holds a few chunks at a time, never the blob.
-  EXPECT_LT(after_write - baseline, 96 * 1024) << "write grew the daemon's peak RSS by " << after_write - baseline << " KiB";
-  EXPECT_LT(after_read - baseline, 96 * 1024) << "read grew the daemon's peak RSS by " << after_read - baseline << " KiB";
+  EXPECT_LT(after_write - baseline, 96 * 1024)
+      << "write grew the daemon's peak RSS by " << after_write - baseline << " KiB";
+  EXPECT_LT(after_read - baseline, 96 * 1024)
+      << "read grew the daemon's peak RSS by " << after_read - baseline << " KiB";
 
   // Ranged read.
   rreq.set_offset(static_cast<std::int64_t>(kBlock) + 1);

@@ -221,7 +221,8 @@ void Daemon::kill9() {
   pid_ = -1;
 }
 
-std::unique_ptr<Process> Process::start(const std::vector<std::string>& argv_in, const std::string& log_path) {
+std::unique_ptr<Process> Process::start(const std::vector<std::string>& argv_in,
+                                        const std::string& log_path) {
   std::vector<std::string> argv = argv_in;
   auto cargv = to_cargv(argv);
   pid_t pid = ::fork();

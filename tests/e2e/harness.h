@@ -26,7 +26,8 @@ struct RunResult {
 // Runs argv[0] (looked up in PATH) with the given extra environment.
 RunResult run(const std::vector<std::string>& argv,
               std::chrono::milliseconds timeout = std::chrono::seconds(60),
-              const std::map<std::string, std::string>& env = {}, const std::string& stdin_path = "");
+              const std::map<std::string, std::string>& env = {},
+              const std::string& stdin_path = "");
 
 std::string bin(const std::string& name);  // build/bin/<name>
 
@@ -83,11 +84,13 @@ bool socket_accepts(const std::string& path);
 class Process {
  public:
   // Starts argv with stdout/stderr appended to log_path.
-  static std::unique_ptr<Process> start(const std::vector<std::string>& argv, const std::string& log_path);
+  static std::unique_ptr<Process> start(const std::vector<std::string>& argv,
+                                        const std::string& log_path);
   ~Process();
   pid_t pid() const { return pid_; }
   // Waits until `path` is a socket accepting connections (or the process died).
-  bool wait_for_socket(const std::string& path, std::chrono::milliseconds timeout = std::chrono::seconds(20));
+  bool wait_for_socket(const std::string& path,
+                       std::chrono::milliseconds timeout = std::chrono::seconds(20));
 
  private:
   explicit Process(pid_t pid) : pid_(pid) {}

@@ -1,16 +1,15 @@
 // Images end to end: an OCI image built offline (umoci, skopeo, the host's busybox-static) is
 // imported into berthd by containerd's ctr, unpacked through Diff.Apply into snapshots, mounted,
 // exported (and read back by umoci and skopeo), and removed with its content collected.
-#include "tests/e2e/harness.h"
-
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <sys/mount.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
+#include "tests/e2e/harness.h"
 
 namespace berth::e2e {
 namespace {
@@ -37,12 +36,14 @@ class ImagesTest : public ::testing::Test {
     };
     sh("umoci init --layout " + layout_ + " && umoci new --image " + layout_ + ":latest");
     sh("umoci insert --image " + layout_ + ":latest /bin/busybox /bin/busybox");
-    sh("echo doomed > " + d_->dir() + "/doomed && umoci insert --image " + layout_ + ":latest " + d_->dir() +
-       "/doomed /etc/doomed");
-    sh("echo hello > " + d_->dir() + "/hello && umoci insert --image " + layout_ + ":latest " + d_->dir() +
-       "/hello /etc/hello && umoci insert --image " + layout_ + ":latest --whiteout /etc/doomed");
+    sh("echo doomed > " + d_->dir() + "/doomed && umoci insert --image " + layout_ + ":latest " +
+       d_->dir() + "/doomed /etc/doomed");
+    sh("echo hello > " + d_->dir() + "/hello && umoci insert --image " + layout_ + ":latest " +
+       d_->dir() + "/hello /etc/hello && umoci insert --image " + layout_ +
+       ":latest --whiteout /etc/doomed");
     archive_ = d_->dir() + "/image.tar";
-    sh("skopeo copy oci:" + layout_ + ":latest oci-archive:" + archive_ + ":docker.io/library/test:1");
+    sh("skopeo copy oci:" + layout_ + ":latest oci-archive:" + archive_ +
+       ":docker.io/library/test:1");
   }
   void TearDown() override {
     for (const auto& m : mounts_) ::umount2(m.c_str(), MNT_DETACH);
@@ -61,7 +62,8 @@ TEST_F(ImagesTest, CtrImportMountExportRemove) {
   EXPECT_THAT(ls.out, HasSubstr("linux/amd64"));
   // Unpacked: one committed snapshot per layer, named by chain ID.
   auto snaps = d_->ctr({"snapshots", "ls"});
-  EXPECT_EQ(std::count(snaps.out.begin(), snaps.out.end(), '\n'), 5) << snaps.out;  // header + 4 layers
+  EXPECT_EQ(std::count(snaps.out.begin(), snaps.out.end(), '\n'), 5)
+      << snaps.out;  // header + 4 layers
 
   std::string mnt = d_->dir() + "/mnt";
   fs::create_directories(mnt);

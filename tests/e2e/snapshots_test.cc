@@ -1,15 +1,14 @@
 // Snapshotters end to end: containerd's ctr snapshots against berthd for overlayfs, native and a
 // proxy snapshotter process, mounting what `ctr snapshots mounts` prints.
-#include "tests/e2e/harness.h"
-
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <sys/mount.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
+#include "tests/e2e/harness.h"
 
 namespace berth::e2e {
 namespace {
@@ -28,11 +27,13 @@ class SnapshotsTest : public ::testing::TestWithParam<std::string> {
     ASSERT_TRUE(d_);
     DaemonOptions o;
     if (GetParam() == "proxied") {
-      proxy_ = Process::start({bin("berth-test-snapshotter"), "--root",
-                               d_->dir() + "/proxy-root", "--address", d_->dir() + "/proxy.sock"},
+      proxy_ = Process::start({bin("berth-test-snapshotter"), "--root", d_->dir() + "/proxy-root",
+                               "--address", d_->dir() + "/proxy.sock"},
                               d_->dir() + "/proxy.log");
-      ASSERT_TRUE(proxy_->wait_for_socket(d_->dir() + "/proxy.sock")) << "proxy snapshotter did not start";
-      o.config = "[proxy_plugins.proxied]\n  type = \"snapshot\"\n  address = \"" + d_->dir() + "/proxy.sock\"\n";
+      ASSERT_TRUE(proxy_->wait_for_socket(d_->dir() + "/proxy.sock"))
+          << "proxy snapshotter did not start";
+      o.config = "[proxy_plugins.proxied]\n  type = \"snapshot\"\n  address = \"" + d_->dir() +
+                 "/proxy.sock\"\n";
     }
     // Collections only when the test asks (sync lease deletes), so views stay until then.
     o.config += "[plugins.\"io.containerd.gc.v1.scheduler\"]\n  startup_delay = \"1h\"\n";
@@ -40,7 +41,8 @@ class SnapshotsTest : public ::testing::TestWithParam<std::string> {
     ASSERT_FALSE(err.has_value()) << *err;
   }
   void TearDown() override {
-    for (auto it = mounted_.rbegin(); it != mounted_.rend(); ++it) ::umount2(it->c_str(), MNT_DETACH);
+    for (auto it = mounted_.rbegin(); it != mounted_.rend(); ++it)
+      ::umount2(it->c_str(), MNT_DETACH);
     if (d_) d_->stop();
     proxy_.reset();
   }
@@ -157,7 +159,10 @@ TEST_P(SnapshotsTest, GcRemovesSnapshotsALeaseHeldOnceItIsGone) {
   // A view carries no gc.root: only the lease keeps it (and its committed parent).
   ASSERT_EQ(snap({"prepare", "p"}).exit_code, 0);
   ASSERT_EQ(snap({"commit", "p-c", "p"}).exit_code, 0);
-  ASSERT_EQ(d_->berth({"snapshots", "--snapshotter", GetParam(), "label", "p-c", "containerd.io/gc.root="}).exit_code, 0);
+  ASSERT_EQ(d_->berth({"snapshots", "--snapshotter", GetParam(), "label", "p-c",
+                       "containerd.io/gc.root="})
+                .exit_code,
+            0);
   auto l = d_->berth({"snapshots", "--snapshotter", GetParam(), "view", "leased-view", "p-c"});
   ASSERT_EQ(l.exit_code, 0) << diag(l);
   ASSERT_EQ(d_->berth({"leases", "rm", "--sync", "hold"}).exit_code, 0);
@@ -166,13 +171,15 @@ TEST_P(SnapshotsTest, GcRemovesSnapshotsALeaseHeldOnceItIsGone) {
   EXPECT_THAT(ls.out, Not(HasSubstr("leased-view")));
   EXPECT_THAT(ls.out, Not(HasSubstr("p-c")));
   std::string backend = GetParam() == "proxied" ? d_->dir() + "/proxy-root/snapshots"
-                                                 : d_->root() + "/io.containerd.snapshotter.v1." + GetParam() + "/snapshots";
+                                                : d_->root() + "/io.containerd.snapshotter.v1." +
+                                                      GetParam() + "/snapshots";
   std::size_t left = 0;
   for ([[maybe_unused]] const auto& e : fs::directory_iterator(backend)) ++left;
   EXPECT_EQ(left, 0u) << "backend directories left in " << backend;
 }
 
-INSTANTIATE_TEST_SUITE_P(Snapshotters, SnapshotsTest, ::testing::Values("overlayfs", "native", "proxied"),
+INSTANTIATE_TEST_SUITE_P(Snapshotters, SnapshotsTest,
+                         ::testing::Values("overlayfs", "native", "proxied"),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

@@ -1,9 +1,5 @@
 #include "plugins/content/local/local_store.h"
 
-#include "core/digest.h"
-#include "core/filters.h"
-#include "core/fs.h"
-
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -11,11 +7,15 @@
 
 #include <filesystem>
 
+#include "core/digest.h"
+#include "core/filters.h"
+#include "core/fs.h"
+
 namespace berth::plugins::content {
 namespace {
 
-using berth::content::IngestStatus;
 using berth::content::Info;
+using berth::content::IngestStatus;
 
 Timestamp from_timespec(const timespec& ts) {
   return Timestamp(std::chrono::duration_cast<Timestamp::duration>(
@@ -46,16 +46,6 @@ Status write_small(const std::string& path, std::string_view content) {
 }
 
 std::string hex_of(std::string_view digest) { return std::string(digest.substr(7)); }
-
-std::optional<std::string> info_field(const Info& info, const std::vector<std::string>& path) {
-  if (path.size() == 1 && path[0] == "digest") return info.digest;
-  if (path.size() == 1 && path[0] == "size") return std::to_string(info.size);
-  if (path.size() == 2 && path[0] == "labels") {
-    auto it = info.labels.find(path[1]);
-    if (it != info.labels.end()) return it->second;
-  }
-  return std::nullopt;
-}
 
 }  // namespace
 
@@ -228,7 +218,8 @@ Status LocalStore::walk(const RequestContext& ctx, const std::vector<std::string
     if (!berth::content::validate_digest(digest).ok()) continue;
     auto info = this->info(ctx, digest);
     if (!info.ok()) continue;  // removed while walking
-    if (!filter.match([&](const auto& path) { return info_field(*info, path); })) continue;
+    if (!filter.match([&](const auto& path) { return berth::content::info_field(*info, path); }))
+      continue;
     BERTH_RETURN_IF_ERROR(fn(*info));
   }
   if (ec) return from_errno(ec.value(), "read \"{}\"", dir);
@@ -252,7 +243,9 @@ class FileReader final : public berth::content::ReaderAt {
   ~FileReader() override { ::close(fd_); }
   std::int64_t size() const override { return size_; }
   Result<std::size_t> read_at(void* buf, std::size_t n, std::int64_t offset) override {
-    if (offset > size_) return Status(Code::kOutOfRange, fmt::format("offset {} is past the end ({})", offset, size_));
+    if (offset > size_)
+      return Status(Code::kOutOfRange,
+                    fmt::format("offset {} is past the end ({})", offset, size_));
     for (;;) {
       ssize_t r = ::pread(fd_, buf, n, offset);
       if (r >= 0) return static_cast<std::size_t>(r);
@@ -301,22 +294,24 @@ Result<IngestStatus> LocalStore::status_of_dir(const std::string& dir) {
 Result<IngestStatus> LocalStore::status(const RequestContext&, std::string_view ref) {
   std::string dir = ingest_dir(ref);
   auto s = status_of_dir(dir);
-  if (!s.ok() && s.status().code() == Code::kNotFound) return not_found("ingest \"{}\" not found", ref);
+  if (!s.ok() && s.status().code() == Code::kNotFound)
+    return not_found("ingest \"{}\" not found", ref);
   return s;
 }
 
-Result<std::vector<IngestStatus>> LocalStore::list_statuses(const RequestContext&,
-                                                            const std::vector<std::string>& filters) {
+Result<std::vector<IngestStatus>> LocalStore::list_statuses(
+    const RequestContext&, const std::vector<std::string>& filters) {
   BERTH_TRY(auto filter, core::Filter::parse(filters));
   std::vector<IngestStatus> out;
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(root_ + "/ingest", ec)) {
     auto s = status_of_dir(entry.path().string());
     if (!s.ok()) continue;
-    bool keep = filter.match([&](const std::vector<std::string>& path) -> std::optional<std::string> {
-      if (path.size() == 1 && path[0] == "ref") return s->ref;
-      return std::nullopt;
-    });
+    bool keep =
+        filter.match([&](const std::vector<std::string>& path) -> std::optional<std::string> {
+          if (path.size() == 1 && path[0] == "ref") return s->ref;
+          return std::nullopt;
+        });
     if (keep) out.push_back(std::move(*s));
   }
   return out;
@@ -365,7 +360,8 @@ Result<std::unique_ptr<berth::content::Writer>> LocalStore::writer(
     return fail(internal_error("ingest directory \"{}\" belongs to another ref", dir));
   }
   if (options.total > 0) {
-    if (Status st = write_small(dir + "/total", std::to_string(options.total)); !st.ok()) return fail(st);
+    if (Status st = write_small(dir + "/total", std::to_string(options.total)); !st.ok())
+      return fail(st);
   }
   if (!options.expected.empty()) {
     if (Status st = write_small(dir + "/expected", options.expected); !st.ok()) return fail(st);

@@ -1,11 +1,10 @@
 #include "plugins/content/local/local_store.h"
 
-#include "core/digest.h"
-#include "core/fs.h"
-
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 
-#include <gtest/gtest.h>
+#include "core/digest.h"
+#include "core/fs.h"
 
 namespace berth::plugins::content {
 namespace {
@@ -156,14 +155,23 @@ TEST_F(LocalStoreTest, WalkListAbortRemoveAndReadAtOffsets) {
     ASSERT_TRUE((*w)->commit(0, "", {}).ok());
   }
   int n = 0;
-  ASSERT_TRUE(store_->walk(ctx_, {}, [&](const auto&) { ++n; return Status(); }).ok());
+  ASSERT_TRUE(store_
+                  ->walk(ctx_, {},
+                         [&](const auto&) {
+                           ++n;
+                           return Status();
+                         })
+                  .ok());
   EXPECT_EQ(n, 3);
   n = 0;
-  ASSERT_TRUE(store_->walk(ctx_, {"size==2"}, [&](const auto& i) {
-                      EXPECT_EQ(i.size, 2);
-                      ++n;
-                      return Status();
-                    }).ok());
+  ASSERT_TRUE(store_
+                  ->walk(ctx_, {"size==2"},
+                         [&](const auto& i) {
+                           EXPECT_EQ(i.size, 2);
+                           ++n;
+                           return Status();
+                         })
+                  .ok());
   EXPECT_EQ(n, 1);
 
   auto w = store_->writer(ctx_, {.ref = "layer-1"});

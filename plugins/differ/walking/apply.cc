@@ -1,10 +1,8 @@
 #include "plugins/differ/walking/apply.h"
 
-#include "core/copy.h"
-#include "core/digest.h"
-
 #include <archive.h>
 #include <archive_entry.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <sys/stat.h>
@@ -16,10 +14,12 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
-#include <dirent.h>
 #include <map>
 #include <memory>
 #include <set>
+
+#include "core/copy.h"
+#include "core/digest.h"
 
 namespace berth::plugins::differ {
 namespace {
@@ -48,14 +48,17 @@ int openat2_in_root(int root, const std::string& path, int flags) {
   open_how how{};
   how.flags = static_cast<std::uint64_t>(flags | O_CLOEXEC);
   how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-  return static_cast<int>(::syscall(SYS_openat2, root, path.empty() ? "." : path.c_str(), &how, sizeof how));
+  return static_cast<int>(
+      ::syscall(SYS_openat2, root, path.empty() ? "." : path.c_str(), &how, sizeof how));
 }
 
 // Splits a tar name into clean components; refuses "..".
 Result<std::vector<std::string>> clean_path(const char* raw, std::string_view what) {
   if (!raw) return invalid_argument("layer entry without a name");
   std::string_view name(raw);
-  if (name.size() > kMaxPath) return invalid_argument("layer {} name is {} bytes long (limit {})", what, name.size(), kMaxPath);
+  if (name.size() > kMaxPath)
+    return invalid_argument("layer {} name is {} bytes long (limit {})", what, name.size(),
+                            kMaxPath);
   std::vector<std::string> parts;
   std::size_t start = 0;
   while (start <= name.size()) {
@@ -82,7 +85,8 @@ std::string join(const std::vector<std::string>& parts, std::size_t n) {
 
 class Applier {
  public:
-  Applier(const std::string& root, const ApplyOptions& options) : root_path_(root), options_(options) {}
+  Applier(const std::string& root, const ApplyOptions& options)
+      : root_path_(root), options_(options) {}
 
   Status open_root() {
     root_ = Fd(::open(root_path_.c_str(), O_DIRECTORY | O_PATH | O_CLOEXEC));
@@ -138,8 +142,10 @@ class Applier {
  private:
   // Opens (creating when missing) the parent directory of parts, inside the root. A missing
   // component reached through a symlink is created where the link points (inside the root).
-  Result<Fd> parent_dir(const std::vector<std::string>& parts, const std::string& display, int depth = 0) {
-    if (depth > 40) return invalid_argument("layer entry \"{}\": too many levels of symbolic links", display);
+  Result<Fd> parent_dir(const std::vector<std::string>& parts, const std::string& display,
+                        int depth = 0) {
+    if (depth > 40)
+      return invalid_argument("layer entry \"{}\": too many levels of symbolic links", display);
     std::string parent = join(parts, parts.size() - 1);
     Fd fd(openat2_in_root(root_.get(), parent, O_PATH | O_DIRECTORY));
     if (fd.get() >= 0) return fd;
@@ -151,7 +157,8 @@ class Applier {
       sofar = join(parts, i + 1);
       Fd next(openat2_in_root(root_.get(), sofar, O_PATH | O_DIRECTORY));
       if (next.get() < 0) {
-        if (errno != ENOENT) return from_errno(errno, "open \"{}\" for layer entry \"{}\"", sofar, display);
+        if (errno != ENOENT)
+          return from_errno(errno, "open \"{}\" for layer entry \"{}\"", sofar, display);
         mode_t mode = 0755;
         uid_t uid = 0;
         gid_t gid = 0;
@@ -162,7 +169,8 @@ class Applier {
             struct stat lst {};
             if (::lstat((lower + "/" + sofar).c_str(), &lst) == 0) {
               if (S_ISLNK(lst.st_mode)) {
-                return failed_precondition("overlay fallback: \"{}\" is a symlink in a lower layer", sofar);
+                return failed_precondition("overlay fallback: \"{}\" is a symlink in a lower layer",
+                                           sofar);
               }
               if (S_ISDIR(lst.st_mode)) {
                 mode = lst.st_mode & 07777;
@@ -176,13 +184,15 @@ class Applier {
           (void)found;
         }
         if (::mkdirat(cur.get(), parts[i].c_str(), mode) < 0) {
-          if (errno != EEXIST) return from_errno(errno, "mkdir \"{}\" for layer entry \"{}\"", sofar, display);
+          if (errno != EEXIST)
+            return from_errno(errno, "mkdir \"{}\" for layer entry \"{}\"", sofar, display);
           // A dangling symlink: continue at its target, resolved from the root.
           char target[4096];
           ssize_t n = ::readlinkat(cur.get(), parts[i].c_str(), target, sizeof target - 1);
           if (n < 0) return from_errno(errno, "open \"{}\" for layer entry \"{}\"", sofar, display);
           target[n] = '\0';
-          std::string rewritten = target[0] == '/' ? std::string(target) : join(parts, i) + "/" + target;
+          std::string rewritten =
+              target[0] == '/' ? std::string(target) : join(parts, i) + "/" + target;
           for (std::size_t j = i + 1; j < parts.size(); ++j) rewritten += "/" + parts[j];
           // ".." inside a link target is resolved by openat2 and cannot leave the root; keep it.
           std::vector<std::string> next_parts;
@@ -197,11 +207,13 @@ class Applier {
             }
             next_parts.push_back(part);
           }
-          if (next_parts.empty()) return invalid_argument("layer entry \"{}\" resolves to the root", display);
+          if (next_parts.empty())
+            return invalid_argument("layer entry \"{}\" resolves to the root", display);
           return parent_dir(next_parts, display, depth + 1);
         }
         next = Fd(openat2_in_root(root_.get(), sofar, O_PATH | O_DIRECTORY));
-        if (next.get() < 0) return from_errno(errno, "open \"{}\" for layer entry \"{}\"", sofar, display);
+        if (next.get() < 0)
+          return from_errno(errno, "open \"{}\" for layer entry \"{}\"", sofar, display);
         ::fchownat(next.get(), "", uid, gid, AT_EMPTY_PATH);
         ::fchmodat(cur.get(), parts[i].c_str(), mode, 0);
       }
@@ -220,7 +232,8 @@ class Applier {
     return from_errno(errno, "remove \"{}\" before replacing it", path);
   }
 
-  Status whiteout(const std::vector<std::string>& parts, const std::string& display, archive_entry* e) {
+  Status whiteout(const std::vector<std::string>& parts, const std::string& display,
+                  archive_entry* e) {
     const std::string& base = parts.back();
     std::string dir = join(parts, parts.size() - 1);
     if (base == ".wh..wh..opq") {
@@ -250,7 +263,8 @@ class Applier {
       if (::mknodat(parent.get(), target.c_str(), S_IFCHR | 0000, makedev(0, 0)) < 0) {
         return from_errno(errno, "create whiteout for \"{}\"", path);
       }
-      ::fchownat(parent.get(), target.c_str(), archive_entry_uid(e), archive_entry_gid(e), AT_SYMLINK_NOFOLLOW);
+      ::fchownat(parent.get(), target.c_str(), archive_entry_uid(e), archive_entry_gid(e),
+                 AT_SYMLINK_NOFOLLOW);
       return Status();
     }
     Fd parent(openat2_in_root(root_.get(), dir, O_PATH | O_DIRECTORY));
@@ -271,23 +285,28 @@ class Applier {
       }
       ::closedir(dp);
     }
-    for (const auto& n : doomed) BERTH_RETURN_IF_ERROR(remove_at(d.get(), n, dir.empty() ? n : dir + "/" + n));
+    for (const auto& n : doomed)
+      BERTH_RETURN_IF_ERROR(remove_at(d.get(), n, dir.empty() ? n : dir + "/" + n));
     return Status();
   }
 
-  Status attributes(int dirfd, const std::string& name, const std::string& display, archive_entry* e,
-                    bool is_link) {
+  Status attributes(int dirfd, const std::string& name, const std::string& display,
+                    archive_entry* e, bool is_link) {
     int flags = is_link ? AT_SYMLINK_NOFOLLOW : 0;
-    if (::fchownat(dirfd, name.c_str(), archive_entry_uid(e), archive_entry_gid(e), AT_SYMLINK_NOFOLLOW) < 0) {
+    if (::fchownat(dirfd, name.c_str(), archive_entry_uid(e), archive_entry_gid(e),
+                   AT_SYMLINK_NOFOLLOW) < 0) {
       return from_errno(errno, "chown layer entry \"{}\"", display);
     }
-    if (!is_link && ::fchmodat(dirfd, name.c_str(), archive_entry_perm(e) | (archive_entry_mode(e) & 07000), 0) < 0) {
+    if (!is_link && ::fchmodat(dirfd, name.c_str(),
+                               archive_entry_perm(e) | (archive_entry_mode(e) & 07000), 0) < 0) {
       return from_errno(errno, "chmod layer entry \"{}\"", display);
     }
     BERTH_RETURN_IF_ERROR(xattrs(dirfd, name, display, e));
     timespec times[2];
-    times[0].tv_sec = archive_entry_atime_is_set(e) ? archive_entry_atime(e) : archive_entry_mtime(e);
-    times[0].tv_nsec = archive_entry_atime_is_set(e) ? archive_entry_atime_nsec(e) : archive_entry_mtime_nsec(e);
+    times[0].tv_sec =
+        archive_entry_atime_is_set(e) ? archive_entry_atime(e) : archive_entry_mtime(e);
+    times[0].tv_nsec =
+        archive_entry_atime_is_set(e) ? archive_entry_atime_nsec(e) : archive_entry_mtime_nsec(e);
     times[1].tv_sec = archive_entry_mtime(e);
     times[1].tv_nsec = archive_entry_mtime_nsec(e);
     ::utimensat(dirfd, name.c_str(), times, flags);
@@ -302,10 +321,12 @@ class Applier {
     std::string path = "/proc/self/fd/" + std::to_string(dirfd) + "/" + name;
     while (archive_entry_xattr_next(e, &key, &value, &size) == ARCHIVE_OK) {
       if (size > kMaxXattrValue) {
-        return invalid_argument("layer entry \"{}\": xattr {} is {} bytes (limit {})", display, key, size, kMaxXattrValue);
+        return invalid_argument("layer entry \"{}\": xattr {} is {} bytes (limit {})", display, key,
+                                size, kMaxXattrValue);
       }
       if (::lsetxattr(path.c_str(), key, value, size, 0) < 0) {
-        bool optional = std::string_view(key).rfind("security.", 0) == 0 || std::string_view(key).rfind("trusted.", 0) == 0;
+        bool optional = std::string_view(key).rfind("security.", 0) == 0 ||
+                        std::string_view(key).rfind("trusted.", 0) == 0;
         if (!(optional && (errno == EPERM || errno == ENOTSUP))) {
           return from_errno(errno, "set xattr {} on layer entry \"{}\"", key, display);
         }
@@ -314,8 +335,10 @@ class Applier {
     return Status();
   }
 
-  Status directory(int dirfd, const std::string& name, const std::string& path, archive_entry* e, bool existed) {
-    if (!existed && ::mkdirat(dirfd, name.c_str(), 0700) < 0) return from_errno(errno, "mkdir layer entry \"{}\"", path);
+  Status directory(int dirfd, const std::string& name, const std::string& path, archive_entry* e,
+                   bool existed) {
+    if (!existed && ::mkdirat(dirfd, name.c_str(), 0700) < 0)
+      return from_errno(errno, "mkdir layer entry \"{}\"", path);
     BERTH_RETURN_IF_ERROR(attributes(dirfd, name, path, e, false));
     std::array<timespec, 2> times;
     times[0] = {archive_entry_mtime(e), archive_entry_mtime_nsec(e)};
@@ -324,7 +347,8 @@ class Applier {
     return Status();
   }
 
-  Status regular(archive* a, int dirfd, const std::string& name, const std::string& display, archive_entry* e) {
+  Status regular(archive* a, int dirfd, const std::string& name, const std::string& display,
+                 archive_entry* e) {
     Fd f(::openat(dirfd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (f.get() < 0) return from_errno(errno, "create layer entry \"{}\"", display);
     const void* buf = nullptr;
@@ -341,7 +365,8 @@ class Applier {
           unpadded_end_ = true;
           break;
         }
-        return Status(Code::kDataLoss, fmt::format("layer entry \"{}\": {}", display, archive_error_string(a)));
+        return Status(Code::kDataLoss,
+                      fmt::format("layer entry \"{}\": {}", display, archive_error_string(a)));
       }
       end = std::max<la_int64_t>(end, offset + static_cast<la_int64_t>(size));
       const char* p = static_cast<const char*>(buf);
@@ -352,20 +377,24 @@ class Applier {
         done += static_cast<std::size_t>(n);
       }
     }
-    if (::ftruncate(f.get(), archive_entry_size(e)) < 0) return from_errno(errno, "size layer entry \"{}\"", display);
+    if (::ftruncate(f.get(), archive_entry_size(e)) < 0)
+      return from_errno(errno, "size layer entry \"{}\"", display);
     return attributes(dirfd, name, display, e, false);
   }
 
   Status symlink(int dirfd, const std::string& name, const std::string& display, archive_entry* e) {
     const char* target = archive_entry_symlink(e);
     if (!target) return invalid_argument("layer symlink \"{}\" has no target", display);
-    if (std::strlen(target) > kMaxPath) return invalid_argument("layer symlink \"{}\" target is too long", display);
-    if (::symlinkat(target, dirfd, name.c_str()) < 0) return from_errno(errno, "symlink layer entry \"{}\"", display);
+    if (std::strlen(target) > kMaxPath)
+      return invalid_argument("layer symlink \"{}\" target is too long", display);
+    if (::symlinkat(target, dirfd, name.c_str()) < 0)
+      return from_errno(errno, "symlink layer entry \"{}\"", display);
     return attributes(dirfd, name, display, e, true);
   }
 
   Status node(int dirfd, const std::string& name, const std::string& display, archive_entry* e) {
-    if (::mknodat(dirfd, name.c_str(), archive_entry_filetype(e) | 0600, archive_entry_rdev(e)) < 0) {
+    if (::mknodat(dirfd, name.c_str(), archive_entry_filetype(e) | 0600, archive_entry_rdev(e)) <
+        0) {
       return from_errno(errno, "mknod layer entry \"{}\"", display);
     }
     return attributes(dirfd, name, display, e, false);
@@ -373,18 +402,19 @@ class Applier {
 
   Status link(int dirfd, const std::string& name, const char* target, const std::string& display) {
     BERTH_TRY(auto tparts, clean_path(target, "hard link target"));
-    if (tparts.empty()) return invalid_argument("layer hard link \"{}\" points at the root", display);
+    if (tparts.empty())
+      return invalid_argument("layer hard link \"{}\" points at the root", display);
     std::string tdir = join(tparts, tparts.size() - 1);
     Fd tparent(openat2_in_root(root_.get(), tdir, O_PATH | O_DIRECTORY));
     if (tparent.get() < 0) {
-      return from_errno(errno, "layer hard link \"{}\": target \"{}\" is not in the layer", display, target);
+      return from_errno(errno, "layer hard link \"{}\": target \"{}\" is not in the layer", display,
+                        target);
     }
     if (::linkat(tparent.get(), tparts.back().c_str(), dirfd, name.c_str(), 0) < 0) {
       return from_errno(errno, "layer hard link \"{}\" to \"{}\"", display, target);
     }
     return Status();
   }
-
 
  public:
   bool unpadded_end() const { return unpadded_end_; }
@@ -424,7 +454,8 @@ struct Pipeline {
     auto* p = static_cast<Pipeline*>(self);
     la_ssize_t n = archive_read_data(p->raw, p->out_buf.data(), p->out_buf.size());
     if (n < 0) {
-      p->error = archive_error_string(p->raw) ? archive_error_string(p->raw) : "decompression failed";
+      p->error =
+          archive_error_string(p->raw) ? archive_error_string(p->raw) : "decompression failed";
       return -1;
     }
     p->hash.update(p->out_buf.data(), static_cast<std::size_t>(n));
@@ -436,7 +467,8 @@ struct Pipeline {
 
 }  // namespace
 
-Result<ApplyResult> apply_layer(const ReadFn& read, const std::string& root, const ApplyOptions& options) {
+Result<ApplyResult> apply_layer(const ReadFn& read, const std::string& root,
+                                const ApplyOptions& options) {
   Pipeline p;
   p.read = &read;
   std::unique_ptr<archive, int (*)(archive*)> raw(archive_read_new(), archive_read_free);
@@ -444,7 +476,8 @@ Result<ApplyResult> apply_layer(const ReadFn& read, const std::string& root, con
   archive_read_support_format_raw(raw.get());
   p.raw = raw.get();
   if (archive_read_open(raw.get(), &p, nullptr, Pipeline::read_compressed, nullptr) != ARCHIVE_OK) {
-    return invalid_argument("layer: cannot read the stream: {}", p.error.empty() ? archive_error_string(raw.get()) : p.error);
+    return invalid_argument("layer: cannot read the stream: {}",
+                            p.error.empty() ? archive_error_string(raw.get()) : p.error);
   }
   archive_entry* rawentry = nullptr;
   if (archive_read_next_header(raw.get(), &rawentry) != ARCHIVE_OK) {
@@ -454,7 +487,8 @@ Result<ApplyResult> apply_layer(const ReadFn& read, const std::string& root, con
   archive_read_support_format_tar(tar.get());
   archive_read_support_format_gnutar(tar.get());
   if (archive_read_open(tar.get(), &p, nullptr, Pipeline::read_tar, nullptr) != ARCHIVE_OK) {
-    return invalid_argument("layer: cannot read it as tar: {}", p.error.empty() ? archive_error_string(tar.get()) : p.error);
+    return invalid_argument("layer: cannot read it as tar: {}",
+                            p.error.empty() ? archive_error_string(tar.get()) : p.error);
   }
   Applier applier(root, options);
   BERTH_RETURN_IF_ERROR(applier.open_root());
@@ -463,7 +497,9 @@ Result<ApplyResult> apply_layer(const ReadFn& read, const std::string& root, con
     int r = archive_read_next_header(tar.get(), &e);
     if (r == ARCHIVE_EOF || (r < ARCHIVE_WARN && applier.unpadded_end())) break;
     if (r < ARCHIVE_WARN) {
-      std::string why = !p.error.empty() ? p.error : archive_error_string(tar.get()) ? archive_error_string(tar.get()) : "unknown error";
+      std::string why = !p.error.empty()                  ? p.error
+                        : archive_error_string(tar.get()) ? archive_error_string(tar.get())
+                                                          : "unknown error";
       return Status(Code::kDataLoss, fmt::format("layer is corrupt or truncated: {}", why));
     }
     BERTH_RETURN_IF_ERROR(applier.entry(tar.get(), e));

@@ -39,6 +39,7 @@ using ReadFn = std::function<Result<std::size_t>(char* buf, std::size_t n)>;
 // FailedPrecondition with message starting "overlay fallback:" means the overlay fast path met
 // something it cannot do in an upper dir alone (a parent that is a symlink in a lower layer); the
 // caller should clear the upper dir and apply through a mounted overlay instead.
-Result<ApplyResult> apply_layer(const ReadFn& read, const std::string& root, const ApplyOptions& options);
+Result<ApplyResult> apply_layer(const ReadFn& read, const std::string& root,
+                                const ApplyOptions& options);
 
 }  // namespace berth::plugins::differ

@@ -2,11 +2,9 @@
 // Needs root (owners, device nodes, trusted.* xattrs).
 #include "plugins/differ/walking/apply.h"
 
-#include "core/digest.h"
-#include "core/fs.h"
-
 #include <archive.h>
 #include <archive_entry.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -15,7 +13,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include <gtest/gtest.h>
+#include "core/digest.h"
+#include "core/fs.h"
 
 namespace berth::plugins::differ {
 namespace {
@@ -37,7 +36,8 @@ class TarBuilder {
                    std::map<std::string, std::string> xattrs = {}) {
     auto* e = entry(path, AE_IFREG, mode, uid);
     archive_entry_set_size(e, static_cast<la_int64_t>(data.size()));
-    for (const auto& [k, v] : xattrs) archive_entry_xattr_add_entry(e, k.c_str(), v.data(), v.size());
+    for (const auto& [k, v] : xattrs)
+      archive_entry_xattr_add_entry(e, k.c_str(), v.data(), v.size());
     archive_write_header(a_, e);
     archive_write_data(a_, data.data(), data.size());
     archive_entry_free(e);
@@ -158,20 +158,23 @@ class ApplyTest : public ::testing::Test {
     root_ = dir_->path() + "/root";
     fs::create_directories(root_);
   }
-  Result<ApplyResult> apply(const std::string& tar, ApplyOptions o = {}) { return apply_layer(from_string(tar), root_, o); }
+  Result<ApplyResult> apply(const std::string& tar, ApplyOptions o = {}) {
+    return apply_layer(from_string(tar), root_, o);
+  }
   std::optional<core::TempDir> dir_;
   std::string root_;
 };
 
 TEST_F(ApplyTest, FilesDirsLinksOwnersModesXattrsAndDiffId) {
-  std::string tar = TarBuilder()
-                        .dir("etc", 0750, 7)
-                        .file("etc/conf", "hello", 04755, 7, {{"user.note", "n"}, {"trusted.note", "t"}})
-                        .symlink("etc/link", "conf")
-                        .hardlink("etc/hard", "etc/conf")
-                        .fifo("run.fifo")
-                        .file("./deep/er/x", "x")
-                        .finish();
+  std::string tar =
+      TarBuilder()
+          .dir("etc", 0750, 7)
+          .file("etc/conf", "hello", 04755, 7, {{"user.note", "n"}, {"trusted.note", "t"}})
+          .symlink("etc/link", "conf")
+          .hardlink("etc/hard", "etc/conf")
+          .fifo("run.fifo")
+          .file("./deep/er/x", "x")
+          .finish();
   auto r = apply(tar);
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_EQ(r->diff_id, core::Sha256::digest_of(tar));
@@ -207,8 +210,21 @@ TEST_F(ApplyTest, CompressedLayersHashTheUncompressedStream) {
 }
 
 TEST_F(ApplyTest, WhiteoutsAndOpaqueDirectoriesOnAFullTree) {
-  ASSERT_TRUE(apply(TarBuilder().file("a", "a").dir("d").file("d/keep", "k").dir("o").file("o/old1", "1").file("o/old2", "2").finish()).ok());
-  auto r = apply(TarBuilder().file(".wh.a", "").file("d/.wh.missing", "").file("o/.wh..wh..opq", "").file("o/new", "n").finish());
+  ASSERT_TRUE(apply(TarBuilder()
+                        .file("a", "a")
+                        .dir("d")
+                        .file("d/keep", "k")
+                        .dir("o")
+                        .file("o/old1", "1")
+                        .file("o/old2", "2")
+                        .finish())
+                  .ok());
+  auto r = apply(TarBuilder()
+                     .file(".wh.a", "")
+                     .file("d/.wh.missing", "")
+                     .file("o/.wh..wh..opq", "")
+                     .file("o/new", "n")
+                     .finish());
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_FALSE(fs::exists(root_ + "/a"));
   EXPECT_TRUE(fs::exists(root_ + "/d/keep"));
@@ -225,7 +241,12 @@ TEST_F(ApplyTest, OverlayUpperGetsOverlayWhiteoutsAndParentAttributes) {
   ApplyOptions o;
   o.mode = ApplyOptions::Mode::kOverlayUpper;
   o.lowerdirs = {lower};
-  auto r = apply(TarBuilder().file("usr/share/.wh.gone", "").file("usr/.wh..wh..opq", "").file("usr/share/new", "n").finish(), o);
+  auto r = apply(TarBuilder()
+                     .file("usr/share/.wh.gone", "")
+                     .file("usr/.wh..wh..opq", "")
+                     .file("usr/share/new", "n")
+                     .finish(),
+                 o);
   ASSERT_TRUE(r.ok()) << r.status().message();
   struct stat st {};
   ASSERT_EQ(::lstat((root_ + "/usr/share/gone").c_str(), &st), 0);
@@ -241,7 +262,8 @@ TEST_F(ApplyTest, OverlayUpperGetsOverlayWhiteoutsAndParentAttributes) {
 TEST_F(ApplyTest, DotDotIsRefusedAndNothingEscapes) {
   auto r = apply(TarBuilder().file("../escaped", "evil").finish());
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("escapes the root"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("escapes the root"), std::string::npos)
+      << r.status().message();
   EXPECT_FALSE(fs::exists(dir_->path() + "/escaped"));
   auto w = apply(TarBuilder().file("x/.wh...", "").finish());
   ASSERT_FALSE(w.ok());
@@ -266,15 +288,18 @@ TEST_F(ApplyTest, AbsoluteNamesAndSymlinksResolveInsideTheRoot) {
 TEST_F(ApplyTest, HardLinkToAHostFileIsRefused) {
   auto r = apply(TarBuilder().hardlink("shadow", "/etc/shadow").finish());
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("not in the layer"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("not in the layer"), std::string::npos)
+      << r.status().message();
   EXPECT_FALSE(fs::exists(root_ + "/shadow"));
 }
 
 TEST_F(ApplyTest, TruncatedAndGarbageStreamsFailClearly) {
-  std::string gz = compress(TarBuilder().file("big", random_bytes(1 << 20)).file("b", "b").finish(), "gzip");
+  std::string gz =
+      compress(TarBuilder().file("big", random_bytes(1 << 20)).file("b", "b").finish(), "gzip");
   auto r = apply(gz.substr(0, gz.size() / 2));
   ASSERT_FALSE(r.ok());
-  EXPECT_TRUE(r.status().code() == Code::kDataLoss || r.status().code() == Code::kInvalidArgument) << r.status().message();
+  EXPECT_TRUE(r.status().code() == Code::kDataLoss || r.status().code() == Code::kInvalidArgument)
+      << r.status().message();
   std::cerr << "truncated gzip: " << r.status().message() << "\n";
   auto g = apply(std::string(5000, '\x42'));
   EXPECT_FALSE(g.ok());

@@ -1,7 +1,5 @@
 #include "plugins/differ/walking/compare.h"
 
-#include "core/digest.h"
-
 #include <archive.h>
 #include <archive_entry.h>
 #include <dirent.h>
@@ -15,6 +13,8 @@
 #include <memory>
 #include <set>
 #include <vector>
+
+#include "core/digest.h"
 
 namespace berth::plugins::differ {
 namespace {
@@ -59,13 +59,15 @@ std::vector<std::string> list(const std::string& dir) {
 }
 
 bool same(const struct stat& a, const struct stat& b) {
-  if ((a.st_mode & S_IFMT) != (b.st_mode & S_IFMT) || a.st_mode != b.st_mode || a.st_uid != b.st_uid ||
-      a.st_gid != b.st_gid) {
+  if ((a.st_mode & S_IFMT) != (b.st_mode & S_IFMT) || a.st_mode != b.st_mode ||
+      a.st_uid != b.st_uid || a.st_gid != b.st_gid) {
     return false;
   }
-  if (S_ISDIR(a.st_mode)) return true;  // a directory's own metadata; children are compared separately
+  if (S_ISDIR(a.st_mode))
+    return true;  // a directory's own metadata; children are compared separately
   if (S_ISCHR(a.st_mode) || S_ISBLK(a.st_mode)) return a.st_rdev == b.st_rdev;
-  return a.st_size == b.st_size && a.st_mtim.tv_sec == b.st_mtim.tv_sec && a.st_mtim.tv_nsec == b.st_mtim.tv_nsec;
+  return a.st_size == b.st_size && a.st_mtim.tv_sec == b.st_mtim.tv_sec &&
+         a.st_mtim.tv_nsec == b.st_mtim.tv_nsec;
 }
 
 class DiffWriter {
@@ -84,7 +86,8 @@ class DiffWriter {
     }
     for (const auto& n : up_names) {
       std::string path = rel.empty() ? n : rel + "/" + n;
-      struct stat ust {}, lst {};
+      struct stat ust {
+      }, lst{};
       if (::lstat((upper_ + "/" + path).c_str(), &ust) < 0) continue;
       bool in_lower = ::lstat((lower_ + "/" + path).c_str(), &lst) == 0;
       bool changed = !in_lower || !same(ust, lst);
@@ -120,20 +123,23 @@ class DiffWriter {
     if (emitted_.count(dir)) return Status();
     BERTH_RETURN_IF_ERROR(parents(dir));
     struct stat st {};
-    if (::lstat((upper_ + "/" + dir).c_str(), &st) < 0) return from_errno(errno, "lstat \"{}\"", dir);
+    if (::lstat((upper_ + "/" + dir).c_str(), &st) < 0)
+      return from_errno(errno, "lstat \"{}\"", dir);
     return write_entry(dir, st);
   }
 
   Status whiteout(const std::string& rel, const std::string& name) {
     std::string path = (rel.empty() ? "" : rel + "/") + ".wh." + name;
     BERTH_RETURN_IF_ERROR(parents(path));
-    std::unique_ptr<archive_entry, void (*)(archive_entry*)> e(archive_entry_new(), archive_entry_free);
+    std::unique_ptr<archive_entry, void (*)(archive_entry*)> e(archive_entry_new(),
+                                                               archive_entry_free);
     archive_entry_set_pathname(e.get(), path.c_str());
     archive_entry_set_filetype(e.get(), AE_IFREG);
     archive_entry_set_perm(e.get(), 0644);
     archive_entry_set_size(e.get(), 0);
     archive_entry_set_mtime(e.get(), 0, 0);
-    if (archive_write_header(tar_, e.get()) != ARCHIVE_OK) return internal_error("diff: {}", archive_error_string(tar_));
+    if (archive_write_header(tar_, e.get()) != ARCHIVE_OK)
+      return internal_error("diff: {}", archive_error_string(tar_));
     return Status();
   }
 
@@ -145,7 +151,8 @@ class DiffWriter {
   Status write_entry(const std::string& path, const struct stat& st) {
     if (!emitted_.insert(path).second) return Status();
     std::string full = upper_ + "/" + path;
-    std::unique_ptr<archive_entry, void (*)(archive_entry*)> e(archive_entry_new(), archive_entry_free);
+    std::unique_ptr<archive_entry, void (*)(archive_entry*)> e(archive_entry_new(),
+                                                               archive_entry_free);
     archive_entry_copy_stat(e.get(), &st);
     archive_entry_set_pathname(e.get(), path.c_str());
     if (S_ISLNK(st.st_mode)) {
@@ -242,8 +249,10 @@ Result<DiffWritten> write_diff(const std::string& lower, const std::string& uppe
   }
   DiffWriter w(lower, upper, tar.get());
   BERTH_RETURN_IF_ERROR(w.walk(""));
-  if (archive_write_close(tar.get()) != ARCHIVE_OK) return internal_error("diff: closing tar: {}", archive_error_string(tar.get()));
-  if (gzip && archive_write_close(gz.get()) != ARCHIVE_OK) return internal_error("diff: closing gzip: {}", archive_error_string(gz.get()));
+  if (archive_write_close(tar.get()) != ARCHIVE_OK)
+    return internal_error("diff: closing tar: {}", archive_error_string(tar.get()));
+  if (gzip && archive_write_close(gz.get()) != ARCHIVE_OK)
+    return internal_error("diff: closing gzip: {}", archive_error_string(gz.get()));
   BERTH_RETURN_IF_ERROR(sink.error);
   return DiffWritten{sink.hash.digest(), sink.written};
 }

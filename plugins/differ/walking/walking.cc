@@ -1,12 +1,12 @@
 #include "plugins/differ/walking/walking.h"
 
+#include <filesystem>
+
 #include "core/copy.h"
 #include "core/fs.h"
 #include "core/mount.h"
 #include "plugins/differ/walking/apply.h"
 #include "plugins/differ/walking/compare.h"
-
-#include <filesystem>
 
 namespace berth::plugins::differ {
 namespace {
@@ -46,7 +46,8 @@ Status clear_dir(const std::string& dir) {
 
 }  // namespace
 
-Result<diff::Descriptor> WalkingDiffer::apply(const RequestContext& ctx, const diff::Descriptor& desc,
+Result<diff::Descriptor> WalkingDiffer::apply(const RequestContext& ctx,
+                                              const diff::Descriptor& desc,
                                               const std::vector<Mount>& mounts,
                                               std::string_view expected_diff_id) {
   if (mounts.empty()) return invalid_argument("apply of {}: no mounts given", desc.digest);
@@ -64,7 +65,8 @@ Result<diff::Descriptor> WalkingDiffer::apply(const RequestContext& ctx, const d
   Result<ApplyResult> result = Status(Code::kInternal, "not applied");
   const Mount& m = mounts.front();
   if (mounts.size() == 1 && (m.type == "bind" || m.type == "rbind")) {
-    if (has_option(m, "ro")) return failed_precondition("apply of {}: the mount is read-only", desc.digest);
+    if (has_option(m, "ro"))
+      return failed_precondition("apply of {}: the mount is read-only", desc.digest);
     result = apply_layer(make_reader(), m.source, {});
   } else if (mounts.size() == 1 && m.type == "overlay" && option_value(m, "upperdir")) {
     ApplyOptions opts;
@@ -77,7 +79,8 @@ Result<diff::Descriptor> WalkingDiffer::apply(const RequestContext& ctx, const d
       result = Status(Code::kUnavailable, "mount needed");
     }
   }
-  if (!result.ok() && (result.status().code() == Code::kInternal || result.status().code() == Code::kUnavailable) &&
+  if (!result.ok() &&
+      (result.status().code() == Code::kInternal || result.status().code() == Code::kUnavailable) &&
       (result.status().message() == "not applied" || result.status().message() == "mount needed")) {
     BERTH_RETURN_IF_ERROR(core::make_dirs(state_ + "/mounts", 0700));
     auto tmp = core::TempDir::create("apply-");
@@ -88,13 +91,14 @@ Result<diff::Descriptor> WalkingDiffer::apply(const RequestContext& ctx, const d
   if (!result.ok()) return result.status().with_context(fmt::format("apply layer {}", desc.digest));
   std::string expected(expected_diff_id);
   if (expected.empty()) {
-    if (auto it = desc.annotations.find(std::string(diff::kUncompressedLabel)); it != desc.annotations.end()) {
+    if (auto it = desc.annotations.find(std::string(diff::kUncompressedLabel));
+        it != desc.annotations.end()) {
       expected = it->second;
     }
   }
   if (!expected.empty() && expected != result->diff_id) {
-    return failed_precondition("apply layer {}: its uncompressed digest is {}, but {} was expected", desc.digest,
-                               result->diff_id, expected);
+    return failed_precondition("apply layer {}: its uncompressed digest is {}, but {} was expected",
+                               desc.digest, result->diff_id, expected);
   }
   diff::Descriptor out;
   out.media_type = std::string(diff::kMediaTypeOciLayer);
@@ -103,13 +107,15 @@ Result<diff::Descriptor> WalkingDiffer::apply(const RequestContext& ctx, const d
   return out;
 }
 
-Result<diff::Descriptor> WalkingDiffer::compare(const RequestContext& ctx, const std::vector<Mount>& lower,
-                                                const std::vector<Mount>& upper, std::string_view media_type,
-                                                std::string_view ref,
+Result<diff::Descriptor> WalkingDiffer::compare(const RequestContext& ctx,
+                                                const std::vector<Mount>& lower,
+                                                const std::vector<Mount>& upper,
+                                                std::string_view media_type, std::string_view ref,
                                                 const std::map<std::string, std::string>& labels) {
   bool gzip = media_type.empty() || media_type == diff::kMediaTypeOciLayerGzip ||
               media_type == diff::kMediaTypeDockerLayerGzip;
-  if (!gzip && media_type != diff::kMediaTypeOciLayer && media_type != diff::kMediaTypeDockerLayer) {
+  if (!gzip && media_type != diff::kMediaTypeOciLayer &&
+      media_type != diff::kMediaTypeDockerLayer) {
     return invalid_argument("diff: unsupported media type \"{}\"", media_type);
   }
   auto ldir = core::TempDir::create("diff-lower-");
@@ -123,8 +129,10 @@ Result<diff::Descriptor> WalkingDiffer::compare(const RequestContext& ctx, const
     lm.emplace(std::move(m));
   }
   BERTH_TRY(auto um, core::ScopedMount::create(upper, udir->path()));
-  std::string r = ref.empty() ? fmt::format("diff-{}", std::chrono::system_clock::now().time_since_epoch().count())
-                              : std::string(ref);
+  std::string r =
+      ref.empty()
+          ? fmt::format("diff-{}", std::chrono::system_clock::now().time_since_epoch().count())
+          : std::string(ref);
   BERTH_TRY(auto writer, store_->content()->writer(ctx, {.ref = r}));
   BERTH_TRY(auto written, write_diff(ldir->path(), udir->path(), gzip, *writer));
   std::map<std::string, std::string> all = labels;
@@ -132,7 +140,8 @@ Result<diff::Descriptor> WalkingDiffer::compare(const RequestContext& ctx, const
   Status st = writer->commit(0, "", all);
   if (!st.ok() && st.code() != Code::kAlreadyExists) return st;
   diff::Descriptor out;
-  out.media_type = gzip ? std::string(diff::kMediaTypeOciLayerGzip) : std::string(diff::kMediaTypeOciLayer);
+  out.media_type =
+      gzip ? std::string(diff::kMediaTypeOciLayerGzip) : std::string(diff::kMediaTypeOciLayer);
   out.digest = writer->digest();
   out.size = written.size;
   return out;

@@ -1,12 +1,11 @@
 #include "plugins/events/exchange/exchange.h"
 
 #include <berth/identifiers.h>
-
-#include "core/log.h"
-
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/dynamic_message.h>
 #include <google/protobuf/message.h>
+
+#include "core/log.h"
 
 namespace berth::plugins::events {
 
@@ -91,7 +90,8 @@ std::optional<std::string> envelope_field(const Envelope& e, const std::vector<s
       case pb::FieldDescriptor::CPPTYPE_INT64: return std::to_string(r->GetInt64(*cur, f));
       case pb::FieldDescriptor::CPPTYPE_UINT32: return std::to_string(r->GetUInt32(*cur, f));
       case pb::FieldDescriptor::CPPTYPE_UINT64: return std::to_string(r->GetUInt64(*cur, f));
-      case pb::FieldDescriptor::CPPTYPE_BOOL: return std::string(r->GetBool(*cur, f) ? "true" : "false");
+      case pb::FieldDescriptor::CPPTYPE_BOOL:
+        return std::string(r->GetBool(*cur, f) ? "true" : "false");
       case pb::FieldDescriptor::CPPTYPE_ENUM: return r->GetEnum(*cur, f)->name();
       default: return std::nullopt;
     }
@@ -112,9 +112,11 @@ Status Exchange::publish(std::string_view ns, std::string_view topic, std::strin
 
 Status Exchange::forward(Envelope e) {
   if (e.ns.empty()) return failed_precondition("event namespace is required");
-  if (Status st = validate_identifier(e.ns); !st.ok()) return invalid_argument("event namespace: {}", st.message());
+  if (Status st = validate_identifier(e.ns); !st.ok())
+    return invalid_argument("event namespace: {}", st.message());
   BERTH_RETURN_IF_ERROR(berth::events::validate_topic(e.topic));
-  if (e.timestamp.time_since_epoch().count() == 0) return invalid_argument("event timestamp is required");
+  if (e.timestamp.time_since_epoch().count() == 0)
+    return invalid_argument("event timestamp is required");
   broadcast(e);
   return Status();
 }

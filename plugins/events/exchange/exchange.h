@@ -5,12 +5,12 @@
 
 #include <berth/events.h>
 
-#include "core/filters.h"
-
 #include <condition_variable>
 #include <deque>
 #include <list>
 #include <mutex>
+
+#include "core/filters.h"
 
 namespace berth::plugins::events {
 

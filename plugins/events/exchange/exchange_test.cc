@@ -1,10 +1,10 @@
 #include "plugins/events/exchange/exchange.h"
 
-#include "github.com/containerd/containerd/api/events/content.pb.h"
-
 #include <gtest/gtest.h>
 
 #include <thread>
+
+#include "github.com/containerd/containerd/api/events/content.pb.h"
 
 namespace berth::plugins::events {
 namespace {
@@ -23,8 +23,12 @@ TEST(Exchange, FansOutToMatchingSubscribers) {
   auto only_ns_b = x.subscribe({"namespace==b"});
   auto by_field = x.subscribe({"event.digest==sha256:2"});
   ASSERT_TRUE(all.ok() && only_ns_b.ok() && by_field.ok());
-  ASSERT_TRUE(x.publish("a", "/content/delete", "containerd.events.ContentDelete", content_delete("sha256:1")).ok());
-  ASSERT_TRUE(x.publish("b", "/content/delete", "containerd.events.ContentDelete", content_delete("sha256:2")).ok());
+  ASSERT_TRUE(x.publish("a", "/content/delete", "containerd.events.ContentDelete",
+                        content_delete("sha256:1"))
+                  .ok());
+  ASSERT_TRUE(x.publish("b", "/content/delete", "containerd.events.ContentDelete",
+                        content_delete("sha256:2"))
+                  .ok());
   auto e1 = (*all)->next(1s);
   auto e2 = (*all)->next(1s);
   ASSERT_TRUE(e1 && e2);

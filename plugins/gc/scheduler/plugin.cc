@@ -46,7 +46,8 @@ std::vector<Registration> registrations() {
   };
   r.init = [](InitContext& ic) -> Result<std::shared_ptr<Plugin>> {
     BERTH_TRY(auto store, ic.get_as<metadata::MetadataStore>(plugin_type::kMetadata));
-    return std::shared_ptr<Plugin>(std::make_shared<SchedulerPlugin>(std::move(store), ic.config<SchedulerConfig>()));
+    return std::shared_ptr<Plugin>(
+        std::make_shared<SchedulerPlugin>(std::move(store), ic.config<SchedulerConfig>()));
   };
   return {r};
 }

@@ -61,7 +61,8 @@ std::optional<Scheduler::Clock::time_point> Scheduler::next_run_locked() const {
   }
   // Keep automatic pauses under pause_threshold of the time between runs.
   if (at && config_.pause_threshold > 0) {
-    auto spacing = std::chrono::duration_cast<Clock::duration>(last_duration_ / config_.pause_threshold);
+    auto spacing =
+        std::chrono::duration_cast<Clock::duration>(last_duration_ / config_.pause_threshold);
     if (*at < last_run_end_ + spacing) at = last_run_end_ + spacing;
   }
   return at;
@@ -98,10 +99,10 @@ void Scheduler::loop() {
       if (result->content_removed || result->blobs_removed || result->leases_removed ||
           result->ingests_removed) {
         log::debug("garbage collected", {{"content", result->content_removed},
-                                          {"blobs", result->blobs_removed},
-                                          {"leases", result->leases_removed},
-                                          {"ingests", result->ingests_removed},
-                                          {"us", result->duration.count()}});
+                                         {"blobs", result->blobs_removed},
+                                         {"leases", result->leases_removed},
+                                         {"ingests", result->ingests_removed},
+                                         {"us", result->duration.count()}});
       }
     } else {
       log::warn("garbage collection failed", {{"error", result.status()}});

@@ -2,10 +2,10 @@
 
 #include <berth/identifiers.h>
 
+#include <atomic>
+
 #include "core/filters.h"
 #include "core/time.h"
-
-#include <atomic>
 
 namespace berth::plugins::metadata {
 namespace {
@@ -64,25 +64,8 @@ Result<Info> ContentView::update(const RequestContext& ctx, const Info& info,
   BERTH_TRY(auto v, db_.read("content", k));
   if (!v) return not_found("content {} not found in namespace \"{}\"", info.digest, ctx.ns);
   BERTH_TRY(auto r, decode_content(*v));
-  if (paths.empty()) {
-    r.labels = info.labels;
-  } else {
-    for (const auto& p : paths) {
-      if (p == "labels") {
-        r.labels = info.labels;
-      } else if (p.rfind("labels.", 0) == 0) {
-        std::string lk = p.substr(7);
-        auto it = info.labels.find(lk);
-        if (it == info.labels.end() || it->second.empty()) {
-          r.labels.erase(lk);
-        } else {
-          r.labels[lk] = it->second;
-        }
-      } else {
-        return invalid_argument("content {}: cannot update field \"{}\" (only labels)", info.digest, p);
-      }
-    }
-  }
+  BERTH_RETURN_IF_ERROR(
+      update_labels(r.labels, info.labels, paths, fmt::format("content {}", info.digest)));
   BERTH_RETURN_IF_ERROR(validate_labels(r.labels));
   r.updated = now_nanos();
   rocksdb::WriteBatch batch;
@@ -96,20 +79,14 @@ Status ContentView::walk(const RequestContext& ctx, const std::vector<std::strin
                          const content::WalkFn& fn) {
   BERTH_RETURN_IF_ERROR(check(ctx));
   BERTH_TRY(auto filter, core::Filter::parse(filters));
-  return db_.scan("content", ctx.ns, [&](std::string_view digest, std::string_view value) -> Status {
-    BERTH_TRY(auto r, decode_content(value));
-    Info info = to_info(digest, r);
-    bool match = filter.match([&](const std::vector<std::string>& path) -> std::optional<std::string> {
-      if (path.size() == 1 && path[0] == "digest") return info.digest;
-      if (path.size() == 1 && path[0] == "size") return std::to_string(info.size);
-      if (path.size() == 2 && path[0] == "labels") {
-        auto it = info.labels.find(path[1]);
-        if (it != info.labels.end()) return it->second;
-      }
-      return std::nullopt;
-    });
-    return match ? fn(info) : Status();
-  });
+  return db_.scan(
+      "content", ctx.ns, [&](std::string_view digest, std::string_view value) -> Status {
+        BERTH_TRY(auto r, decode_content(value));
+        Info info = to_info(digest, r);
+        bool match =
+            filter.match([&](const auto& path) { return content::info_field(info, path); });
+        return match ? fn(info) : Status();
+      });
 }
 
 Status ContentView::remove(const RequestContext& ctx, std::string_view digest) {
@@ -154,8 +131,8 @@ Result<IngestStatus> ContentView::status(const RequestContext& ctx, std::string_
   return s;
 }
 
-Result<std::vector<IngestStatus>> ContentView::list_statuses(const RequestContext& ctx,
-                                                             const std::vector<std::string>& filters) {
+Result<std::vector<IngestStatus>> ContentView::list_statuses(
+    const RequestContext& ctx, const std::vector<std::string>& filters) {
   BERTH_RETURN_IF_ERROR(check(ctx));
   BERTH_TRY(auto filter, core::Filter::parse(filters));
   std::vector<std::string> refs;
@@ -167,10 +144,11 @@ Result<std::vector<IngestStatus>> ContentView::list_statuses(const RequestContex
   for (const auto& ref : refs) {
     auto s = status(ctx, ref);
     if (!s.ok()) continue;
-    bool match = filter.match([&](const std::vector<std::string>& path) -> std::optional<std::string> {
-      if (path.size() == 1 && path[0] == "ref") return s->ref;
-      return std::nullopt;
-    });
+    bool match =
+        filter.match([&](const std::vector<std::string>& path) -> std::optional<std::string> {
+          if (path.size() == 1 && path[0] == "ref") return s->ref;
+          return std::nullopt;
+        });
     if (match) out.push_back(std::move(*s));
   }
   return out;
@@ -214,7 +192,8 @@ Status ContentView::link(const RequestContext& ctx, std::string_view digest, std
   }
   BERTH_RETURN_IF_ERROR(db_.write(batch));
   db_.notify_mutation(false);
-  if (existing) return already_exists("content {} already exists in namespace \"{}\"", digest, ctx.ns);
+  if (existing)
+    return already_exists("content {} already exists in namespace \"{}\"", digest, ctx.ns);
   return Status();
 }
 
@@ -261,8 +240,8 @@ class ContentView::NsWriter final : public content::Writer {
   std::unique_ptr<content::Writer> inner_;
 };
 
-Result<std::unique_ptr<content::Writer>> ContentView::writer(const RequestContext& ctx,
-                                                             const content::WriterOptions& options) {
+Result<std::unique_ptr<content::Writer>> ContentView::writer(
+    const RequestContext& ctx, const content::WriterOptions& options) {
   BERTH_RETURN_IF_ERROR(check(ctx));
   if (options.ref.empty()) return invalid_argument("an ingest ref is required");
   BERTH_TRY(auto* b, backend());
@@ -292,7 +271,8 @@ Result<std::unique_ptr<content::Writer>> ContentView::writer(const RequestContex
   }
   if (!options.expected.empty()) rec.expected = options.expected;
   if (ctx.lease.empty()) {
-    rec.expires = core::to_unix_nanos(std::chrono::system_clock::now() + db_.options().ingest_expiry);
+    rec.expires =
+        core::to_unix_nanos(std::chrono::system_clock::now() + db_.options().ingest_expiry);
   }
   rocksdb::WriteBatch batch;
   BERTH_RETURN_IF_ERROR(db_.ensure_namespace(batch, ctx.ns));
@@ -304,8 +284,9 @@ Result<std::unique_ptr<content::Writer>> ContentView::writer(const RequestContex
   if (db_.options().content_sharing == SharingPolicy::kIsolated) backend_opts.expected.clear();
   BERTH_TRY(auto inner, b->writer(ctx, backend_opts));
   BERTH_RETURN_IF_ERROR(db_.write(batch));
-  db_.notify_mutation(false, rec.expires ? std::optional<Timestamp>(core::from_unix_nanos(rec.expires))
-                                         : std::nullopt);
+  db_.notify_mutation(false, rec.expires
+                                 ? std::optional<Timestamp>(core::from_unix_nanos(rec.expires))
+                                 : std::nullopt);
   return std::unique_ptr<content::Writer>(
       std::make_unique<NsWriter>(*this, ctx, options.ref, std::move(inner)));
 }

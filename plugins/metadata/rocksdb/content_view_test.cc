@@ -13,7 +13,13 @@ TEST_F(ContentViewTest, BlobsAreVisibleOnlyInTheirNamespace) {
   EXPECT_EQ(store_->content()->info(ns("b"), d).status().code(), Code::kNotFound);
   EXPECT_EQ(store_->content()->reader(ns("b"), d).status().code(), Code::kNotFound);
   int n = 0;
-  ASSERT_TRUE(store_->content()->walk(ns("b"), {}, [&](const auto&) { ++n; return Status(); }).ok());
+  ASSERT_TRUE(store_->content()
+                  ->walk(ns("b"), {},
+                         [&](const auto&) {
+                           ++n;
+                           return Status();
+                         })
+                  .ok());
   EXPECT_EQ(n, 0);
   // Writing creates the namespace implicitly, as containerd does.
   EXPECT_TRUE(store_->get("a").ok());
@@ -49,7 +55,8 @@ TEST_F(ContentViewTest, IngestRefsAreNamespacedAndResumable) {
   ASSERT_TRUE(other.ok());
   EXPECT_EQ((*other)->status().offset, 0);
   // Second writer on the same ref in the same namespace: Unavailable.
-  EXPECT_EQ(store_->content()->writer(ns("a"), {.ref = "layer-1"}).status().code(), Code::kUnavailable);
+  EXPECT_EQ(store_->content()->writer(ns("a"), {.ref = "layer-1"}).status().code(),
+            Code::kUnavailable);
   w->reset();
   auto st = store_->content()->status(ns("a"), "layer-1");
   ASSERT_TRUE(st.ok());
@@ -87,11 +94,19 @@ TEST_F(ContentViewTest, LabelsUpdateWithMasksAndLimits) {
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_EQ(r->labels, (std::map<std::string, std::string>{{"b", "2"}, {"c", "3"}}));
   upd.labels = {{"big", std::string(5000, 'x')}};
-  EXPECT_EQ(store_->content()->update(ns("a"), upd, {"labels.big"}).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(store_->content()->update(ns("a"), upd, {"labels.big"}).status().code(),
+            Code::kInvalidArgument);
   upd.labels = {};
-  EXPECT_EQ(store_->content()->update(ns("a"), upd, {"size"}).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(store_->content()->update(ns("a"), upd, {"size"}).status().code(),
+            Code::kInvalidArgument);
   int n = 0;
-  ASSERT_TRUE(store_->content()->walk(ns("a"), {"labels.c==3"}, [&](const auto&) { ++n; return Status(); }).ok());
+  ASSERT_TRUE(store_->content()
+                  ->walk(ns("a"), {"labels.c==3"},
+                         [&](const auto&) {
+                           ++n;
+                           return Status();
+                         })
+                  .ok());
   EXPECT_EQ(n, 1);
 }
 

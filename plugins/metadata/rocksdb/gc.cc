@@ -7,18 +7,16 @@
 // resources. Everything unmarked is deleted; then blobs and backend ingests that no namespace
 // references are removed. The whole pass holds the store's gc lock exclusively, so no write can
 // slip in between mark and sweep.
-#include "plugins/metadata/rocksdb/store.h"
-
-#include "plugins/metadata/rocksdb/snapshot_view.h"
-
 #include <berth/leases.h>
-
-#include "core/log.h"
-#include "core/time.h"
 
 #include <deque>
 #include <map>
 #include <set>
+
+#include "core/log.h"
+#include "core/time.h"
+#include "plugins/metadata/rocksdb/snapshot_view.h"
+#include "plugins/metadata/rocksdb/store.h"
 
 namespace berth::plugins::metadata {
 namespace {
@@ -28,10 +26,10 @@ constexpr std::string_view kSnapshotRef = "containerd.io/gc.ref.snapshot.";
 constexpr std::string_view kGcRoot = "containerd.io/gc.root";
 
 struct Node {
-  bool snapshot;       // else content
+  bool snapshot;  // else content
   std::string ns;
-  std::string sn;      // snapshotter, for snapshots
-  std::string id;      // digest or snapshot key
+  std::string sn;  // snapshotter, for snapshots
+  std::string id;  // digest or snapshot key
   bool follow;
 };
 
@@ -60,8 +58,9 @@ Result<berth::gc::Stats> RocksStore::collect() {
     if (t > now && (!next_expiry || t < *next_expiry)) next_expiry = t;
   };
 
-  auto for_all = [&](std::string_view kind,
-                     const std::function<Status(std::string_view, std::string_view)>& fn) -> Status {
+  auto for_all =
+      [&](std::string_view kind,
+          const std::function<Status(std::string_view, std::string_view)>& fn) -> Status {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), family(kind)));
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       BERTH_RETURN_IF_ERROR(fn(it->key().ToStringView(), it->value().ToStringView()));
@@ -81,7 +80,8 @@ Result<berth::gc::Stats> RocksStore::collect() {
       queue.push_back({false, std::string(ns), "", std::string(digest), follow});
     }
   };
-  auto mark_snapshot = [&](std::string_view ns, std::string_view sn, std::string_view skey, bool follow) {
+  auto mark_snapshot = [&](std::string_view ns, std::string_view sn, std::string_view skey,
+                           bool follow) {
     if (sn.empty() || skey.empty()) return;
     std::string k = SnapshotView::record_key(ns, sn, skey);
     if (marked_snapshots.insert(k).second) {
@@ -117,22 +117,23 @@ Result<berth::gc::Stats> RocksStore::collect() {
     return Status();
   }));
   std::vector<std::string> orphan_resources;
-  BERTH_RETURN_IF_ERROR(for_all("lease_resources", [&](std::string_view k, std::string_view) -> Status {
-    // <ns>\0<lease>\0<type>\0<id>
-    auto [ns, rest] = split_key(k);
-    auto [lease, rest2] = split_key(rest);
-    auto [type, id] = split_key(rest2);
-    std::string lease_key = key(ns, lease);
-    if (!live_leases.count(lease_key)) {
-      if (!expired_leases.count(lease_key)) orphan_resources.emplace_back(k);
-      return Status();
-    }
-    bool follow = !flat_leases.count(lease_key);
-    if (type == "content") mark_content(ns, id, follow);
-    if (type == "ingests") marked_ingests.insert(key(ns, id));
-    if (type.substr(0, 10) == "snapshots/") mark_snapshot(ns, type.substr(10), id, follow);
-    return Status();
-  }));
+  BERTH_RETURN_IF_ERROR(
+      for_all("lease_resources", [&](std::string_view k, std::string_view) -> Status {
+        // <ns>\0<lease>\0<type>\0<id>
+        auto [ns, rest] = split_key(k);
+        auto [lease, rest2] = split_key(rest);
+        auto [type, id] = split_key(rest2);
+        std::string lease_key = key(ns, lease);
+        if (!live_leases.count(lease_key)) {
+          if (!expired_leases.count(lease_key)) orphan_resources.emplace_back(k);
+          return Status();
+        }
+        bool follow = !flat_leases.count(lease_key);
+        if (type == "content") mark_content(ns, id, follow);
+        if (type == "ingests") marked_ingests.insert(key(ns, id));
+        if (type.substr(0, 10) == "snapshots/") mark_snapshot(ns, type.substr(10), id, follow);
+        return Status();
+      }));
 
   BERTH_RETURN_IF_ERROR(for_all("images", [&](std::string_view k, std::string_view v) -> Status {
     auto [ns, name] = split_key(k);
@@ -142,15 +143,16 @@ Result<berth::gc::Stats> RocksStore::collect() {
     mark_labels(ns, r->labels);
     return Status();
   }));
-  BERTH_RETURN_IF_ERROR(for_all("containers", [&](std::string_view k, std::string_view v) -> Status {
-    auto [ns, id] = split_key(k);
-    auto r = decode_container(v);
-    if (r.ok()) {
-      mark_labels(ns, r->labels);
-      mark_snapshot(ns, r->snapshotter, r->snapshot_key, true);
-    }
-    return Status();
-  }));
+  BERTH_RETURN_IF_ERROR(
+      for_all("containers", [&](std::string_view k, std::string_view v) -> Status {
+        auto [ns, id] = split_key(k);
+        auto r = decode_container(v);
+        if (r.ok()) {
+          mark_labels(ns, r->labels);
+          mark_snapshot(ns, r->snapshotter, r->snapshot_key, true);
+        }
+        return Status();
+      }));
   BERTH_RETURN_IF_ERROR(for_all("snapshots", [&](std::string_view k, std::string_view v) -> Status {
     auto r = decode_snapshot(v);
     if (r.ok() && r->labels.count(std::string(kGcRoot))) {
@@ -188,7 +190,8 @@ Result<berth::gc::Stats> RocksStore::collect() {
     queue.pop_front();
     std::string value;
     if (n.snapshot) {
-      auto s = db_->Get(rocksdb::ReadOptions(), family("snapshots"), SnapshotView::record_key(n.ns, n.sn, n.id), &value);
+      auto s = db_->Get(rocksdb::ReadOptions(), family("snapshots"),
+                        SnapshotView::record_key(n.ns, n.sn, n.id), &value);
       if (!s.ok()) continue;
       auto r = decode_snapshot(value);
       if (!r.ok()) continue;
@@ -239,7 +242,8 @@ Result<berth::gc::Stats> RocksStore::collect() {
     if (marked_snapshots.count(std::string(k))) {
       auto [ns, rest] = split_key(k);
       auto [sn, skey] = split_key(rest);
-      if (auto r = decode_snapshot(v); r.ok()) live_backend_snapshots[std::string(sn)].insert(r->backend_key);
+      if (auto r = decode_snapshot(v); r.ok())
+        live_backend_snapshots[std::string(sn)].insert(r->backend_key);
     } else {
       batch.Delete(family("snapshots"), rocksdb::Slice(k.data(), k.size()));
     }

@@ -1,9 +1,8 @@
-#include "plugins/metadata/rocksdb/lease_store.h"
-#include "plugins/metadata/rocksdb/test_util.h"
+#include <thread>
 
 #include "core/time.h"
-
-#include <thread>
+#include "plugins/metadata/rocksdb/lease_store.h"
+#include "plugins/metadata/rocksdb/test_util.h"
 
 namespace berth::plugins::metadata {
 namespace {
@@ -18,11 +17,14 @@ TEST_F(GcTest, RemovesExactlyTheUnreferencedBlobs) {
   auto a = ns("a");
   std::string layer = put(a, "layer");
   std::string config = put(a, "config");
-  std::string manifest = put(a, "manifest", {{"containerd.io/gc.ref.content.l.0", layer},
-                                             {"containerd.io/gc.ref.content.config", config}});
+  std::string manifest = put(a, "manifest",
+                             {{"containerd.io/gc.ref.content.l.0", layer},
+                              {"containerd.io/gc.ref.content.config", config}});
   std::string root = put(a, "rooted", {{"containerd.io/gc.root", "x"}});
   // The manifest is referenced by an image record.
-  ASSERT_TRUE(store_->put("images", "a", "img:latest", R"({"target":{"digest":")" + manifest + R"("}})").ok());
+  ASSERT_TRUE(
+      store_->put("images", "a", "img:latest", R"({"target":{"digest":")" + manifest + R"("}})")
+          .ok());
   std::string loose = put(a, "loose");
   std::string leased;
   ASSERT_TRUE(store_->leases().create(a, {.id = "keep"}).ok());
@@ -46,7 +48,7 @@ TEST_F(GcTest, BlobSharedByTwoNamespacesStaysUntilBothLetGo) {
   put(ns("b"), "both");
   ASSERT_TRUE(store_->collect().ok());
   EXPECT_FALSE(store_->content()->info(ns("b"), d).ok());  // b had no root
-  EXPECT_TRUE(blob_on_disk(d));                             // a still holds it
+  EXPECT_TRUE(blob_on_disk(d));                            // a still holds it
   ASSERT_TRUE(store_->content()->remove(ns("a"), d).ok());
   ASSERT_TRUE(store_->collect().ok());
   EXPECT_FALSE(blob_on_disk(d));
@@ -54,8 +56,11 @@ TEST_F(GcTest, BlobSharedByTwoNamespacesStaysUntilBothLetGo) {
 
 TEST_F(GcTest, ExpiredLeaseIsReclaimedAndReportsNextExpiry) {
   auto a = ns("a");
-  ASSERT_TRUE(store_->leases().create(a, {.id = "short", .labels = {{"containerd.io/gc.expire",
-                                                                        in(std::chrono::milliseconds(300))}}}).ok());
+  ASSERT_TRUE(
+      store_->leases()
+          .create(a, {.id = "short",
+                      .labels = {{"containerd.io/gc.expire", in(std::chrono::milliseconds(300))}}})
+          .ok());
   std::string d = put(ns("a", "short"), "temporary");
   auto first = store_->collect();
   ASSERT_TRUE(first.ok());
@@ -74,7 +79,8 @@ TEST_F(GcTest, ExpiredLeaseIsReclaimedAndReportsNextExpiry) {
 TEST_F(GcTest, FlatLeaseDoesNotFollowReferences) {
   auto a = ns("a");
   std::string child = put(a, "child");
-  ASSERT_TRUE(store_->leases().create(a, {.id = "flat", .labels = {{"containerd.io/gc.flat", ""}}}).ok());
+  ASSERT_TRUE(
+      store_->leases().create(a, {.id = "flat", .labels = {{"containerd.io/gc.flat", ""}}}).ok());
   std::string parent = put(ns("a", "flat"), "parent", {{"containerd.io/gc.ref.content.0", child}});
   ASSERT_TRUE(store_->collect().ok());
   EXPECT_TRUE(blob_on_disk(parent));
@@ -107,7 +113,10 @@ TEST_F(GcTest, LeaseValidation) {
   auto a = ns("a");
   EXPECT_EQ(store_->leases().create(a, {.id = ""}).status().code(), Code::kInvalidArgument);
   EXPECT_TRUE(store_->leases().create(a, {.id = "/mnt/path-like ids work"}).ok());
-  EXPECT_EQ(store_->leases().create(a, {.id = "x", .labels = {{"containerd.io/gc.expire", "soon"}}}).status().code(),
+  EXPECT_EQ(store_->leases()
+                .create(a, {.id = "x", .labels = {{"containerd.io/gc.expire", "soon"}}})
+                .status()
+                .code(),
             Code::kInvalidArgument);
   ASSERT_TRUE(store_->leases().create(a, {.id = "x"}).ok());
   EXPECT_EQ(store_->leases().create(a, {.id = "x"}).status().code(), Code::kAlreadyExists);

@@ -3,10 +3,10 @@
 #include <berth/content.h>
 #include <berth/identifiers.h>
 
+#include <nlohmann/json.hpp>
+
 #include "core/filters.h"
 #include "core/time.h"
-
-#include <nlohmann/json.hpp>
 
 namespace berth::plugins::metadata {
 namespace {
@@ -47,8 +47,10 @@ Result<Image> decode(std::string_view name, std::string_view v) {
 
 Status validate(const Image& i) {
   if (i.name.empty()) return invalid_argument("image name must not be empty");
-  if (i.target.media_type.empty()) return invalid_argument("image \"{}\": target media type is required", i.name);
-  BERTH_RETURN_IF_ERROR(content::validate_digest(i.target.digest).with_context(fmt::format("image \"{}\" target", i.name)));
+  if (i.target.media_type.empty())
+    return invalid_argument("image \"{}\": target media type is required", i.name);
+  BERTH_RETURN_IF_ERROR(content::validate_digest(i.target.digest)
+                            .with_context(fmt::format("image \"{}\" target", i.name)));
   if (i.target.size < 0) return invalid_argument("image \"{}\": target size is negative", i.name);
   return validate_labels(i.labels);
 }
@@ -69,25 +71,25 @@ Result<Image> ImageStore::get(const RequestContext& ctx, std::string_view name) 
   return decode(name, *v);
 }
 
-Result<std::vector<Image>> ImageStore::list(const RequestContext& ctx, const std::vector<std::string>& filters) {
+Result<std::vector<Image>> ImageStore::list(const RequestContext& ctx,
+                                            const std::vector<std::string>& filters) {
   if (ctx.ns.empty()) return failed_precondition("namespace is required");
   BERTH_TRY(auto filter, core::Filter::parse(filters));
   std::vector<Image> out;
-  BERTH_RETURN_IF_ERROR(db_.scan("images", ctx.ns, [&](std::string_view name, std::string_view v) -> Status {
-    BERTH_TRY(auto i, decode(name, v));
-    bool match = filter.match([&](const std::vector<std::string>& p) -> std::optional<std::string> {
-      if (p.size() == 1 && p[0] == "name") return i.name;
-      if (p.size() == 2 && p[0] == "target" && p[1] == "digest") return i.target.digest;
-      if (p.size() == 2 && p[0] == "target" && p[1] == "mediatype") return i.target.media_type;
-      if (p.size() == 2 && p[0] == "labels") {
-        auto it = i.labels.find(p[1]);
-        if (it != i.labels.end()) return it->second;
-      }
-      return std::nullopt;
-    });
-    if (match) out.push_back(std::move(i));
-    return Status();
-  }));
+  BERTH_RETURN_IF_ERROR(
+      db_.scan("images", ctx.ns, [&](std::string_view name, std::string_view v) -> Status {
+        BERTH_TRY(auto i, decode(name, v));
+        bool match =
+            filter.match([&](const std::vector<std::string>& p) -> std::optional<std::string> {
+              if (p.size() == 1 && p[0] == "name") return i.name;
+              if (p.size() == 2 && p[0] == "target" && p[1] == "digest") return i.target.digest;
+              if (p.size() == 2 && p[0] == "target" && p[1] == "mediatype")
+                return i.target.media_type;
+              return label_field(i.labels, p);
+            });
+        if (match) out.push_back(std::move(i));
+        return Status();
+      }));
   return out;
 }
 
@@ -109,7 +111,8 @@ Result<Image> ImageStore::create(const RequestContext& ctx, const Image& image) 
   return i;
 }
 
-Result<Image> ImageStore::update(const RequestContext& ctx, const Image& image, const std::vector<std::string>& paths) {
+Result<Image> ImageStore::update(const RequestContext& ctx, const Image& image,
+                                 const std::vector<std::string>& paths) {
   BERTH_RETURN_IF_ERROR(check(ctx, image.name));
   std::shared_lock gc(db_.gc_lock());
   std::string k = RocksStore::key(ctx.ns, image.name);
@@ -120,16 +123,8 @@ Result<Image> ImageStore::update(const RequestContext& ctx, const Image& image, 
     cur.target = image.target;
   }
   for (const auto& p : paths) {
-    if (p == "labels") {
-      cur.labels = image.labels;
-    } else if (p.rfind("labels.", 0) == 0) {
-      std::string lk = p.substr(7);
-      auto it = image.labels.find(lk);
-      if (it == image.labels.end() || it->second.empty()) {
-        cur.labels.erase(lk);
-      } else {
-        cur.labels[lk] = it->second;
-      }
+    if (apply_label_path(cur.labels, image.labels, p)) {
+      continue;
     } else if (p == "target") {
       cur.target = image.target;
     } else if (p == "annotations") {

@@ -14,7 +14,8 @@ class ImageStore final : public berth::images::Store {
   Result<berth::images::Image> get(const RequestContext& ctx, std::string_view name) override;
   Result<std::vector<berth::images::Image>> list(const RequestContext& ctx,
                                                  const std::vector<std::string>& filters) override;
-  Result<berth::images::Image> create(const RequestContext& ctx, const berth::images::Image& image) override;
+  Result<berth::images::Image> create(const RequestContext& ctx,
+                                      const berth::images::Image& image) override;
   Result<berth::images::Image> update(const RequestContext& ctx, const berth::images::Image& image,
                                       const std::vector<std::string>& paths) override;
   Status remove(const RequestContext& ctx, std::string_view name) override;

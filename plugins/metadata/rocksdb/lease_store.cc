@@ -16,8 +16,8 @@ Status validate_resource(const Resource& r) {
   if (r.type == "content") return content::validate_digest(r.id);
   if (r.type == "ingests") return Status();
   if (r.type.rfind("snapshots/", 0) == 0 && r.type.size() > 10) return Status();
-  return invalid_argument("lease resource type \"{}\" is not content, ingests or snapshots/<snapshotter>",
-                          r.type);
+  return invalid_argument(
+      "lease resource type \"{}\" is not content, ingests or snapshots/<snapshotter>", r.type);
 }
 
 Status LeaseStore::check(const RequestContext& ctx) const {
@@ -36,13 +36,17 @@ Result<Lease> LeaseStore::create(const RequestContext& ctx, const Lease& lease) 
   // containerd accepts any non-empty lease id (ctr images mount uses the mount path), so only
   // what would break the key layout is refused.
   if (lease.id.empty()) return invalid_argument("lease id must not be empty");
-  if (lease.id.find('\0') != std::string::npos) return invalid_argument("lease id contains a NUL byte");
-  if (lease.id.size() > 1024) return invalid_argument("lease id is {} bytes long (limit 1024)", lease.id.size());
+  if (lease.id.find('\0') != std::string::npos)
+    return invalid_argument("lease id contains a NUL byte");
+  if (lease.id.size() > 1024)
+    return invalid_argument("lease id is {} bytes long (limit 1024)", lease.id.size());
   BERTH_RETURN_IF_ERROR(validate_labels(lease.labels));
   std::optional<Timestamp> expires;
-  if (auto it = lease.labels.find(std::string(berth::leases::kExpireLabel)); it != lease.labels.end()) {
+  if (auto it = lease.labels.find(std::string(berth::leases::kExpireLabel));
+      it != lease.labels.end()) {
     auto t = core::parse_rfc3339(it->second);
-    if (!t.ok()) return invalid_argument("label {}: {}", berth::leases::kExpireLabel, t.status().message());
+    if (!t.ok())
+      return invalid_argument("label {}: {}", berth::leases::kExpireLabel, t.status().message());
     expires = *t;
   }
   std::shared_lock gc(db_.gc_lock());
@@ -83,33 +87,33 @@ Result<std::vector<Lease>> LeaseStore::list(const RequestContext& ctx,
   BERTH_RETURN_IF_ERROR(check(ctx));
   BERTH_TRY(auto filter, core::Filter::parse(filters));
   std::vector<Lease> out;
-  BERTH_RETURN_IF_ERROR(db_.scan("leases", ctx.ns, [&](std::string_view id, std::string_view v) -> Status {
-    BERTH_TRY(auto r, decode_lease(v));
-    Lease l;
-    l.id = std::string(id);
-    l.created_at = core::from_unix_nanos(r.created);
-    l.labels = r.labels;
-    bool match = filter.match([&](const std::vector<std::string>& path) -> std::optional<std::string> {
-      if (path.size() == 1 && path[0] == "id") return l.id;
-      if (path.size() == 2 && path[0] == "labels") {
-        auto it = l.labels.find(path[1]);
-        if (it != l.labels.end()) return it->second;
-      }
-      return std::nullopt;
-    });
-    if (match) out.push_back(std::move(l));
-    return Status();
-  }));
+  BERTH_RETURN_IF_ERROR(
+      db_.scan("leases", ctx.ns, [&](std::string_view id, std::string_view v) -> Status {
+        BERTH_TRY(auto r, decode_lease(v));
+        Lease l;
+        l.id = std::string(id);
+        l.created_at = core::from_unix_nanos(r.created);
+        l.labels = r.labels;
+        bool match =
+            filter.match([&](const std::vector<std::string>& path) -> std::optional<std::string> {
+              if (path.size() == 1 && path[0] == "id") return l.id;
+              return label_field(l.labels, path);
+            });
+        if (match) out.push_back(std::move(l));
+        return Status();
+      }));
   return out;
 }
 
-Status LeaseStore::add_resource(const RequestContext& ctx, std::string_view lease, const Resource& r) {
+Status LeaseStore::add_resource(const RequestContext& ctx, std::string_view lease,
+                                const Resource& r) {
   BERTH_RETURN_IF_ERROR(check(ctx));
   BERTH_RETURN_IF_ERROR(validate_resource(r));
   std::shared_lock gc(db_.gc_lock());
   BERTH_RETURN_IF_ERROR(require_lease(ctx, lease));
   rocksdb::WriteBatch batch;
-  batch.Put(db_.family("lease_resources"), RocksStore::lease_resource_key(ctx.ns, lease, r.type, r.id), "");
+  batch.Put(db_.family("lease_resources"),
+            RocksStore::lease_resource_key(ctx.ns, lease, r.type, r.id), "");
   BERTH_RETURN_IF_ERROR(db_.write(batch));
   db_.notify_mutation(false);
   return Status();
@@ -122,7 +126,8 @@ Status LeaseStore::delete_resource(const RequestContext& ctx, std::string_view l
   std::shared_lock gc(db_.gc_lock());
   BERTH_RETURN_IF_ERROR(require_lease(ctx, lease));
   rocksdb::WriteBatch batch;
-  batch.Delete(db_.family("lease_resources"), RocksStore::lease_resource_key(ctx.ns, lease, r.type, r.id));
+  batch.Delete(db_.family("lease_resources"),
+               RocksStore::lease_resource_key(ctx.ns, lease, r.type, r.id));
   BERTH_RETURN_IF_ERROR(db_.write(batch));
   db_.notify_mutation(true);
   return Status();
@@ -134,14 +139,15 @@ Result<std::vector<Resource>> LeaseStore::list_resources(const RequestContext& c
   BERTH_RETURN_IF_ERROR(require_lease(ctx, lease));
   std::vector<Resource> out;
   std::string lease_prefix = std::string(lease) + std::string(1, '\0');
-  BERTH_RETURN_IF_ERROR(db_.scan("lease_resources", ctx.ns, [&](std::string_view k, std::string_view) {
-    if (k.substr(0, lease_prefix.size()) != lease_prefix) return Status();
-    std::string_view rest = k.substr(lease_prefix.size());
-    auto sep = rest.find('\0');
-    if (sep == std::string_view::npos) return Status();
-    out.push_back({std::string(rest.substr(sep + 1)), std::string(rest.substr(0, sep))});
-    return Status();
-  }));
+  BERTH_RETURN_IF_ERROR(
+      db_.scan("lease_resources", ctx.ns, [&](std::string_view k, std::string_view) {
+        if (k.substr(0, lease_prefix.size()) != lease_prefix) return Status();
+        std::string_view rest = k.substr(lease_prefix.size());
+        auto sep = rest.find('\0');
+        if (sep == std::string_view::npos) return Status();
+        out.push_back({std::string(rest.substr(sep + 1)), std::string(rest.substr(0, sep))});
+        return Status();
+      }));
   return out;
 }
 

@@ -1,5 +1,6 @@
 // Leases in the metadata store: CF "leases" holds the lease, CF "lease_resources" one key per
-// resource (<ns>\0<lease>\0<type>\0<id>), so adding a resource is one Put with no read-modify-write.
+// resource (<ns>\0<lease>\0<type>\0<id>), so adding a resource is one Put with no
+// read-modify-write.
 #pragma once
 
 #include <berth/leases.h>

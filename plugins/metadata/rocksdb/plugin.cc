@@ -36,8 +36,8 @@ std::vector<Registration> registrations() {
     const auto& cfg = ic.config<Config>();
     StoreOptions opts;
     opts.path = ic.root() + "/db";
-    opts.content_sharing =
-        cfg.content_sharing_policy == "isolated" ? SharingPolicy::kIsolated : SharingPolicy::kShared;
+    opts.content_sharing = cfg.content_sharing_policy == "isolated" ? SharingPolicy::kIsolated
+                                                                    : SharingPolicy::kShared;
     opts.ingest_expiry = cfg.ingest_expiry;
     BERTH_TRY(auto content, ic.get_as<content::ContentPlugin>(plugin_type::kContent));
     opts.backend = content->store();

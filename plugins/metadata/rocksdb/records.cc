@@ -24,7 +24,8 @@ Labels labels_of(const json& j) {
 }  // namespace
 
 std::string encode(const ContentRecord& r) {
-  return json{{"size", r.size}, {"created", r.created}, {"updated", r.updated}, {"labels", r.labels}}
+  return json{
+      {"size", r.size}, {"created", r.created}, {"updated", r.updated}, {"labels", r.labels}}
       .dump();
 }
 

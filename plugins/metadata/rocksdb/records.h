@@ -22,8 +22,8 @@ struct ContentRecord {
 
 // CF "ingests", key <ns>\0<ref>
 struct IngestRecord {
-  std::string backend_ref;  // the ref in the backend store, unique across namespaces
-  std::int64_t expires = 0; // 0: held by a lease instead
+  std::string backend_ref;   // the ref in the backend store, unique across namespaces
+  std::int64_t expires = 0;  // 0: held by a lease instead
   std::string expected;
 };
 

@@ -2,12 +2,11 @@
 
 #include <berth/identifiers.h>
 
-#include "core/filters.h"
-#include "core/time.h"
-
+#include <atomic>
 #include <nlohmann/json.hpp>
 
-#include <atomic>
+#include "core/filters.h"
+#include "core/time.h"
 
 namespace berth::plugins::metadata {
 namespace {
@@ -44,8 +43,8 @@ snapshots::Info to_info(std::string_view key, const SnapshotRecord& r) {
 }  // namespace
 
 std::string encode(const SnapshotRecord& r) {
-  return json{{"bkey", r.backend_key}, {"parent", r.parent}, {"kind", static_cast<int>(r.kind)},
-              {"labels", r.labels},   {"created", r.created}, {"updated", r.updated}}
+  return json{{"bkey", r.backend_key}, {"parent", r.parent},   {"kind", static_cast<int>(r.kind)},
+              {"labels", r.labels},    {"created", r.created}, {"updated", r.updated}}
       .dump();
 }
 
@@ -65,7 +64,8 @@ Result<SnapshotRecord> decode_snapshot(std::string_view v) {
   }
 }
 
-std::string SnapshotView::record_key(std::string_view ns, std::string_view snapshotter, std::string_view key) {
+std::string SnapshotView::record_key(std::string_view ns, std::string_view snapshotter,
+                                     std::string_view key) {
   return RocksStore::key(ns, std::string(snapshotter) + '\0' + std::string(key));
 }
 
@@ -73,14 +73,17 @@ Status SnapshotView::check(const RequestContext& ctx, std::string_view key) cons
   if (ctx.ns.empty()) return failed_precondition("namespace is required");
   BERTH_RETURN_IF_ERROR(validate_identifier(ctx.ns));
   if (key.empty()) return invalid_argument("snapshot key must not be empty");
-  if (key.find('\0') != std::string_view::npos) return invalid_argument("snapshot key contains a NUL byte");
+  if (key.find('\0') != std::string_view::npos)
+    return invalid_argument("snapshot key contains a NUL byte");
   return Status();
 }
 
 Result<SnapshotRecord> SnapshotView::get(const RequestContext& ctx, std::string_view key) {
   BERTH_RETURN_IF_ERROR(check(ctx, key));
   BERTH_TRY(auto v, db_.read("snapshots", record_key(ctx.ns, name_, key)));
-  if (!v) return not_found("snapshot \"{}\" not found in snapshotter {} of namespace \"{}\"", key, name_, ctx.ns);
+  if (!v)
+    return not_found("snapshot \"{}\" not found in snapshotter {} of namespace \"{}\"", key, name_,
+                     ctx.ns);
   return decode_snapshot(*v);
 }
 
@@ -97,25 +100,8 @@ Result<snapshots::Info> SnapshotView::update(const RequestContext& ctx, const sn
   std::string k = record_key(ctx.ns, name_, info.name);
   std::lock_guard lock(db_.key_lock("snapshots", k));
   BERTH_TRY(auto r, get(ctx, info.name));
-  if (paths.empty()) {
-    r.labels = info.labels;
-  } else {
-    for (const auto& p : paths) {
-      if (p == "labels") {
-        r.labels = info.labels;
-      } else if (p.rfind("labels.", 0) == 0) {
-        std::string lk = p.substr(7);
-        auto it = info.labels.find(lk);
-        if (it == info.labels.end() || it->second.empty()) {
-          r.labels.erase(lk);
-        } else {
-          r.labels[lk] = it->second;
-        }
-      } else {
-        return invalid_argument("snapshot \"{}\": cannot update field \"{}\" (only labels)", info.name, p);
-      }
-    }
-  }
+  BERTH_RETURN_IF_ERROR(
+      update_labels(r.labels, info.labels, paths, fmt::format("snapshot \"{}\"", info.name)));
   BERTH_RETURN_IF_ERROR(validate_labels(r.labels));
   r.updated = now_ns();
   snapshots::Info binfo;
@@ -140,7 +126,8 @@ Result<std::vector<Mount>> SnapshotView::mounts(const RequestContext& ctx, std::
 }
 
 Result<std::vector<Mount>> SnapshotView::create(const RequestContext& ctx, std::string_view key,
-                                                std::string_view parent, const Labels& labels, bool view) {
+                                                std::string_view parent, const Labels& labels,
+                                                bool view) {
   BERTH_RETURN_IF_ERROR(check(ctx, key));
   BERTH_RETURN_IF_ERROR(validate_labels(labels));
   std::shared_lock gc(db_.gc_lock());
@@ -151,10 +138,12 @@ Result<std::vector<Mount>> SnapshotView::create(const RequestContext& ctx, std::
   SnapshotRecord parent_rec;
   if (!parent.empty()) {
     auto p = get(ctx, parent);
-    if (!p.ok()) return not_found("parent snapshot \"{}\" not found in namespace \"{}\"", parent, ctx.ns);
+    if (!p.ok())
+      return not_found("parent snapshot \"{}\" not found in namespace \"{}\"", parent, ctx.ns);
     parent_rec = *p;
     if (parent_rec.kind != Kind::kCommitted) {
-      return failed_precondition("parent \"{}\" is not committed (it is {})", parent, snapshots::kind_name(parent_rec.kind));
+      return failed_precondition("parent \"{}\" is not committed (it is {})", parent,
+                                 snapshots::kind_name(parent_rec.kind));
     }
   }
   SnapshotRecord r;
@@ -249,14 +238,16 @@ Status SnapshotView::remove(const RequestContext& ctx, std::string_view key) {
   BERTH_TRY(auto r, get(ctx, key));
   std::string child;
   std::string prefix = std::string(name_) + '\0';
-  BERTH_RETURN_IF_ERROR(db_.scan("snapshots", ctx.ns, [&](std::string_view sk, std::string_view v) -> Status {
-    if (!child.empty() || sk.substr(0, prefix.size()) != prefix) return Status();
-    auto c = decode_snapshot(v);
-    if (c.ok() && c->parent == key) child = std::string(sk.substr(prefix.size()));
-    return Status();
-  }));
+  BERTH_RETURN_IF_ERROR(
+      db_.scan("snapshots", ctx.ns, [&](std::string_view sk, std::string_view v) -> Status {
+        if (!child.empty() || sk.substr(0, prefix.size()) != prefix) return Status();
+        auto c = decode_snapshot(v);
+        if (c.ok() && c->parent == key) child = std::string(sk.substr(prefix.size()));
+        return Status();
+      }));
   if (!child.empty()) {
-    return failed_precondition("cannot remove snapshot \"{}\": it has children (e.g. \"{}\")", key, child);
+    return failed_precondition("cannot remove snapshot \"{}\": it has children (e.g. \"{}\")", key,
+                               child);
   }
   rocksdb::WriteBatch batch;
   batch.Delete(db_.family("snapshots"), k);
@@ -272,23 +263,15 @@ Status SnapshotView::walk(const RequestContext& ctx, const std::vector<std::stri
   BERTH_TRY(auto filter, core::Filter::parse(filters));
   std::string prefix = std::string(name_) + '\0';
   std::vector<snapshots::Info> all;
-  BERTH_RETURN_IF_ERROR(db_.scan("snapshots", ctx.ns, [&](std::string_view sk, std::string_view v) -> Status {
-    if (sk.substr(0, prefix.size()) != prefix) return Status();
-    BERTH_TRY(auto r, decode_snapshot(v));
-    all.push_back(to_info(sk.substr(prefix.size()), r));
-    return Status();
-  }));
+  BERTH_RETURN_IF_ERROR(
+      db_.scan("snapshots", ctx.ns, [&](std::string_view sk, std::string_view v) -> Status {
+        if (sk.substr(0, prefix.size()) != prefix) return Status();
+        BERTH_TRY(auto r, decode_snapshot(v));
+        all.push_back(to_info(sk.substr(prefix.size()), r));
+        return Status();
+      }));
   for (const auto& info : all) {
-    bool match = filter.match([&](const std::vector<std::string>& path) -> std::optional<std::string> {
-      if (path.size() == 1 && path[0] == "kind") return std::string(snapshots::kind_name(info.kind));
-      if (path.size() == 1 && path[0] == "name") return info.name;
-      if (path.size() == 1 && path[0] == "parent") return info.parent;
-      if (path.size() == 2 && path[0] == "labels") {
-        auto it = info.labels.find(path[1]);
-        if (it != info.labels.end()) return it->second;
-      }
-      return std::nullopt;
-    });
+    bool match = filter.match([&](const auto& path) { return snapshots::info_field(info, path); });
     if (match) BERTH_RETURN_IF_ERROR(fn(info));
   }
   return Status();

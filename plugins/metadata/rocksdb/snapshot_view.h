@@ -44,7 +44,8 @@ class SnapshotView final : public snapshots::Snapshotter {
 
   const std::shared_ptr<snapshots::Snapshotter>& backend() const { return backend_; }
   // Family key of a record.
-  static std::string record_key(std::string_view ns, std::string_view snapshotter, std::string_view key);
+  static std::string record_key(std::string_view ns, std::string_view snapshotter,
+                                std::string_view key);
 
  private:
   Status check(const RequestContext& ctx, std::string_view key) const;

@@ -1,10 +1,5 @@
 #include "plugins/metadata/rocksdb/store.h"
 
-#include "plugins/metadata/rocksdb/content_view.h"
-#include "plugins/metadata/rocksdb/image_store.h"
-#include "plugins/metadata/rocksdb/lease_store.h"
-#include "plugins/metadata/rocksdb/snapshot_view.h"
-
 #include <berth/identifiers.h>
 #include <rocksdb/cache.h>
 #include <rocksdb/table.h>
@@ -12,6 +7,10 @@
 #include <nlohmann/json.hpp>
 
 #include "core/fs.h"
+#include "plugins/metadata/rocksdb/content_view.h"
+#include "plugins/metadata/rocksdb/image_store.h"
+#include "plugins/metadata/rocksdb/lease_store.h"
+#include "plugins/metadata/rocksdb/snapshot_view.h"
 
 namespace berth::plugins::metadata {
 namespace {
@@ -45,9 +44,9 @@ Result<Namespace> decode(std::string_view name, const std::string& value) {
 }  // namespace
 
 const std::vector<std::string>& RocksStore::kinds() {
-  static const std::vector<std::string> k = {
-      "namespaces", "images", "containers", "content",         "ingests",
-      "snapshots",  "leases", "sandboxes",  "lease_resources"};
+  static const std::vector<std::string> k = {"namespaces", "images",    "containers",
+                                             "content",    "ingests",   "snapshots",
+                                             "leases",     "sandboxes", "lease_resources"};
   return k;
 }
 
@@ -118,7 +117,8 @@ Status RocksStore::close() {
   handles_.clear();
   rocksdb::Status s = db_->Close();
   db_.reset();
-  if (!s.ok()) return internal_error("close metadata database \"{}\": {}", options_.path, s.ToString());
+  if (!s.ok())
+    return internal_error("close metadata database \"{}\": {}", options_.path, s.ToString());
   return Status();
 }
 
@@ -173,26 +173,8 @@ Result<Namespace> RocksStore::update(const Namespace& ns, const std::vector<std:
   BERTH_RETURN_IF_ERROR(validate_labels(ns.labels));
   std::lock_guard lock(namespace_mu_);
   BERTH_TRY(auto current, get(ns.name));
-  if (paths.empty()) {
-    current.labels = ns.labels;
-  } else {
-    for (const auto& p : paths) {
-      if (p == "labels") {
-        current.labels = ns.labels;
-      } else if (p.rfind("labels.", 0) == 0) {
-        std::string key = p.substr(7);
-        auto it = ns.labels.find(key);
-        if (it == ns.labels.end() || it->second.empty()) {
-          current.labels.erase(key);
-        } else {
-          current.labels[key] = it->second;
-        }
-      } else {
-        return invalid_argument("namespace \"{}\": cannot update field \"{}\" (only labels)",
-                                ns.name, p);
-      }
-    }
-  }
+  BERTH_RETURN_IF_ERROR(
+      update_labels(current.labels, ns.labels, paths, fmt::format("namespace \"{}\"", ns.name)));
   rocksdb::WriteOptions wo;
   wo.sync = true;
   auto s = db_->Put(wo, family(kNamespaces), current.name, encode(current));
@@ -292,7 +274,8 @@ Result<std::shared_ptr<snapshots::Snapshotter>> RocksStore::snapshotter(std::str
   if (it == snapshot_views_.end()) {
     std::string known;
     for (const auto& [n, v] : snapshot_views_) known += (known.empty() ? "" : ", ") + n;
-    return not_found("snapshotter \"{}\" is not loaded (loaded: {})", name, known.empty() ? "none" : known);
+    return not_found("snapshotter \"{}\" is not loaded (loaded: {})", name,
+                     known.empty() ? "none" : known);
   }
   return std::shared_ptr<snapshots::Snapshotter>(it->second);
 }
@@ -311,11 +294,12 @@ std::mutex& RocksStore::key_lock(std::string_view kind, std::string_view k) {
 Status RocksStore::ensure_namespace(rocksdb::WriteBatch& batch, std::string_view ns) {
   BERTH_RETURN_IF_ERROR(validate_identifier(ns));
   std::string value;
-  auto s = db_->Get(rocksdb::ReadOptions(), family(kNamespaces), rocksdb::Slice(ns.data(), ns.size()),
-                    &value);
+  auto s = db_->Get(rocksdb::ReadOptions(), family(kNamespaces),
+                    rocksdb::Slice(ns.data(), ns.size()), &value);
   if (s.ok()) return Status();
   if (!s.IsNotFound()) return db_error(s, "get");
-  batch.Put(family(kNamespaces), rocksdb::Slice(ns.data(), ns.size()), encode(Namespace{std::string(ns), {}}));
+  batch.Put(family(kNamespaces), rocksdb::Slice(ns.data(), ns.size()),
+            encode(Namespace{std::string(ns), {}}));
   return Status();
 }
 

@@ -11,9 +11,6 @@
 #pragma once
 
 #include <berth/metadata.h>
-
-#include "plugins/metadata/rocksdb/records.h"
-
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
@@ -26,6 +23,8 @@
 #include <string>
 #include <vector>
 
+#include "plugins/metadata/rocksdb/records.h"
+
 namespace berth::plugins::metadata {
 
 class ContentView;
@@ -36,7 +35,7 @@ class ImageStore;
 enum class SharingPolicy { kShared, kIsolated };
 
 struct StoreOptions {
-  std::string path;  // database directory
+  std::string path;                         // database directory
   std::shared_ptr<content::Store> backend;  // may be null (namespace-only use, tests)
   std::map<std::string, std::shared_ptr<snapshots::Snapshotter>> snapshotters;  // by id
   SharingPolicy content_sharing = SharingPolicy::kShared;

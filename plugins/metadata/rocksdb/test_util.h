@@ -1,14 +1,14 @@
 // A metadata store over a local content store in a temp dir, for the tests of this plugin.
 #pragma once
 
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
 #include "core/digest.h"
 #include "core/fs.h"
 #include "plugins/content/local/local_store.h"
 #include "plugins/metadata/rocksdb/store.h"
-
-#include <gtest/gtest.h>
-
-#include <filesystem>
 
 namespace berth::plugins::metadata {
 

@@ -1,8 +1,8 @@
 #include "plugins/services/content/content_service.h"
 
-#include "github.com/containerd/containerd/api/events/content.pb.h"
-
 #include <vector>
+
+#include "github.com/containerd/containerd/api/events/content.pb.h"
 
 namespace berth::plugins::services {
 namespace {
@@ -29,8 +29,8 @@ void to_proto(const content::IngestStatus& in, pb::Status* out) {
   out->set_expected(in.expected);
 }
 
-#define BERTH_CALL_CONTEXT(var, ctx)        \
-  auto var##_r = request_context(*(ctx));   \
+#define BERTH_CALL_CONTEXT(var, ctx)                   \
+  auto var##_r = request_context(*(ctx));              \
   if (!var##_r.ok()) return to_grpc(var##_r.status()); \
   RequestContext var = std::move(var##_r).value()
 
@@ -55,7 +55,8 @@ grpc::Status ContentService::Update(grpc::ServerContext* ctx, const pb::UpdateRe
   content::Info in;
   in.digest = req->info().digest();
   for (const auto& [k, v] : req->info().labels()) in.labels[k] = v;
-  std::vector<std::string> paths(req->update_mask().paths().begin(), req->update_mask().paths().end());
+  std::vector<std::string> paths(req->update_mask().paths().begin(),
+                                 req->update_mask().paths().end());
   auto info = store_->content()->update(rc, in, paths);
   if (!info.ok()) return to_grpc(info.status());
   to_proto(*info, out->mutable_info());
@@ -67,18 +68,19 @@ grpc::Status ContentService::List(grpc::ServerContext* ctx, const pb::ListConten
   BERTH_CALL_CONTEXT(rc, ctx);
   pb::ListContentResponse batch;
   bool gone = false;
-  berth::Status st = store_->content()->walk(rc, {req->filters().begin(), req->filters().end()},
-                                      [&](const content::Info& info) -> berth::Status {
-                                        to_proto(info, batch.add_info());
-                                        if (batch.info_size() >= kListBatch) {
-                                          if (!writer->Write(batch)) {
-                                            gone = true;
-                                            return berth::Status(Code::kCancelled, "client went away");
-                                          }
-                                          batch.Clear();
-                                        }
-                                        return berth::Status();
-                                      });
+  berth::Status st =
+      store_->content()->walk(rc, {req->filters().begin(), req->filters().end()},
+                              [&](const content::Info& info) -> berth::Status {
+                                to_proto(info, batch.add_info());
+                                if (batch.info_size() >= kListBatch) {
+                                  if (!writer->Write(batch)) {
+                                    gone = true;
+                                    return berth::Status(Code::kCancelled, "client went away");
+                                  }
+                                  batch.Clear();
+                                }
+                                return berth::Status();
+                              });
   if (gone) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
   if (!st.ok()) return to_grpc(st);
   if (batch.info_size() > 0) writer->Write(batch);
@@ -92,7 +94,9 @@ grpc::Status ContentService::Delete(grpc::ServerContext* ctx, const pb::DeleteCo
   if (exchange_) {
     ::containerd::events::ContentDelete e;
     e.set_digest(req->digest());
-    exchange_->publish(rc.ns, "/content/delete", "containerd.events.ContentDelete", e.SerializeAsString())
+    exchange_
+        ->publish(rc.ns, "/content/delete", "containerd.events.ContentDelete",
+                  e.SerializeAsString())
         .ignore();
   }
   return grpc::Status::OK;
@@ -106,8 +110,9 @@ grpc::Status ContentService::Read(grpc::ServerContext* ctx, const pb::ReadConten
   std::int64_t size = (*reader)->size();
   std::int64_t offset = req->offset();
   if (offset < 0 || offset > size) {
-    return to_grpc(berth::Status(Code::kOutOfRange, fmt::format("read offset {} is outside {} (size {})",
-                                                         offset, req->digest(), size)));
+    return to_grpc(berth::Status(
+        Code::kOutOfRange,
+        fmt::format("read offset {} is outside {} (size {})", offset, req->digest(), size)));
   }
   std::int64_t end = size;
   if (req->size() > 0 && offset + req->size() < size) end = offset + req->size();
@@ -138,7 +143,8 @@ grpc::Status ContentService::Status(grpc::ServerContext* ctx, const pb::StatusRe
   return grpc::Status::OK;
 }
 
-grpc::Status ContentService::ListStatuses(grpc::ServerContext* ctx, const pb::ListStatusesRequest* req,
+grpc::Status ContentService::ListStatuses(grpc::ServerContext* ctx,
+                                          const pb::ListStatusesRequest* req,
                                           pb::ListStatusesResponse* out) {
   BERTH_CALL_CONTEXT(rc, ctx);
   auto all = store_->content()->list_statuses(rc, {req->filters().begin(), req->filters().end()});
@@ -157,7 +163,8 @@ grpc::Status ContentService::Abort(grpc::ServerContext* ctx, const pb::AbortRequ
 // WRITE appends at exactly the current offset (offset 0 on a non-empty ingest starts over);
 // COMMIT may carry the last bytes and commits with total/expected/labels.
 grpc::Status ContentService::Write(
-    grpc::ServerContext* ctx, grpc::ServerReaderWriter<pb::WriteContentResponse, pb::WriteContentRequest>* stream) {
+    grpc::ServerContext* ctx,
+    grpc::ServerReaderWriter<pb::WriteContentResponse, pb::WriteContentRequest>* stream) {
   BERTH_CALL_CONTEXT(rc, ctx);
   pb::WriteContentRequest req;
   if (!stream->Read(&req)) return grpc::Status::OK;
@@ -172,8 +179,8 @@ grpc::Status ContentService::Write(
   pb::WriteContentResponse msg;
   do {
     if (!req.ref().empty() && req.ref() != writer->status().ref) {
-      return to_grpc(invalid_argument("ref \"{}\" does not match the stream's ref \"{}\"", req.ref(),
-                                      writer->status().ref));
+      return to_grpc(invalid_argument("ref \"{}\" does not match the stream's ref \"{}\"",
+                                      req.ref(), writer->status().ref));
     }
     if (!req.expected().empty()) expected = req.expected();
     if (req.total() > 0) total = req.total();
@@ -185,15 +192,14 @@ grpc::Status ContentService::Write(
     msg.set_offset(ws.offset);
     msg.set_total(total > 0 ? total : ws.total);
     switch (req.action()) {
-      case pb::STAT:
-        msg.set_digest(writer->digest());
-        break;
+      case pb::STAT: msg.set_digest(writer->digest()); break;
       case pb::WRITE:
       case pb::COMMIT: {
         if (req.offset() > 0 && req.offset() != ws.offset) {
-          return to_grpc(berth::Status(Code::kOutOfRange,
-                                       fmt::format("write of \"{}\" at offset {} must happen at the current offset {}",
-                                                   ws.ref, req.offset(), ws.offset)));
+          return to_grpc(berth::Status(
+              Code::kOutOfRange,
+              fmt::format("write of \"{}\" at offset {} must happen at the current offset {}",
+                          ws.ref, req.offset(), ws.offset)));
         }
         if (req.offset() == 0 && ws.offset > 0) {
           if (berth::Status st = writer->truncate(0); !st.ok()) return to_grpc(st);

@@ -12,8 +12,8 @@ std::vector<Registration> registrations() {
   r.init = [](InitContext& ic) -> Result<std::shared_ptr<Plugin>> {
     BERTH_TRY(auto store, ic.get_as<metadata::MetadataStore>(plugin_type::kMetadata));
     auto exchange = ic.get_as<events::Exchange>(plugin_type::kEvent);
-    return std::shared_ptr<Plugin>(std::make_shared<ContentService>(
-        std::move(store), exchange.ok() ? *exchange : nullptr));
+    return std::shared_ptr<Plugin>(
+        std::make_shared<ContentService>(std::move(store), exchange.ok() ? *exchange : nullptr));
   };
   return {r};
 }

@@ -24,21 +24,24 @@ class DiffService final : public Plugin, public GrpcService, public pb::Diff::Se
   explicit DiffService(std::shared_ptr<diff::DifferPlugin> differ) : differ_(std::move(differ)) {}
   void register_grpc(grpc::ServerBuilder& builder) override { builder.RegisterService(this); }
 
-  grpc::Status Apply(grpc::ServerContext* ctx, const pb::ApplyRequest* req, pb::ApplyResponse* out) override {
+  grpc::Status Apply(grpc::ServerContext* ctx, const pb::ApplyRequest* req,
+                     pb::ApplyResponse* out) override {
     auto rc = request_context(*ctx);
     if (!rc.ok()) return to_grpc(rc.status());
-    auto applied = differ_->applier().apply(*rc, convert::from_proto(req->diff()), convert::mounts_from_proto(req->mounts()));
+    auto applied = differ_->applier().apply(*rc, convert::from_proto(req->diff()),
+                                            convert::mounts_from_proto(req->mounts()));
     if (!applied.ok()) return to_grpc(applied.status());
     convert::to_proto(*applied, out->mutable_applied());
     return grpc::Status::OK;
   }
 
-  grpc::Status Diff(grpc::ServerContext* ctx, const pb::DiffRequest* req, pb::DiffResponse* out) override {
+  grpc::Status Diff(grpc::ServerContext* ctx, const pb::DiffRequest* req,
+                    pb::DiffResponse* out) override {
     auto rc = request_context(*ctx);
     if (!rc.ok()) return to_grpc(rc.status());
-    auto d = differ_->comparer().compare(*rc, convert::mounts_from_proto(req->left()),
-                                         convert::mounts_from_proto(req->right()), req->media_type(), req->ref(),
-                                         {req->labels().begin(), req->labels().end()});
+    auto d = differ_->comparer().compare(
+        *rc, convert::mounts_from_proto(req->left()), convert::mounts_from_proto(req->right()),
+        req->media_type(), req->ref(), {req->labels().begin(), req->labels().end()});
     if (!d.ok()) return to_grpc(d.status());
     convert::to_proto(*d, out->mutable_diff());
     return grpc::Status::OK;

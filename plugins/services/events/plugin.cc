@@ -11,7 +11,8 @@ namespace pb = ::containerd::services::events::v1;
 
 class EventsService final : public Plugin, public GrpcService, public pb::Events::Service {
  public:
-  explicit EventsService(std::shared_ptr<events::Exchange> exchange) : exchange_(std::move(exchange)) {}
+  explicit EventsService(std::shared_ptr<events::Exchange> exchange)
+      : exchange_(std::move(exchange)) {}
 
   void register_grpc(grpc::ServerBuilder& builder) override { builder.RegisterService(this); }
 
@@ -19,7 +20,8 @@ class EventsService final : public Plugin, public GrpcService, public pb::Events
                        google::protobuf::Empty*) override {
     auto ns = request_namespace(*ctx);
     if (!ns.ok()) return to_grpc(ns.status());
-    return to_grpc(exchange_->publish(*ns, req->topic(), req->event().type_url(), req->event().value()));
+    return to_grpc(
+        exchange_->publish(*ns, req->topic(), req->event().type_url(), req->event().value()));
   }
 
   grpc::Status Forward(grpc::ServerContext*, const pb::ForwardRequest* req,

@@ -32,12 +32,13 @@ images::Image from_proto(const pb::Image& in) {
 
 class ImagesService final : public Plugin, public GrpcService, public pb::Images::Service {
  public:
-  ImagesService(std::shared_ptr<metadata::MetadataStore> store, std::shared_ptr<events::Exchange> exchange,
-                std::shared_ptr<gc::Scheduler> gc)
+  ImagesService(std::shared_ptr<metadata::MetadataStore> store,
+                std::shared_ptr<events::Exchange> exchange, std::shared_ptr<gc::Scheduler> gc)
       : store_(std::move(store)), exchange_(std::move(exchange)), gc_(std::move(gc)) {}
   void register_grpc(grpc::ServerBuilder& builder) override { builder.RegisterService(this); }
 
-  grpc::Status Get(grpc::ServerContext* ctx, const pb::GetImageRequest* req, pb::GetImageResponse* out) override {
+  grpc::Status Get(grpc::ServerContext* ctx, const pb::GetImageRequest* req,
+                   pb::GetImageResponse* out) override {
     auto rc = request_context(*ctx);
     if (!rc.ok()) return to_grpc(rc.status());
     auto i = store_->images().get(*rc, req->name());
@@ -46,7 +47,8 @@ class ImagesService final : public Plugin, public GrpcService, public pb::Images
     return grpc::Status::OK;
   }
 
-  grpc::Status List(grpc::ServerContext* ctx, const pb::ListImagesRequest* req, pb::ListImagesResponse* out) override {
+  grpc::Status List(grpc::ServerContext* ctx, const pb::ListImagesRequest* req,
+                    pb::ListImagesResponse* out) override {
     auto rc = request_context(*ctx);
     if (!rc.ok()) return to_grpc(rc.status());
     auto all = store_->images().list(*rc, {req->filters().begin(), req->filters().end()});
@@ -55,7 +57,8 @@ class ImagesService final : public Plugin, public GrpcService, public pb::Images
     return grpc::Status::OK;
   }
 
-  grpc::Status Create(grpc::ServerContext* ctx, const pb::CreateImageRequest* req, pb::CreateImageResponse* out) override {
+  grpc::Status Create(grpc::ServerContext* ctx, const pb::CreateImageRequest* req,
+                      pb::CreateImageResponse* out) override {
     auto rc = request_context(*ctx);
     if (!rc.ok()) return to_grpc(rc.status());
     auto i = store_->images().create(*rc, from_proto(req->image()));
@@ -68,10 +71,12 @@ class ImagesService final : public Plugin, public GrpcService, public pb::Images
     return grpc::Status::OK;
   }
 
-  grpc::Status Update(grpc::ServerContext* ctx, const pb::UpdateImageRequest* req, pb::UpdateImageResponse* out) override {
+  grpc::Status Update(grpc::ServerContext* ctx, const pb::UpdateImageRequest* req,
+                      pb::UpdateImageResponse* out) override {
     auto rc = request_context(*ctx);
     if (!rc.ok()) return to_grpc(rc.status());
-    std::vector<std::string> paths(req->update_mask().paths().begin(), req->update_mask().paths().end());
+    std::vector<std::string> paths(req->update_mask().paths().begin(),
+                                   req->update_mask().paths().end());
     auto i = store_->images().update(*rc, from_proto(req->image()), paths);
     if (!i.ok()) return to_grpc(i.status());
     to_proto(*i, out->mutable_image());
@@ -82,7 +87,8 @@ class ImagesService final : public Plugin, public GrpcService, public pb::Images
     return grpc::Status::OK;
   }
 
-  grpc::Status Delete(grpc::ServerContext* ctx, const pb::DeleteImageRequest* req, google::protobuf::Empty*) override {
+  grpc::Status Delete(grpc::ServerContext* ctx, const pb::DeleteImageRequest* req,
+                      google::protobuf::Empty*) override {
     auto rc = request_context(*ctx);
     if (!rc.ok()) return to_grpc(rc.status());
     if (Status st = store_->images().remove(*rc, req->name()); !st.ok()) return to_grpc(st);
@@ -91,13 +97,15 @@ class ImagesService final : public Plugin, public GrpcService, public pb::Images
     publish(*rc, "/images/delete", "containerd.services.images.v1.ImageDelete", e);
     if (req->sync()) {
       auto stats = gc_ ? gc_->schedule_and_wait() : store_->collector().collect();
-      if (!stats.ok()) return to_grpc(stats.status().with_context("garbage collection after image delete"));
+      if (!stats.ok())
+        return to_grpc(stats.status().with_context("garbage collection after image delete"));
     }
     return grpc::Status::OK;
   }
 
  private:
-  void publish(const RequestContext& rc, const char* topic, const char* type, const google::protobuf::Message& m) {
+  void publish(const RequestContext& rc, const char* topic, const char* type,
+               const google::protobuf::Message& m) {
     if (exchange_) exchange_->publish(rc.ns, topic, type, m.SerializeAsString()).ignore();
   }
   std::shared_ptr<metadata::MetadataStore> store_;
@@ -109,13 +117,14 @@ std::vector<Registration> registrations() {
   Registration r;
   r.type = std::string(plugin_type::kGrpc);
   r.id = "images";
-  r.requires_types = {std::string(plugin_type::kMetadata), std::string(plugin_type::kEvent), std::string(plugin_type::kGc)};
+  r.requires_types = {std::string(plugin_type::kMetadata), std::string(plugin_type::kEvent),
+                      std::string(plugin_type::kGc)};
   r.init = [](InitContext& ic) -> Result<std::shared_ptr<Plugin>> {
     BERTH_TRY(auto store, ic.get_as<metadata::MetadataStore>(plugin_type::kMetadata));
     auto exchange = ic.get_as<events::Exchange>(plugin_type::kEvent);
     auto gc = ic.get_as<gc::Scheduler>(plugin_type::kGc);
-    return std::shared_ptr<Plugin>(std::make_shared<ImagesService>(std::move(store), exchange.ok() ? *exchange : nullptr,
-                                                                   gc.ok() ? *gc : nullptr));
+    return std::shared_ptr<Plugin>(std::make_shared<ImagesService>(
+        std::move(store), exchange.ok() ? *exchange : nullptr, gc.ok() ? *gc : nullptr));
   };
   return {r};
 }

@@ -24,7 +24,8 @@ class LeasesService final : public Plugin, public GrpcService, public pb::Leases
 
   void register_grpc(grpc::ServerBuilder& builder) override { builder.RegisterService(this); }
 
-  grpc::Status Create(grpc::ServerContext* ctx, const pb::CreateRequest* req, pb::CreateResponse* out) override {
+  grpc::Status Create(grpc::ServerContext* ctx, const pb::CreateRequest* req,
+                      pb::CreateResponse* out) override {
     auto rc = request_context(*ctx);
     if (!rc.ok()) return to_grpc(rc.status());
     leases::Lease l;
@@ -36,18 +37,21 @@ class LeasesService final : public Plugin, public GrpcService, public pb::Leases
     return grpc::Status::OK;
   }
 
-  grpc::Status Delete(grpc::ServerContext* ctx, const pb::DeleteRequest* req, google::protobuf::Empty*) override {
+  grpc::Status Delete(grpc::ServerContext* ctx, const pb::DeleteRequest* req,
+                      google::protobuf::Empty*) override {
     auto rc = request_context(*ctx);
     if (!rc.ok()) return to_grpc(rc.status());
     if (Status st = store_->leases().remove(*rc, req->id()); !st.ok()) return to_grpc(st);
     if (req->sync()) {
       auto stats = gc_ ? gc_->schedule_and_wait() : store_->collector().collect();
-      if (!stats.ok()) return to_grpc(stats.status().with_context("garbage collection after lease delete"));
+      if (!stats.ok())
+        return to_grpc(stats.status().with_context("garbage collection after lease delete"));
     }
     return grpc::Status::OK;
   }
 
-  grpc::Status List(grpc::ServerContext* ctx, const pb::ListRequest* req, pb::ListResponse* out) override {
+  grpc::Status List(grpc::ServerContext* ctx, const pb::ListRequest* req,
+                    pb::ListResponse* out) override {
     auto rc = request_context(*ctx);
     if (!rc.ok()) return to_grpc(rc.status());
     auto all = store_->leases().list(*rc, {req->filters().begin(), req->filters().end()});
@@ -60,14 +64,16 @@ class LeasesService final : public Plugin, public GrpcService, public pb::Leases
                            google::protobuf::Empty*) override {
     auto rc = request_context(*ctx);
     if (!rc.ok()) return to_grpc(rc.status());
-    return to_grpc(store_->leases().add_resource(*rc, req->id(), {req->resource().id(), req->resource().type()}));
+    return to_grpc(store_->leases().add_resource(*rc, req->id(),
+                                                 {req->resource().id(), req->resource().type()}));
   }
 
   grpc::Status DeleteResource(grpc::ServerContext* ctx, const pb::DeleteResourceRequest* req,
                               google::protobuf::Empty*) override {
     auto rc = request_context(*ctx);
     if (!rc.ok()) return to_grpc(rc.status());
-    return to_grpc(store_->leases().delete_resource(*rc, req->id(), {req->resource().id(), req->resource().type()}));
+    return to_grpc(store_->leases().delete_resource(
+        *rc, req->id(), {req->resource().id(), req->resource().type()}));
   }
 
   grpc::Status ListResources(grpc::ServerContext* ctx, const pb::ListResourcesRequest* req,

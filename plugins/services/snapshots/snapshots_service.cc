@@ -14,12 +14,12 @@ constexpr const char* kDefaultSnapshotter = "overlayfs";
 }  // namespace
 
 // Resolves the call's namespace context and snapshotter, or returns the gRPC error.
-#define BERTH_SNAPSHOT_CALL(ctx, req)                              \
-  auto rc_ = request_context(*(ctx));                              \
-  if (!rc_.ok()) return to_grpc(rc_.status());                     \
-  const RequestContext& rc = *rc_;                                 \
-  auto sn_ = pick((req)->snapshotter());                           \
-  if (!sn_.ok()) return to_grpc(sn_.status());                     \
+#define BERTH_SNAPSHOT_CALL(ctx, req)          \
+  auto rc_ = request_context(*(ctx));          \
+  if (!rc_.ok()) return to_grpc(rc_.status()); \
+  const RequestContext& rc = *rc_;             \
+  auto sn_ = pick((req)->snapshotter());       \
+  if (!sn_.ok()) return to_grpc(sn_.status()); \
   snapshots::Snapshotter& sn = **sn_
 
 Result<std::shared_ptr<snapshots::Snapshotter>> SnapshotsService::pick(const std::string& name) {
@@ -31,10 +31,12 @@ void SnapshotsService::publish(const RequestContext& ctx, const char* topic, con
   if (exchange_) exchange_->publish(ctx.ns, topic, type, msg.SerializeAsString()).ignore();
 }
 
-grpc::Status SnapshotsService::Prepare(grpc::ServerContext* ctx, const pb::PrepareSnapshotRequest* req,
+grpc::Status SnapshotsService::Prepare(grpc::ServerContext* ctx,
+                                       const pb::PrepareSnapshotRequest* req,
                                        pb::PrepareSnapshotResponse* out) {
   BERTH_SNAPSHOT_CALL(ctx, req);
-  auto mounts = sn.prepare(rc, req->key(), req->parent(), {req->labels().begin(), req->labels().end()});
+  auto mounts =
+      sn.prepare(rc, req->key(), req->parent(), {req->labels().begin(), req->labels().end()});
   if (!mounts.ok()) return to_grpc(mounts.status());
   for (const auto& m : *mounts) convert::to_proto(m, out->add_mounts());
   ::containerd::events::SnapshotPrepare e;
@@ -47,7 +49,8 @@ grpc::Status SnapshotsService::Prepare(grpc::ServerContext* ctx, const pb::Prepa
 grpc::Status SnapshotsService::View(grpc::ServerContext* ctx, const pb::ViewSnapshotRequest* req,
                                     pb::ViewSnapshotResponse* out) {
   BERTH_SNAPSHOT_CALL(ctx, req);
-  auto mounts = sn.view(rc, req->key(), req->parent(), {req->labels().begin(), req->labels().end()});
+  auto mounts =
+      sn.view(rc, req->key(), req->parent(), {req->labels().begin(), req->labels().end()});
   if (!mounts.ok()) return to_grpc(mounts.status());
   for (const auto& m : *mounts) convert::to_proto(m, out->add_mounts());
   return grpc::Status::OK;
@@ -62,10 +65,13 @@ grpc::Status SnapshotsService::Mounts(grpc::ServerContext* ctx, const pb::Mounts
   return grpc::Status::OK;
 }
 
-grpc::Status SnapshotsService::Commit(grpc::ServerContext* ctx, const pb::CommitSnapshotRequest* req,
+grpc::Status SnapshotsService::Commit(grpc::ServerContext* ctx,
+                                      const pb::CommitSnapshotRequest* req,
                                       google::protobuf::Empty*) {
   BERTH_SNAPSHOT_CALL(ctx, req);
-  if (Status st = sn.commit(rc, req->name(), req->key(), {req->labels().begin(), req->labels().end()}); !st.ok()) {
+  if (Status st =
+          sn.commit(rc, req->name(), req->key(), {req->labels().begin(), req->labels().end()});
+      !st.ok()) {
     return to_grpc(st);
   }
   ::containerd::events::SnapshotCommit e;
@@ -75,7 +81,8 @@ grpc::Status SnapshotsService::Commit(grpc::ServerContext* ctx, const pb::Commit
   return grpc::Status::OK;
 }
 
-grpc::Status SnapshotsService::Remove(grpc::ServerContext* ctx, const pb::RemoveSnapshotRequest* req,
+grpc::Status SnapshotsService::Remove(grpc::ServerContext* ctx,
+                                      const pb::RemoveSnapshotRequest* req,
                                       google::protobuf::Empty*) {
   BERTH_SNAPSHOT_CALL(ctx, req);
   if (Status st = sn.remove(rc, req->key()); !st.ok()) return to_grpc(st);
@@ -94,17 +101,20 @@ grpc::Status SnapshotsService::Stat(grpc::ServerContext* ctx, const pb::StatSnap
   return grpc::Status::OK;
 }
 
-grpc::Status SnapshotsService::Update(grpc::ServerContext* ctx, const pb::UpdateSnapshotRequest* req,
+grpc::Status SnapshotsService::Update(grpc::ServerContext* ctx,
+                                      const pb::UpdateSnapshotRequest* req,
                                       pb::UpdateSnapshotResponse* out) {
   BERTH_SNAPSHOT_CALL(ctx, req);
-  std::vector<std::string> paths(req->update_mask().paths().begin(), req->update_mask().paths().end());
+  std::vector<std::string> paths(req->update_mask().paths().begin(),
+                                 req->update_mask().paths().end());
   auto info = sn.update(rc, convert::from_proto(req->info()), paths);
   if (!info.ok()) return to_grpc(info.status());
   convert::to_proto(*info, out->mutable_info());
   return grpc::Status::OK;
 }
 
-grpc::Status SnapshotsService::Usage(grpc::ServerContext* ctx, const pb::UsageRequest* req, pb::UsageResponse* out) {
+grpc::Status SnapshotsService::Usage(grpc::ServerContext* ctx, const pb::UsageRequest* req,
+                                     pb::UsageResponse* out) {
   BERTH_SNAPSHOT_CALL(ctx, req);
   auto u = sn.usage(rc, req->key());
   if (!u.ok()) return to_grpc(u.status());
@@ -124,17 +134,18 @@ grpc::Status SnapshotsService::List(grpc::ServerContext* ctx, const pb::ListSnap
   BERTH_SNAPSHOT_CALL(ctx, req);
   pb::ListSnapshotsResponse batch;
   bool gone = false;
-  Status st = sn.walk(rc, {req->filters().begin(), req->filters().end()}, [&](const snapshots::Info& i) -> Status {
-    convert::to_proto(i, batch.add_info());
-    if (batch.info_size() >= 100) {
-      if (!writer->Write(batch)) {
-        gone = true;
-        return Status(Code::kCancelled, "client went away");
-      }
-      batch.Clear();
-    }
-    return Status();
-  });
+  Status st = sn.walk(rc, {req->filters().begin(), req->filters().end()},
+                      [&](const snapshots::Info& i) -> Status {
+                        convert::to_proto(i, batch.add_info());
+                        if (batch.info_size() >= 100) {
+                          if (!writer->Write(batch)) {
+                            gone = true;
+                            return Status(Code::kCancelled, "client went away");
+                          }
+                          batch.Clear();
+                        }
+                        return Status();
+                      });
   if (gone) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
   if (!st.ok()) return to_grpc(st);
   if (batch.info_size() > 0) writer->Write(batch);

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <berth/context.h>
+#include <berth/labels.h>
 #include <berth/plugin.h>
 
 #include <cstdint>
@@ -103,6 +104,14 @@ class BERTH_API ContentPlugin : public virtual Plugin {
  public:
   virtual std::shared_ptr<Store> store() = 0;
 };
+
+// Filter fields of a blob: digest, size, labels.<key>.
+inline std::optional<std::string> info_field(const Info& info,
+                                             const std::vector<std::string>& path) {
+  if (path.size() == 1 && path[0] == "digest") return info.digest;
+  if (path.size() == 1 && path[0] == "size") return std::to_string(info.size);
+  return label_field(info.labels, path);
+}
 
 // "sha256:<64 lowercase hex>", the only algorithm Berth stores.
 inline Status validate_digest(std::string_view digest) {

@@ -22,9 +22,12 @@ struct Descriptor {
 };
 
 inline constexpr std::string_view kMediaTypeOciLayer = "application/vnd.oci.image.layer.v1.tar";
-inline constexpr std::string_view kMediaTypeOciLayerGzip = "application/vnd.oci.image.layer.v1.tar+gzip";
-inline constexpr std::string_view kMediaTypeOciLayerZstd = "application/vnd.oci.image.layer.v1.tar+zstd";
-inline constexpr std::string_view kMediaTypeDockerLayer = "application/vnd.docker.image.rootfs.diff.tar";
+inline constexpr std::string_view kMediaTypeOciLayerGzip =
+    "application/vnd.oci.image.layer.v1.tar+gzip";
+inline constexpr std::string_view kMediaTypeOciLayerZstd =
+    "application/vnd.oci.image.layer.v1.tar+zstd";
+inline constexpr std::string_view kMediaTypeDockerLayer =
+    "application/vnd.docker.image.rootfs.diff.tar";
 inline constexpr std::string_view kMediaTypeDockerLayerGzip =
     "application/vnd.docker.image.rootfs.diff.tar.gzip";
 // The label the applier checks the uncompressed digest against, when present.

@@ -39,12 +39,14 @@ class BERTH_API Exchange : public virtual Plugin {
   // Re-publishes an envelope as is (from shims); requires namespace and timestamp.
   virtual Status forward(Envelope envelope) = 0;
   // Filters over topic, namespace and event.<field> (containerd's filter language).
-  virtual Result<std::shared_ptr<Subscription>> subscribe(const std::vector<std::string>& filters) = 0;
+  virtual Result<std::shared_ptr<Subscription>> subscribe(
+      const std::vector<std::string>& filters) = 0;
 };
 
 // Topics are "/" followed by identifier components: "/tasks/exit".
 inline Status validate_topic(std::string_view topic) {
-  if (topic.empty() || topic[0] != '/') return invalid_argument("topic \"{}\" must start with /", topic);
+  if (topic.empty() || topic[0] != '/')
+    return invalid_argument("topic \"{}\" must start with /", topic);
   std::size_t start = 1;
   while (start <= topic.size()) {
     std::size_t end = topic.find('/', start);

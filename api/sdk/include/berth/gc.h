@@ -12,8 +12,8 @@
 namespace berth::gc {
 
 struct Stats {
-  std::size_t content_removed = 0;   // metadata records
-  std::size_t blobs_removed = 0;     // backend blobs
+  std::size_t content_removed = 0;  // metadata records
+  std::size_t blobs_removed = 0;    // backend blobs
   std::size_t ingests_removed = 0;
   std::size_t leases_removed = 0;
   std::size_t snapshots_removed = 0;
@@ -25,8 +25,8 @@ struct Stats {
 
 // What a successful write changed, as far as scheduling a collection is concerned.
 struct Mutation {
-  bool deletion = false;                 // something was removed or released
-  std::optional<Timestamp> expires;      // the write created something that expires then
+  bool deletion = false;             // something was removed or released
+  std::optional<Timestamp> expires;  // the write created something that expires then
 };
 
 class BERTH_API Collector {

@@ -24,7 +24,8 @@ class BERTH_API Store {
   virtual ~Store() = default;
   virtual Result<Image> get(const RequestContext& ctx, std::string_view name) = 0;
   // Filters over name, target.digest, target.mediatype, labels.<key>.
-  virtual Result<std::vector<Image>> list(const RequestContext& ctx, const std::vector<std::string>& filters) = 0;
+  virtual Result<std::vector<Image>> list(const RequestContext& ctx,
+                                          const std::vector<std::string>& filters) = 0;
   // AlreadyExists when the name is taken; InvalidArgument for a missing target digest.
   virtual Result<Image> create(const RequestContext& ctx, const Image& image) = 0;
   // Paths: labels, labels.<key>, target, annotations (none: labels and target).

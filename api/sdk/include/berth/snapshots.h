@@ -12,6 +12,7 @@
 #pragma once
 
 #include <berth/context.h>
+#include <berth/labels.h>
 #include <berth/mount.h>
 #include <berth/plugin.h>
 
@@ -45,11 +46,20 @@ struct Info {
 };
 
 struct Usage {
-  std::int64_t size = 0;    // bytes
+  std::int64_t size = 0;  // bytes
   std::int64_t inodes = 0;
 };
 
 using WalkFn = std::function<Status(const Info&)>;
+
+// Filter fields of a snapshot: kind, name, parent, labels.<key>.
+inline std::optional<std::string> info_field(const Info& info,
+                                             const std::vector<std::string>& path) {
+  if (path.size() == 1 && path[0] == "kind") return std::string(kind_name(info.kind));
+  if (path.size() == 1 && path[0] == "name") return info.name;
+  if (path.size() == 1 && path[0] == "parent") return info.parent;
+  return label_field(info.labels, path);
+}
 
 // Labels a backend keeps (others stay in the metadata store only).
 inline bool is_backend_label(const std::string& key) {
