@@ -23,5 +23,6 @@ void add_namespaces_command(CLI::App& app, const GlobalOptions& global);
 void add_content_command(CLI::App& app, const GlobalOptions& global);
 void add_leases_command(CLI::App& app, const GlobalOptions& global);
 void add_snapshots_command(CLI::App& app, const GlobalOptions& global);
+void add_images_command(CLI::App& app, const GlobalOptions& global);
 
 }  // namespace berth::cli

@@ -69,6 +69,7 @@ int main(int argc, char** argv) {
   add_content_command(app, global);
   add_leases_command(app, global);
   add_snapshots_command(app, global);
+  add_images_command(app, global);
 
   CLI11_PARSE(app, argc, argv);
   return g_exit_code;

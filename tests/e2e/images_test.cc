@@ -92,6 +92,23 @@ TEST_F(ImagesTest, CtrImportMountExportRemove) {
   auto umoci = run({"umoci", "ls", "--layout", d_->dir() + "/re"});
   ASSERT_EQ(umoci.exit_code, 0) << diag(umoci);
 
+  // berth's images commands over the same records.
+  auto bls = d_->berth({"images", "ls"});
+  ASSERT_EQ(bls.exit_code, 0) << diag(bls);
+  EXPECT_THAT(bls.out, ::testing::ContainsRegex("docker.io/library/test:1 +manifest +sha256:"));
+  ASSERT_EQ(d_->berth({"images", "tag", "docker.io/library/test:1", "local/test:2"}).exit_code, 0);
+  ASSERT_EQ(d_->berth({"images", "label", "local/test:2", "team=blue"}).exit_code, 0);
+  auto insp = d_->berth({"images", "inspect", "local/test:2"});
+  ASSERT_EQ(insp.exit_code, 0) << diag(insp);
+  EXPECT_THAT(insp.out, HasSubstr("\"team\": \"blue\""));
+  EXPECT_THAT(insp.out, HasSubstr("application/vnd.oci.image.manifest.v1+json"));
+  auto two = d_->berth({"images", "ls", "-q"});
+  EXPECT_EQ(two.out, "docker.io/library/test:1\nlocal/test:2\n");
+  ASSERT_EQ(d_->berth({"images", "rm", "local/test:2"}).exit_code, 0);
+  auto missing = d_->berth({"images", "inspect", "local/test:2"});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_THAT(missing.err, HasSubstr("image \"local/test:2\" not found"));
+
   auto rm = d_->ctr({"images", "rm", "--sync", "docker.io/library/test:1"});
   ASSERT_EQ(rm.exit_code, 0) << diag(rm);
   EXPECT_THAT(d_->ctr({"images", "ls", "-q"}).out, Not(HasSubstr("test:1")));

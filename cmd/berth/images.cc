@@ -1,0 +1,165 @@
+// berth images ls|rm|tag|label|inspect
+#include <berth/convert/descriptor.h>
+#include <berth/grpc.h>
+
+#include <iostream>
+
+#include "cmd/berth/commands.h"
+#include "cmd/berth/output.h"
+#include "core/time.h"
+#include "github.com/containerd/containerd/api/services/images/v1/images.grpc.pb.h"
+
+namespace berth::cli {
+namespace {
+
+namespace pb = ::containerd::services::images::v1;
+
+nlohmann::json image_json(const pb::Image& i) {
+  return {{"name", i.name()},
+          {"target",
+           {{"mediaType", i.target().media_type()},
+            {"digest", i.target().digest()},
+            {"size", i.target().size()},
+            {"annotations", std::map<std::string, std::string>(i.target().annotations().begin(),
+                                                               i.target().annotations().end())}}},
+          {"labels", std::map<std::string, std::string>(i.labels().begin(), i.labels().end())},
+          {"created_at", core::format_rfc3339(from_proto(i.created_at()))},
+          {"updated_at", core::format_rfc3339(from_proto(i.updated_at()))}};
+}
+
+Result<pb::Image> get_image(Client& c, const std::string& name) {
+  pb::GetImageRequest req;
+  req.set_name(name);
+  pb::GetImageResponse resp;
+  auto ctx = c.context();
+  BERTH_RETURN_IF_ERROR(
+      c.check(pb::Images::NewStub(c.channel())->Get(ctx.get(), req, &resp), "get image"));
+  return resp.image();
+}
+
+std::string short_type(const std::string& media_type) {
+  if (media_type.find("index") != std::string::npos || media_type.find("list") != std::string::npos)
+    return "index";
+  if (media_type.find("manifest") != std::string::npos) return "manifest";
+  return media_type;
+}
+
+}  // namespace
+
+void add_images_command(CLI::App& app, const GlobalOptions& global) {
+  auto* images = app.add_subcommand("images", "manage images");
+  images->alias("image")->alias("i");
+  images->require_subcommand(1);
+
+  static bool quiet = false;
+  static std::vector<std::string> filters;
+  auto* ls = images->add_subcommand("ls", "list images [FILTER...]")->alias("list");
+  ls->add_flag("--quiet,-q", quiet, "print only names");
+  ls->add_option("filters", filters, "filters, e.g. name~=busybox or labels.team==x");
+  set_action(ls, global, [&global](Client& c) -> Status {
+    pb::ListImagesRequest req;
+    for (const auto& f : filters) req.add_filters(f);
+    pb::ListImagesResponse resp;
+    auto ctx = c.context();
+    BERTH_RETURN_IF_ERROR(
+        c.check(pb::Images::NewStub(c.channel())->List(ctx.get(), req, &resp), "list images"));
+    if (global.format == "json") {
+      auto arr = nlohmann::json::array();
+      for (const auto& i : resp.images()) arr.push_back(image_json(i));
+      print_json(std::cout, arr);
+    } else if (quiet) {
+      for (const auto& i : resp.images()) std::cout << i.name() << "\n";
+    } else {
+      Table t({"NAME", "TYPE", "DIGEST", "SIZE", "CREATED", "LABELS"});
+      for (const auto& i : resp.images()) {
+        t.add({i.name(), short_type(i.target().media_type()), i.target().digest(),
+               human_size(i.target().size()), human_age(from_proto(i.created_at())) + " ago",
+               join_labels({i.labels().begin(), i.labels().end()})});
+      }
+      t.print(std::cout);
+    }
+    return Status();
+  });
+
+  static std::vector<std::string> rm_names;
+  static bool sync = false;
+  auto* rm =
+      images->add_subcommand("rm", "remove images: NAME...")->alias("remove")->alias("delete");
+  rm->add_option("names", rm_names, "image names")->required();
+  rm->add_flag("--sync", sync, "wait for the garbage collection that frees their content");
+  set_action(rm, global, [](Client& c) -> Status {
+    return for_each_item(rm_names, "images", true, [&](const std::string& n) {
+      pb::DeleteImageRequest req;
+      req.set_name(n);
+      req.set_sync(sync);
+      google::protobuf::Empty e;
+      auto ctx = c.context();
+      return c.check(pb::Images::NewStub(c.channel())->Delete(ctx.get(), req, &e), "delete image");
+    });
+  });
+
+  static std::string source;
+  static std::vector<std::string> targets;
+  static bool force = false;
+  auto* tag = images->add_subcommand("tag", "give an image more names: SOURCE TARGET...");
+  tag->add_option("source", source, "existing image")->required();
+  tag->add_option("targets", targets, "new names")->required();
+  tag->add_flag("--force", force, "replace a target that exists");
+  set_action(tag, global, [](Client& c) -> Status {
+    BERTH_TRY(auto img, get_image(c, source));
+    auto stub = pb::Images::NewStub(c.channel());
+    for (const auto& t : targets) {
+      pb::CreateImageRequest req;
+      *req.mutable_image() = img;
+      req.mutable_image()->set_name(t);
+      req.mutable_image()->clear_created_at();
+      req.mutable_image()->clear_updated_at();
+      pb::CreateImageResponse resp;
+      auto ctx = c.context();
+      Status st = c.check(stub->Create(ctx.get(), req, &resp), "tag image");
+      if (st.code() == Code::kAlreadyExists && force) {
+        pb::UpdateImageRequest u;
+        *u.mutable_image() = req.image();
+        u.mutable_update_mask()->add_paths("target");
+        pb::UpdateImageResponse ur;
+        auto uctx = c.context();
+        st = c.check(stub->Update(uctx.get(), u, &ur), "tag image");
+      }
+      BERTH_RETURN_IF_ERROR(st);
+      std::cout << t << "\n";
+    }
+    return Status();
+  });
+
+  static std::string label_name;
+  static std::vector<std::string> label_args;
+  auto* label =
+      images->add_subcommand("label", "set or clear labels: NAME KEY=VALUE... (KEY= clears)");
+  label->add_option("name", label_name, "image name")->required();
+  label->add_option("labels", label_args, "KEY=VALUE")->required();
+  set_action(label, global, [](Client& c) -> Status {
+    pb::UpdateImageRequest req;
+    req.mutable_image()->set_name(label_name);
+    for (const auto& [k, v] : parse_labels(label_args)) {
+      if (!v.empty()) (*req.mutable_image()->mutable_labels())[k] = v;
+      req.mutable_update_mask()->add_paths("labels." + k);
+    }
+    pb::UpdateImageResponse resp;
+    auto ctx = c.context();
+    BERTH_RETURN_IF_ERROR(
+        c.check(pb::Images::NewStub(c.channel())->Update(ctx.get(), req, &resp), "label image"));
+    std::cout << join_labels({resp.image().labels().begin(), resp.image().labels().end()}) << "\n";
+    return Status();
+  });
+
+  static std::string inspect_name;
+  auto* inspect = images->add_subcommand("inspect", "show an image record as JSON: NAME");
+  inspect->add_option("name", inspect_name, "image name")->required();
+  set_action(inspect, global, [](Client& c) -> Status {
+    BERTH_TRY(auto img, get_image(c, inspect_name));
+    print_json(std::cout, image_json(img));
+    return Status();
+  });
+}
+
+}  // namespace berth::cli
