@@ -1,9 +1,8 @@
 // copy_tree keeps what a snapshot copy must keep. Needs root (owners, device nodes).
 #include "core/copy.h"
 
-#include "core/fs.h"
-
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -12,7 +11,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include <gtest/gtest.h>
+#include "core/fs.h"
 
 namespace berth::core {
 namespace {
@@ -46,7 +45,8 @@ TEST(CopyTree, KeepsOwnersModesLinksDevicesXattrsHolesAndTimes) {
   Status st = copy_tree(src, dst);
   ASSERT_TRUE(st.ok()) << st.message();
 
-  struct stat a {}, b {};
+  struct stat a {
+  }, b{};
   ASSERT_EQ(::lstat((dst + "/dir/file").c_str(), &a), 0);
   EXPECT_EQ(a.st_uid, 1234u);
   EXPECT_EQ(a.st_gid, 5678u);
