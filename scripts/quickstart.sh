@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Berth's main job, from a fresh machine: install dependencies, build, start berthd on its default
 # embedded configuration (root /var/lib/berth, state /run/berth, socket /run/berth/berth.sock),
-# and talk to it with berth (and containerd's ctr). Needs root.
+# build a busybox image from the host's busybox-static, and show it through berth and containerd's
+# ctr. Needs root.
 #
 # The daemon is stopped at the end; BERTH_KEEP=1 leaves it running.
 set -euo pipefail
@@ -52,8 +53,20 @@ echo
 echo "== berth plugins ls"
 "$BIN/berth" plugins ls
 echo
-echo "== containerd's ctr against berthd: ctr -a $SOCK namespaces ls"
-ctr -a "$SOCK" namespaces ls
+echo "== building a busybox image from the host's busybox-static (berth images import-rootfs)"
+ROOTFS="$(mktemp -d /tmp/berth-quickstart-rootfs.XXXXXX)"
+mkdir -p "$ROOTFS/bin" "$ROOTFS/etc" "$ROOTFS/tmp" "$ROOTFS/proc" "$ROOTFS/sys" "$ROOTFS/dev"
+cp /bin/busybox "$ROOTFS/bin/busybox"
+chroot "$ROOTFS" /bin/busybox --install -s /bin
+echo "root:x:0:0:root:/root:/bin/sh" >"$ROOTFS/etc/passwd"
+"$BIN/berth" images import-rootfs --force --cmd /bin/sh "$ROOTFS" docker.io/library/busybox:latest
+rm -rf "$ROOTFS"
+echo
+echo "== berth images ls"
+"$BIN/berth" images ls
+echo
+echo "== containerd's ctr against berthd: ctr -a $SOCK images ls"
+ctr -a "$SOCK" images ls
 if [[ "${BERTH_KEEP:-0}" == 1 && -n "$pid" ]]; then
   echo
   echo "== berthd keeps running as pid $pid (stop it with: kill $pid)"

@@ -38,6 +38,12 @@ std::unique_ptr<grpc::ClientContext> Client::context() const {
   return ctx;
 }
 
+std::unique_ptr<grpc::ClientContext> Client::context(const std::string& lease) const {
+  auto ctx = context();
+  if (!lease.empty()) ctx->AddMetadata(kLeaseHeader, lease);
+  return ctx;
+}
+
 Status Client::check(const grpc::Status& s, std::string_view what) const {
   if (s.ok()) return Status();
   if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {

@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <map>
 
 #include "cmd/berth/client.h"
 
@@ -17,6 +18,18 @@ void set_action(CLI::App* cmd, const GlobalOptions& global, Action action);
 Status for_each_item(const std::vector<std::string>& items, std::string_view noun, bool print_ok,
                      const std::function<Status(const std::string&)>& fn);
 
+// Writes the bytes read from fd into the content store through the Write stream, resuming an
+// interrupted ingest of the same ref. Returns the digest (the expected one when the daemon already
+// has it).
+struct ContentWrite {
+  std::string ref;
+  std::int64_t size = 0;
+  std::string expected;
+  std::map<std::string, std::string> labels;
+  std::string lease;
+};
+Result<std::string> write_content(Client& c, int fd, const ContentWrite& w);
+
 void add_version_command(CLI::App& app, const GlobalOptions& global);
 void add_plugins_command(CLI::App& app, const GlobalOptions& global);
 void add_namespaces_command(CLI::App& app, const GlobalOptions& global);
@@ -24,5 +37,6 @@ void add_content_command(CLI::App& app, const GlobalOptions& global);
 void add_leases_command(CLI::App& app, const GlobalOptions& global);
 void add_snapshots_command(CLI::App& app, const GlobalOptions& global);
 void add_images_command(CLI::App& app, const GlobalOptions& global);
+void add_import_rootfs_command(CLI::App& images, const GlobalOptions& global);
 
 }  // namespace berth::cli

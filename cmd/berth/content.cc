@@ -23,82 +23,6 @@ nlohmann::json info_json(const pb::Info& i) {
           {"labels", std::map<std::string, std::string>(i.labels().begin(), i.labels().end())}};
 }
 
-// Reads exactly up to n bytes from fd (short only at end of input).
-Result<std::size_t> read_full(int fd, char* buf, std::size_t n) {
-  std::size_t got = 0;
-  while (got < n) {
-    ssize_t r = ::read(fd, buf + got, n - got);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return from_errno(errno, "read standard input");
-    }
-    if (r == 0) break;
-    got += static_cast<std::size_t>(r);
-  }
-  return got;
-}
-
-Status ingest(Client& c, const std::string& ref, std::int64_t expected_size,
-              const std::string& expected) {
-  auto ctx = c.context();
-  ctx->set_deadline(std::chrono::system_clock::time_point::max());  // as long as the input lasts
-  auto stream = pb::Content::NewStub(c.channel())->Write(ctx.get());
-  pb::WriteContentRequest req;
-  pb::WriteContentResponse resp;
-  req.set_action(pb::STAT);
-  req.set_ref(ref);
-  req.set_total(expected_size);
-  req.set_expected(expected);
-  auto finish = [&](std::string_view what) -> Status {
-    stream->WritesDone();
-    return c.check(stream->Finish(), what);
-  };
-  if (!stream->Write(req) || !stream->Read(&resp)) {
-    Status st = finish("ingest");
-    // The daemon already has these bytes (in this namespace or shared from another): done.
-    if (st.code() == Code::kAlreadyExists && !expected.empty()) {
-      std::cout << expected << "\n";
-      return Status();
-    }
-    return st;
-  }
-  // Resume: skip what the daemon already has.
-  std::int64_t offset = resp.offset();
-  std::vector<char> buf(kChunk);
-  for (std::int64_t skipped = 0; skipped < offset;) {
-    BERTH_TRY(
-        auto n,
-        read_full(0, buf.data(),
-                  static_cast<std::size_t>(std::min<std::int64_t>(kChunk, offset - skipped))));
-    if (n == 0)
-      return invalid_argument(
-          "input is shorter ({} bytes) than what ingest \"{}\" already has ({})", skipped, ref,
-          offset);
-    skipped += static_cast<std::int64_t>(n);
-  }
-  if (offset > 0) std::cerr << "resuming \"" << ref << "\" at offset " << offset << "\n";
-  for (;;) {
-    BERTH_TRY(auto n, read_full(0, buf.data(), buf.size()));
-    req.Clear();
-    bool last = n < buf.size();
-    req.set_action(last ? pb::COMMIT : pb::WRITE);
-    req.set_offset(offset);
-    req.set_data(buf.data(), n);
-    if (last) {
-      req.set_total(expected_size > 0 ? expected_size : offset + static_cast<std::int64_t>(n));
-      req.set_expected(expected);
-    }
-    if (!stream->Write(req) || !stream->Read(&resp)) return finish("ingest");
-    offset = resp.offset();
-    if (last) {
-      stream->WritesDone();
-      BERTH_RETURN_IF_ERROR(c.check(stream->Finish(), "ingest"));
-      std::cout << resp.digest() << "\n";
-      return Status();
-    }
-  }
-}
-
 }  // namespace
 
 void add_content_command(CLI::App& app, const GlobalOptions& global) {
@@ -171,8 +95,13 @@ void add_content_command(CLI::App& app, const GlobalOptions& global) {
   ing->add_option("ref", ref, "ingest reference")->required();
   ing->add_option("--expected-size", expected_size, "expected size in bytes");
   ing->add_option("--expected-digest", expected_digest, "expected digest");
-  set_action(ing, global,
-             [](Client& c) -> Status { return ingest(c, ref, expected_size, expected_digest); });
+  set_action(ing, global, [](Client& c) -> Status {
+    BERTH_TRY(
+        auto digest,
+        write_content(c, 0, {.ref = ref, .size = expected_size, .expected = expected_digest}));
+    std::cout << digest << "\n";
+    return Status();
+  });
 
   static std::string active_filter;
   auto* active = content->add_subcommand("active", "list ingests in progress [REGEXP]");

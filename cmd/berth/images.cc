@@ -152,6 +152,8 @@ void add_images_command(CLI::App& app, const GlobalOptions& global) {
     return Status();
   });
 
+  add_import_rootfs_command(*images, global);
+
   static std::string inspect_name;
   auto* inspect = images->add_subcommand("inspect", "show an image record as JSON: NAME");
   inspect->add_option("name", inspect_name, "image name")->required();

@@ -117,5 +117,41 @@ TEST_F(ImagesTest, CtrImportMountExportRemove) {
   EXPECT_EQ(d_->ctr({"snapshots", "ls", "-q"}).out.find("sha256:"), std::string::npos);
 }
 
+TEST_F(ImagesTest, ImportRootfsFromDirectoryAndTarball) {
+  std::string rootfs = d_->dir() + "/rootfs";
+  fs::create_directories(rootfs + "/bin");
+  fs::copy_file("/bin/busybox", rootfs + "/bin/busybox");
+  ASSERT_EQ(run({"chroot", rootfs, "/bin/busybox", "--install", "-s", "/bin"}).exit_code, 0);
+  auto dir = d_->berth(
+      {"images", "import-rootfs", "--cmd", "/bin/sh", rootfs, "docker.io/library/bb:dir"});
+  ASSERT_EQ(dir.exit_code, 0) << diag(dir);
+  ASSERT_EQ(run({"tar", "-C", rootfs, "-czf", d_->dir() + "/rootfs.tgz", "."}).exit_code, 0);
+  auto tgz = d_->berth({"images", "import-rootfs", d_->dir() + "/rootfs.tgz", "bb:tar"});
+  ASSERT_EQ(tgz.exit_code, 0) << diag(tgz);
+  auto again = d_->berth({"images", "import-rootfs", rootfs, "docker.io/library/bb:dir"});
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_THAT(again.err, HasSubstr("already exists"));
+  for (const std::string& name : {"docker.io/library/bb:dir", "bb:tar"}) {
+    std::string mnt = d_->dir() + "/m-" + std::to_string(mounts_.size());
+    fs::create_directories(mnt);
+    auto m = d_->ctr({"images", "mount", name, mnt});
+    ASSERT_EQ(m.exit_code, 0) << diag(m);
+    mounts_.push_back(mnt);
+    auto r = run({"chroot", mnt, "/bin/sh", "-c", "echo ok from $0"});
+    EXPECT_EQ(r.out, "ok from /bin/sh\n") << name << diag(r);
+    ASSERT_EQ(d_->ctr({"images", "unmount", mnt}).exit_code, 0);
+    mounts_.pop_back();
+  }
+  // Nothing is left unreferenced once the import's lease is gone.
+  ASSERT_EQ(d_->berth({"leases", "create", "--id", "t"}).exit_code, 0);
+  ASSERT_EQ(d_->berth({"leases", "rm", "--sync", "t"}).exit_code, 0);
+  EXPECT_THAT(d_->berth({"images", "ls", "-q"}).out, HasSubstr("bb:tar"));
+  auto mnt2 = d_->dir() + "/after-gc";
+  fs::create_directories(mnt2);
+  ASSERT_EQ(d_->ctr({"images", "mount", "bb:tar", mnt2}).exit_code, 0);
+  mounts_.push_back(mnt2);
+  EXPECT_TRUE(fs::exists(mnt2 + "/bin/busybox"));
+}
+
 }  // namespace
 }  // namespace berth::e2e

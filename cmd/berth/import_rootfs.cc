@@ -1,0 +1,288 @@
+// berth images import-rootfs DIR|TAR NAME: a one-layer image from a directory or a tarball (what
+// `docker import` does), unpacked into the snapshotter, built entirely through the public API:
+//   layer   a directory: Diff.Diff of nothing against a read-only bind of it (the daemon writes
+//           the layer); a tarball: written as is
+//   unpack  Snapshots.Prepare + Diff.Apply (which reports the diffID) + Commit under the chain ID
+//   config, manifest (OCI) with containerd's GC labels, then Images.Create
+// Everything is held by a short lease until the image record exists.
+#include <berth/convert/descriptor.h>
+#include <berth/convert/snapshots.h>
+#include <berth/grpc.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <iostream>
+
+#include "cmd/berth/commands.h"
+#include "cmd/berth/output.h"
+#include "core/digest.h"
+#include "core/time.h"
+#include "github.com/containerd/containerd/api/services/content/v1/content.grpc.pb.h"
+#include "github.com/containerd/containerd/api/services/diff/v1/diff.grpc.pb.h"
+#include "github.com/containerd/containerd/api/services/images/v1/images.grpc.pb.h"
+#include "github.com/containerd/containerd/api/services/leases/v1/leases.grpc.pb.h"
+#include "github.com/containerd/containerd/api/services/snapshots/v1/snapshots.grpc.pb.h"
+
+namespace berth::cli {
+namespace {
+
+namespace ipb = ::containerd::services::images::v1;
+namespace dpb = ::containerd::services::diff::v1;
+namespace spb = ::containerd::services::snapshots::v1;
+namespace lpb = ::containerd::services::leases::v1;
+namespace cpb = ::containerd::services::content::v1;
+using nlohmann::json;
+
+std::string host_arch() {
+  utsname u{};
+  ::uname(&u);
+  std::string m = u.machine;
+  if (m == "x86_64") return "amd64";
+  if (m == "aarch64") return "arm64";
+  if (m.rfind("arm", 0) == 0) return "arm";
+  return m;
+}
+
+// Writes a small document as content and returns its digest.
+Result<std::string> put_bytes(Client& c, const std::string& data, const std::string& ref,
+                              const std::map<std::string, std::string>& labels,
+                              const std::string& lease) {
+  int fds[2];
+  if (::pipe(fds) < 0) return from_errno(errno, "pipe");
+  // Small documents fit in the pipe buffer, so writing first cannot block.
+  if (data.size() > 60000) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    return invalid_argument("document too large");
+  }
+  (void)!::write(fds[1], data.data(), data.size());
+  ::close(fds[1]);
+  std::string digest = core::Sha256::digest_of(data);
+  auto r = write_content(c, fds[0],
+                         {.ref = ref,
+                          .size = static_cast<std::int64_t>(data.size()),
+                          .expected = digest,
+                          .labels = labels,
+                          .lease = lease});
+  ::close(fds[0]);
+  if (!r.ok()) return r.status();
+  // An existing blob keeps its old labels: set ours explicitly.
+  if (!labels.empty()) {
+    cpb::UpdateRequest u;
+    u.mutable_info()->set_digest(digest);
+    for (const auto& [k, v] : labels) {
+      (*u.mutable_info()->mutable_labels())[k] = v;
+      u.mutable_update_mask()->add_paths("labels." + k);
+    }
+    cpb::UpdateResponse ur;
+    auto ctx = c.context(lease);
+    BERTH_RETURN_IF_ERROR(
+        c.check(cpb::Content::NewStub(c.channel())->Update(ctx.get(), u, &ur), "label content"));
+  }
+  return digest;
+}
+
+struct Options {
+  std::string source, name, snapshotter = "overlayfs";
+  std::vector<std::string> cmd;
+  bool force = false;
+};
+
+Status import_rootfs(Client& c, const Options& o, bool json_output) {
+  struct stat st {};
+  if (::stat(o.source.c_str(), &st) < 0)
+    return from_errno(errno, "import-rootfs: stat \"{}\"", o.source);
+  std::string stamp = std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
+  std::string lease = "import-rootfs-" + stamp;
+  {
+    lpb::CreateRequest req;
+    req.set_id(lease);
+    (*req.mutable_labels())["containerd.io/gc.expire"] =
+        core::format_rfc3339(std::chrono::system_clock::now() + std::chrono::hours(1));
+    lpb::CreateResponse resp;
+    auto ctx = c.context();
+    BERTH_RETURN_IF_ERROR(
+        c.check(lpb::Leases::NewStub(c.channel())->Create(ctx.get(), req, &resp), "create lease"));
+  }
+  struct LeaseGuard {
+    Client& c;
+    std::string id;
+    ~LeaseGuard() {
+      lpb::DeleteRequest d;
+      d.set_id(id);
+      google::protobuf::Empty e;
+      auto ctx = c.context();
+      c.check(lpb::Leases::NewStub(c.channel())->Delete(ctx.get(), d, &e), "delete lease").ignore();
+    }
+  } guard{c, lease};
+
+  // 1. The layer blob.
+  diff::Descriptor layer;
+  if (S_ISDIR(st.st_mode)) {
+    dpb::DiffRequest req;
+    convert::to_proto(Mount{"bind", o.source, "", {"ro", "rbind"}}, req.add_right());
+    req.set_ref("import-rootfs-layer-" + stamp);
+    auto ctx = c.context(lease);
+    ctx->set_deadline(std::chrono::system_clock::time_point::max());
+    dpb::DiffResponse resp;
+    BERTH_RETURN_IF_ERROR(
+        c.check(dpb::Diff::NewStub(c.channel())->Diff(ctx.get(), req, &resp), "create layer"));
+    layer = convert::from_proto(resp.diff());
+  } else {
+    int fd = ::open(o.source.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return from_errno(errno, "open \"{}\"", o.source);
+    unsigned char magic[4] = {};
+    bool gz = ::pread(fd, magic, 2, 0) == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
+    auto d = write_content(c, fd, {.ref = "import-rootfs-tar-" + stamp, .lease = lease});
+    ::close(fd);
+    if (!d.ok()) return d.status();
+    layer.digest = *d;
+    layer.size = st.st_size;
+    layer.media_type = std::string(gz ? diff::kMediaTypeOciLayerGzip : diff::kMediaTypeOciLayer);
+  }
+
+  // 2. Unpack: the diffID comes back from Apply.
+  std::string key = "extract-" + stamp + " import-rootfs";
+  auto snaps = spb::Snapshots::NewStub(c.channel());
+  spb::PrepareSnapshotRequest prep;
+  prep.set_snapshotter(o.snapshotter);
+  prep.set_key(key);
+  spb::PrepareSnapshotResponse prepared;
+  {
+    auto ctx = c.context(lease);
+    BERTH_RETURN_IF_ERROR(c.check(snaps->Prepare(ctx.get(), prep, &prepared), "prepare snapshot"));
+  }
+  auto remove_key = [&] {
+    spb::RemoveSnapshotRequest r;
+    r.set_snapshotter(o.snapshotter);
+    r.set_key(key);
+    google::protobuf::Empty e;
+    auto ctx = c.context(lease);
+    c.check(snaps->Remove(ctx.get(), r, &e), "remove snapshot").ignore();
+  };
+  dpb::ApplyRequest apply;
+  convert::to_proto(layer, apply.mutable_diff());
+  *apply.mutable_mounts() = prepared.mounts();
+  dpb::ApplyResponse applied;
+  {
+    auto ctx = c.context(lease);
+    ctx->set_deadline(std::chrono::system_clock::time_point::max());
+    Status s =
+        c.check(dpb::Diff::NewStub(c.channel())->Apply(ctx.get(), apply, &applied), "apply layer");
+    if (!s.ok()) {
+      remove_key();
+      return s;
+    }
+  }
+  std::string diff_id = applied.applied().digest();
+  std::string chain_id = diff_id;  // one layer: the chain ID is the diffID
+  {
+    spb::CommitSnapshotRequest commit;
+    commit.set_snapshotter(o.snapshotter);
+    commit.set_name(chain_id);
+    commit.set_key(key);
+    google::protobuf::Empty e;
+    auto ctx = c.context(lease);
+    Status s = c.check(snaps->Commit(ctx.get(), commit, &e), "commit snapshot");
+    if (s.code() == Code::kAlreadyExists) {
+      remove_key();  // the same layer was unpacked before
+    } else if (!s.ok()) {
+      remove_key();
+      return s;
+    }
+  }
+  // The layer blob remembers its diffID (containerd's label).
+  {
+    cpb::UpdateRequest u;
+    u.mutable_info()->set_digest(layer.digest);
+    (*u.mutable_info()->mutable_labels())["containerd.io/uncompressed"] = diff_id;
+    u.mutable_update_mask()->add_paths("labels.containerd.io/uncompressed");
+    cpb::UpdateResponse ur;
+    auto ctx = c.context(lease);
+    BERTH_RETURN_IF_ERROR(
+        c.check(cpb::Content::NewStub(c.channel())->Update(ctx.get(), u, &ur), "label layer"));
+  }
+
+  // 3. Config and manifest.
+  std::string now = core::format_rfc3339(std::chrono::system_clock::now());
+  json config = {
+      {"architecture", host_arch()},
+      {"os", "linux"},
+      {"created", now},
+      {"config",
+       {{"Cmd", o.cmd.empty() ? std::vector<std::string>{"/bin/sh"} : o.cmd},
+        {"Env", {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}}}},
+      {"rootfs", {{"type", "layers"}, {"diff_ids", {diff_id}}}},
+      {"history", {{{"created", now}, {"created_by", "berth images import-rootfs " + o.source}}}}};
+  std::string config_bytes = config.dump();
+  BERTH_TRY(auto config_digest,
+            put_bytes(c, config_bytes, "import-rootfs-config-" + stamp,
+                      {{"containerd.io/gc.ref.snapshot." + o.snapshotter, chain_id}}, lease));
+  json manifest = {
+      {"schemaVersion", 2},
+      {"mediaType", "application/vnd.oci.image.manifest.v1+json"},
+      {"config",
+       {{"mediaType", "application/vnd.oci.image.config.v1+json"},
+        {"digest", config_digest},
+        {"size", config_bytes.size()}}},
+      {"layers",
+       {{{"mediaType", layer.media_type}, {"digest", layer.digest}, {"size", layer.size}}}}};
+  std::string manifest_bytes = manifest.dump();
+  BERTH_TRY(auto manifest_digest, put_bytes(c, manifest_bytes, "import-rootfs-manifest-" + stamp,
+                                            {{"containerd.io/gc.ref.content.config", config_digest},
+                                             {"containerd.io/gc.ref.content.l.0", layer.digest}},
+                                            lease));
+
+  // 4. The image record (which from now on holds everything; the lease can go).
+  ipb::CreateImageRequest create;
+  create.mutable_image()->set_name(o.name);
+  auto* target = create.mutable_image()->mutable_target();
+  target->set_media_type("application/vnd.oci.image.manifest.v1+json");
+  target->set_digest(manifest_digest);
+  target->set_size(static_cast<std::int64_t>(manifest_bytes.size()));
+  auto images = ipb::Images::NewStub(c.channel());
+  ipb::CreateImageResponse created;
+  auto ctx = c.context();
+  Status s = c.check(images->Create(ctx.get(), create, &created), "create image");
+  if (s.code() == Code::kAlreadyExists && o.force) {
+    ipb::UpdateImageRequest u;
+    *u.mutable_image() = create.image();
+    u.mutable_update_mask()->add_paths("target");
+    ipb::UpdateImageResponse ur;
+    auto uctx = c.context();
+    s = c.check(images->Update(uctx.get(), u, &ur), "update image");
+  } else if (s.code() == Code::kAlreadyExists) {
+    return already_exists("image \"{}\" already exists (use --force to replace it)", o.name);
+  }
+  BERTH_RETURN_IF_ERROR(s);
+  if (json_output) {
+    print_json(std::cout, {{"name", o.name},
+                           {"digest", manifest_digest},
+                           {"layer", layer.digest},
+                           {"diff_id", diff_id}});
+  } else {
+    std::cout << o.name << " " << manifest_digest << "\n";
+  }
+  return Status();
+}
+
+}  // namespace
+
+void add_import_rootfs_command(CLI::App& images, const GlobalOptions& global) {
+  static Options o;
+  auto* cmd = images.add_subcommand(
+      "import-rootfs", "build a one-layer image from a directory or tarball: SOURCE NAME");
+  cmd->add_option("source", o.source, "directory or tar / tar.gz file")->required();
+  cmd->add_option("name", o.name, "image name, e.g. docker.io/library/busybox:latest")->required();
+  cmd->add_option("--snapshotter", o.snapshotter, "snapshotter to unpack into")
+      ->capture_default_str();
+  cmd->add_option("--cmd", o.cmd, "the image's default command (default /bin/sh)");
+  cmd->add_flag("--force", o.force, "replace an image of that name");
+  set_action(cmd, global, [&global](Client& c) -> Status {
+    return import_rootfs(c, o, global.format == "json");
+  });
+}
+
+}  // namespace berth::cli
