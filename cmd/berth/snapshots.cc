@@ -45,19 +45,29 @@ Result<std::vector<pb::Info>> list_all(Client& c, const std::vector<std::string>
   return out;
 }
 
-template <typename Resp>
-Status print_mounts(const Resp& resp, const std::string& target, bool as_commands,
-                    const GlobalOptions& g) {
-  auto mounts = convert::mounts_from_proto(resp.mounts());
+void print_mounts(const std::vector<Mount>& mounts, const std::string& target,
+                  const GlobalOptions& g) {
   if (g.format == "json") {
     auto arr = nlohmann::json::array();
-    for (const auto& m : mounts)
+    for (const auto& m : mounts) {
       arr.push_back({{"type", m.type}, {"source", m.source}, {"options", m.options}});
+    }
     print_json(std::cout, arr);
-  } else if (as_commands) {
-    for (const auto& m : mounts) std::cout << mount_command(m, target) << "\n";
+    return;
   }
-  return Status();
+  for (const auto& m : mounts) std::cout << mount_command(m, target) << "\n";
+}
+
+// The mounts of an active or view snapshot.
+Result<std::vector<Mount>> fetch_mounts(Client& c, const std::string& key) {
+  pb::MountsRequest req;
+  req.set_snapshotter(snapshotter_name);
+  req.set_key(key);
+  pb::MountsResponse resp;
+  auto ctx = c.context();
+  BERTH_RETURN_IF_ERROR(c.check(pb::Snapshots::NewStub(c.channel())->Mounts(ctx.get(), req, &resp),
+                                "snapshot mounts"));
+  return convert::mounts_from_proto(resp.mounts());
 }
 
 }  // namespace
@@ -108,33 +118,37 @@ void add_snapshots_command(CLI::App& app, const GlobalOptions& global) {
     cmd->add_option("--label", labels, "labels KEY=VALUE");
     set_action(cmd, global, [is_view, &global](Client& c) -> Status {
       auto lbl = parse_labels(labels);
-      auto stub = pb::Snapshots::NewStub(c.channel());
-      auto ctx = c.context();
-      if (is_view) {
-        pb::ViewSnapshotRequest req;
+      // Like ctr: a snapshot prepared by hand is a GC root until removed (views are not).
+      if (!is_view && !lbl.count("containerd.io/gc.root")) {
+        lbl["containerd.io/gc.root"] = core::format_rfc3339(std::chrono::system_clock::now());
+      }
+      // View and Prepare take the same request fields.
+      auto fill = [&](auto& req) {
         req.set_snapshotter(snapshotter_name);
         req.set_key(key);
         req.set_parent(parent);
         for (const auto& [k, v] : lbl) (*req.mutable_labels())[k] = v;
+      };
+      auto stub = pb::Snapshots::NewStub(c.channel());
+      auto ctx = c.context();
+      ::google::protobuf::RepeatedPtrField<::containerd::types::Mount> mounts;
+      if (is_view) {
+        pb::ViewSnapshotRequest req;
+        fill(req);
         pb::ViewSnapshotResponse resp;
         BERTH_RETURN_IF_ERROR(c.check(stub->View(ctx.get(), req, &resp), "view snapshot"));
-        if (show_mounts || global.format == "json")
-          return print_mounts(resp, target.empty() ? "TARGET" : target, true, global);
-        return Status();
+        mounts = resp.mounts();
+      } else {
+        pb::PrepareSnapshotRequest req;
+        fill(req);
+        pb::PrepareSnapshotResponse resp;
+        BERTH_RETURN_IF_ERROR(c.check(stub->Prepare(ctx.get(), req, &resp), "prepare snapshot"));
+        mounts = resp.mounts();
       }
-      // Like ctr: a snapshot prepared by hand is a GC root until removed.
-      if (!lbl.count("containerd.io/gc.root")) {
-        lbl["containerd.io/gc.root"] = core::format_rfc3339(std::chrono::system_clock::now());
+      if (show_mounts || global.format == "json") {
+        print_mounts(convert::mounts_from_proto(mounts), target.empty() ? "TARGET" : target,
+                     global);
       }
-      pb::PrepareSnapshotRequest req;
-      req.set_snapshotter(snapshotter_name);
-      req.set_key(key);
-      req.set_parent(parent);
-      for (const auto& [k, v] : lbl) (*req.mutable_labels())[k] = v;
-      pb::PrepareSnapshotResponse resp;
-      BERTH_RETURN_IF_ERROR(c.check(stub->Prepare(ctx.get(), req, &resp), "prepare snapshot"));
-      if (show_mounts || global.format == "json")
-        return print_mounts(resp, target.empty() ? "TARGET" : target, true, global);
       return Status();
     });
   }
@@ -163,28 +177,17 @@ void add_snapshots_command(CLI::App& app, const GlobalOptions& global) {
   mounts->add_option("target", mt_target, "mount point")->required();
   mounts->add_option("key", mt_key, "snapshot key")->required();
   set_action(mounts, global, [&global](Client& c) -> Status {
-    pb::MountsRequest req;
-    req.set_snapshotter(snapshotter_name);
-    req.set_key(mt_key);
-    pb::MountsResponse resp;
-    auto ctx = c.context();
-    BERTH_RETURN_IF_ERROR(c.check(
-        pb::Snapshots::NewStub(c.channel())->Mounts(ctx.get(), req, &resp), "snapshot mounts"));
-    return print_mounts(resp, mt_target, true, global);
+    BERTH_TRY(auto m, fetch_mounts(c, mt_key));
+    print_mounts(m, mt_target, global);
+    return Status();
   });
 
   auto* mount = snap->add_subcommand("mount", "mount a snapshot (any depth of layers): TARGET KEY");
   mount->add_option("target", mt_target, "mount point")->required();
   mount->add_option("key", mt_key, "snapshot key")->required();
   set_action(mount, global, [](Client& c) -> Status {
-    pb::MountsRequest req;
-    req.set_snapshotter(snapshotter_name);
-    req.set_key(mt_key);
-    pb::MountsResponse resp;
-    auto ctx = c.context();
-    BERTH_RETURN_IF_ERROR(c.check(
-        pb::Snapshots::NewStub(c.channel())->Mounts(ctx.get(), req, &resp), "snapshot mounts"));
-    return core::mount_all(convert::mounts_from_proto(resp.mounts()), mt_target);
+    BERTH_TRY(auto m, fetch_mounts(c, mt_key));
+    return core::mount_all(m, mt_target);
   });
 
   static std::vector<std::string> rm_keys;
@@ -326,13 +329,7 @@ void add_snapshots_command(CLI::App& app, const GlobalOptions& global) {
         out = convert::mounts_from_proto(vr.mounts());
         return Status();
       }
-      pb::MountsRequest m;
-      m.set_snapshotter(snapshotter_name);
-      m.set_key(key);
-      pb::MountsResponse mr;
-      auto mctx = leased();
-      BERTH_RETURN_IF_ERROR(c.check(sstub->Mounts(mctx.get(), m, &mr), "snapshot mounts"));
-      out = convert::mounts_from_proto(mr.mounts());
+      BERTH_TRY(out, fetch_mounts(c, key));
       return Status();
     };
     std::vector<Mount> upper, lower;
