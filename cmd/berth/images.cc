@@ -7,6 +7,7 @@
 #include "cmd/berth/commands.h"
 #include "cmd/berth/output.h"
 #include "core/time.h"
+#include "github.com/containerd/containerd/api/services/content/v1/content.grpc.pb.h"
 #include "github.com/containerd/containerd/api/services/images/v1/images.grpc.pb.h"
 
 namespace berth::cli {
@@ -35,6 +36,33 @@ Result<pb::Image> get_image(Client& c, const std::string& name) {
   BERTH_RETURN_IF_ERROR(
       c.check(pb::Images::NewStub(c.channel())->Get(ctx.get(), req, &resp), "get image"));
   return resp.image();
+}
+
+// The size an image takes: its manifest, config and layers (the target's own size for an index
+// or when the manifest cannot be read).
+std::int64_t image_size(Client& c, const pb::Image& i) {
+  const auto& t = i.target();
+  if (t.media_type().find("manifest") == std::string::npos || t.size() > (4 << 20)) return t.size();
+  namespace cpb = ::containerd::services::content::v1;
+  cpb::ReadContentRequest req;
+  req.set_digest(t.digest());
+  auto ctx = c.context();
+  auto reader = cpb::Content::NewStub(c.channel())->Read(ctx.get(), req);
+  std::string body;
+  cpb::ReadContentResponse chunk;
+  while (reader->Read(&chunk)) body += chunk.data();
+  if (!reader->Finish().ok()) return t.size();
+  auto j = nlohmann::json::parse(body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return t.size();
+  std::int64_t total = t.size();
+  if (j.contains("config") && j["config"].is_object())
+    total += j["config"].value("size", std::int64_t{0});
+  if (j.contains("layers") && j["layers"].is_array()) {
+    for (const auto& l : j["layers"]) {
+      if (l.is_object()) total += l.value("size", std::int64_t{0});
+    }
+  }
+  return total;
 }
 
 std::string short_type(const std::string& media_type) {
@@ -73,7 +101,7 @@ void add_images_command(CLI::App& app, const GlobalOptions& global) {
       Table t({"NAME", "TYPE", "DIGEST", "SIZE", "CREATED", "LABELS"});
       for (const auto& i : resp.images()) {
         t.add({i.name(), short_type(i.target().media_type()), i.target().digest(),
-               human_size(i.target().size()), human_age(from_proto(i.created_at())) + " ago",
+               human_size(image_size(c, i)), human_age(from_proto(i.created_at())) + " ago",
                join_labels({i.labels().begin(), i.labels().end()})});
       }
       t.print(std::cout);
