@@ -113,7 +113,11 @@ Result<std::uint64_t> MetaStore::next_id() {
   std::string v;
   std::uint64_t id = 0;
   auto s = db_->Get(rocksdb::ReadOptions(), "seq", &v);
-  if (s.ok()) id = std::stoull(v);
+  if (s.ok()) {
+    char* end = nullptr;
+    id = std::strtoull(v.c_str(), &end, 10);
+    if (end == v.c_str()) return Status(Code::kDataLoss, fmt::format("snapshot sequence in \"{}\" is corrupt", path_));
+  }
   ++id;
   rocksdb::WriteOptions wo;
   wo.sync = true;

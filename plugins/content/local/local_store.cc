@@ -284,9 +284,10 @@ Result<IngestStatus> LocalStore::status_of_dir(const std::string& dir) {
     s.updated_at = from_timespec(st.st_mtim);
   }
   std::string started = read_small(dir + "/startedat");
-  s.started_at = started.empty() ? s.updated_at : from_nanos(std::stoll(started));
+  // These small files are ours, but a crash can leave them empty or torn: parse leniently.
+  s.started_at = started.empty() ? s.updated_at : from_nanos(std::strtoll(started.c_str(), nullptr, 10));
   std::string total = read_small(dir + "/total");
-  if (!total.empty()) s.total = std::stoll(total);
+  if (!total.empty()) s.total = std::strtoll(total.c_str(), nullptr, 10);
   s.expected = read_small(dir + "/expected");
   return s;
 }
