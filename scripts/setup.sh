@@ -8,6 +8,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PACKAGES=(
   # toolchain
   build-essential cmake ninja-build ccache pkg-config git
+  # fuzzing (libFuzzer comes with clang's runtime)
+  clang libclang-rt-14-dev
   # libraries (see DESIGN.md "Build")
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libboost-dev libboost-filesystem-dev libboost-system-dev
