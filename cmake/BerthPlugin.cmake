@@ -14,3 +14,14 @@ function(berth_plugin)
     INSTALL_RPATH "${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_LIBDIR}")
   install(TARGETS ${P_NAME} LIBRARY DESTINATION ${BERTH_INSTALL_PLUGIN_DIR})
 endfunction()
+
+# berth_library(NAME <name> SOURCES <...> [LIBS <...>])
+# The logic of a plugin (or other daemon-side component) as a static library, so tests and other
+# modules can use it without loading the .so. Symbols stay hidden inside the modules that link it.
+function(berth_library)
+  cmake_parse_arguments(L "" "NAME" "SOURCES;LIBS" ${ARGN})
+  add_library(${L_NAME} STATIC ${L_SOURCES})
+  target_include_directories(${L_NAME} PUBLIC ${PROJECT_SOURCE_DIR})
+  target_link_libraries(${L_NAME} PUBLIC ${L_LIBS})
+  set_target_properties(${L_NAME} PROPERTIES CXX_VISIBILITY_PRESET hidden)
+endfunction()
