@@ -38,5 +38,6 @@ void add_leases_command(CLI::App& app, const GlobalOptions& global);
 void add_snapshots_command(CLI::App& app, const GlobalOptions& global);
 void add_images_command(CLI::App& app, const GlobalOptions& global);
 void add_import_rootfs_command(CLI::App& images, const GlobalOptions& global);
+void add_export_command(CLI::App& images, const GlobalOptions& global);
 
 }  // namespace berth::cli

@@ -153,5 +153,37 @@ TEST_F(ImagesTest, ImportRootfsFromDirectoryAndTarball) {
   EXPECT_TRUE(fs::exists(mnt2 + "/bin/busybox"));
 }
 
+TEST_F(ImagesTest, BerthExportIsReadableByUmociSkopeoAndCtr) {
+  auto imp = d_->ctr({"images", "import", archive_});
+  ASSERT_EQ(imp.exit_code, 0) << diag(imp);
+  std::string out = d_->dir() + "/berth-export.tar";
+  auto ex = d_->berth({"images", "export", out, "docker.io/library/test:1"});
+  ASSERT_EQ(ex.exit_code, 0) << diag(ex);
+  auto oci = run({"skopeo", "inspect", "oci-archive:" + out});
+  ASSERT_EQ(oci.exit_code, 0) << diag(oci);
+  EXPECT_THAT(oci.out, HasSubstr("\"Layers\""));
+  auto docker = run({"skopeo", "inspect", "docker-archive:" + out});
+  ASSERT_EQ(docker.exit_code, 0) << "manifest.json must make it a docker-archive too\n"
+                                 << diag(docker);
+  fs::create_directories(d_->dir() + "/x");
+  ASSERT_EQ(run({"tar", "xf", out, "-C", d_->dir() + "/x"}).exit_code, 0);
+  auto umoci = run({"umoci", "ls", "--layout", d_->dir() + "/x"});
+  ASSERT_EQ(umoci.exit_code, 0) << diag(umoci);
+  EXPECT_THAT(umoci.out, HasSubstr("1"));
+  // Round trip into another namespace through containerd's ctr.
+  auto back = d_->ctr({"-n", "other", "images", "import", out});
+  ASSERT_EQ(back.exit_code, 0) << diag(back);
+  std::string mnt = d_->dir() + "/rt";
+  fs::create_directories(mnt);
+  ASSERT_EQ(d_->ctr({"-n", "other", "images", "mount", "docker.io/library/test:1", mnt}).exit_code,
+            0);
+  mounts_.push_back(mnt);
+  EXPECT_TRUE(fs::exists(mnt + "/etc/hello"));
+  EXPECT_FALSE(fs::exists(mnt + "/etc/doomed"));
+  auto missing = d_->berth({"images", "export", d_->dir() + "/no.tar", "ghost:1"});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_THAT(missing.err, HasSubstr("image \"ghost:1\" not found"));
+}
+
 }  // namespace
 }  // namespace berth::e2e
