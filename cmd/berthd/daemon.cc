@@ -76,8 +76,11 @@ Status Daemon::start() {
 
   grpc::ServerBuilder builder;
   int bound_port = 0;
-  builder.AddListeningPort("unix:" + config_.grpc_address, grpc::InsecureServerCredentials(),
-                           &bound_port);
+  // Listen on a temporary name, set mode and owner, then rename into place: clients never see
+  // the socket before it has its final permissions.
+  std::string starting = config_.grpc_address + ".starting";
+  ::unlink(starting.c_str());
+  builder.AddListeningPort("unix:" + starting, grpc::InsecureServerCredentials(), &bound_port);
   builder.SetMaxReceiveMessageSize(static_cast<int>(config_.grpc_max_recv_message_size));
   builder.SetMaxSendMessageSize(static_cast<int>(config_.grpc_max_send_message_size));
   std::size_t services = 0;
@@ -103,15 +106,18 @@ Status Daemon::start() {
     return unavailable("cannot serve gRPC on \"{}\" (see the log above for the reason)",
                        config_.grpc_address);
   }
-  socket_created_ = true;
-  if (::chmod(config_.grpc_address.c_str(), 0660) < 0) {
-    return from_errno(errno, "chmod \"{}\"", config_.grpc_address);
+  if (::chmod(starting.c_str(), 0660) < 0) {
+    return from_errno(errno, "chmod \"{}\"", starting);
   }
   if ((config_.grpc_uid != 0 || config_.grpc_gid != 0) &&
-      ::chown(config_.grpc_address.c_str(), static_cast<uid_t>(config_.grpc_uid),
+      ::chown(starting.c_str(), static_cast<uid_t>(config_.grpc_uid),
               static_cast<gid_t>(config_.grpc_gid)) < 0) {
-    return from_errno(errno, "chown \"{}\"", config_.grpc_address);
+    return from_errno(errno, "chown \"{}\"", starting);
   }
+  if (::rename(starting.c_str(), config_.grpc_address.c_str()) < 0) {
+    return from_errno(errno, "rename \"{}\" to \"{}\"", starting, config_.grpc_address);
+  }
+  socket_created_ = true;
   log::info("berthd serving", {{"address", config_.grpc_address},
                                {"services", services},
                                {"root", config_.root},
@@ -141,6 +147,7 @@ void Daemon::stop() {
     registry_->close_all();
     registry_.reset();
   }
+  ::unlink((config_.grpc_address + ".starting").c_str());  // a start that failed half-way
   if (socket_created_) {
     ::unlink(config_.grpc_address.c_str());
     socket_created_ = false;
