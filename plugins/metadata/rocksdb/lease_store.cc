@@ -105,32 +105,32 @@ Result<std::vector<Lease>> LeaseStore::list(const RequestContext& ctx,
   return out;
 }
 
-Status LeaseStore::add_resource(const RequestContext& ctx, std::string_view lease,
-                                const Resource& r) {
+Status LeaseStore::change_resource(const RequestContext& ctx, std::string_view lease,
+                                   const Resource& r, bool add) {
   BERTH_RETURN_IF_ERROR(check(ctx));
   BERTH_RETURN_IF_ERROR(validate_resource(r));
   std::shared_lock gc(db_.gc_lock());
   BERTH_RETURN_IF_ERROR(require_lease(ctx, lease));
   rocksdb::WriteBatch batch;
-  batch.Put(db_.family("lease_resources"),
-            RocksStore::lease_resource_key(ctx.ns, lease, r.type, r.id), "");
+  std::string k = RocksStore::lease_resource_key(ctx.ns, lease, r.type, r.id);
+  if (add) {
+    batch.Put(db_.family("lease_resources"), k, "");
+  } else {
+    batch.Delete(db_.family("lease_resources"), k);
+  }
   BERTH_RETURN_IF_ERROR(db_.write(batch));
-  db_.notify_mutation(false);
+  db_.notify_mutation(!add);  // releasing a resource can make it garbage
   return Status();
+}
+
+Status LeaseStore::add_resource(const RequestContext& ctx, std::string_view lease,
+                                const Resource& r) {
+  return change_resource(ctx, lease, r, true);
 }
 
 Status LeaseStore::delete_resource(const RequestContext& ctx, std::string_view lease,
                                    const Resource& r) {
-  BERTH_RETURN_IF_ERROR(check(ctx));
-  BERTH_RETURN_IF_ERROR(validate_resource(r));
-  std::shared_lock gc(db_.gc_lock());
-  BERTH_RETURN_IF_ERROR(require_lease(ctx, lease));
-  rocksdb::WriteBatch batch;
-  batch.Delete(db_.family("lease_resources"),
-               RocksStore::lease_resource_key(ctx.ns, lease, r.type, r.id));
-  BERTH_RETURN_IF_ERROR(db_.write(batch));
-  db_.notify_mutation(true);
-  return Status();
+  return change_resource(ctx, lease, r, false);
 }
 
 Result<std::vector<Resource>> LeaseStore::list_resources(const RequestContext& ctx,
@@ -139,15 +139,16 @@ Result<std::vector<Resource>> LeaseStore::list_resources(const RequestContext& c
   BERTH_RETURN_IF_ERROR(require_lease(ctx, lease));
   std::vector<Resource> out;
   std::string lease_prefix = std::string(lease) + std::string(1, '\0');
-  BERTH_RETURN_IF_ERROR(
-      db_.scan("lease_resources", ctx.ns, [&](std::string_view k, std::string_view) {
-        if (k.substr(0, lease_prefix.size()) != lease_prefix) return Status();
+  BERTH_RETURN_IF_ERROR(db_.scan(
+      "lease_resources", ctx.ns,
+      [&](std::string_view k, std::string_view) {
         std::string_view rest = k.substr(lease_prefix.size());
         auto sep = rest.find('\0');
         if (sep == std::string_view::npos) return Status();
         out.push_back({std::string(rest.substr(sep + 1)), std::string(rest.substr(0, sep))});
         return Status();
-      }));
+      },
+      lease_prefix));
   return out;
 }
 

@@ -28,6 +28,8 @@ class LeaseStore final : public berth::leases::Manager {
  private:
   Status check(const RequestContext& ctx) const;
   Status require_lease(const RequestContext& ctx, std::string_view id);
+  Status change_resource(const RequestContext& ctx, std::string_view lease,
+                         const berth::leases::Resource& r, bool add);
 
   RocksStore& db_;
 };

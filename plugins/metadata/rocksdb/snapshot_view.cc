@@ -238,13 +238,15 @@ Status SnapshotView::remove(const RequestContext& ctx, std::string_view key) {
   BERTH_TRY(auto r, get(ctx, key));
   std::string child;
   std::string prefix = std::string(name_) + '\0';
-  BERTH_RETURN_IF_ERROR(
-      db_.scan("snapshots", ctx.ns, [&](std::string_view sk, std::string_view v) -> Status {
-        if (!child.empty() || sk.substr(0, prefix.size()) != prefix) return Status();
+  BERTH_RETURN_IF_ERROR(db_.scan(
+      "snapshots", ctx.ns,
+      [&](std::string_view sk, std::string_view v) -> Status {
+        if (!child.empty()) return Status();
         auto c = decode_snapshot(v);
         if (c.ok() && c->parent == key) child = std::string(sk.substr(prefix.size()));
         return Status();
-      }));
+      },
+      prefix));
   if (!child.empty()) {
     return failed_precondition("cannot remove snapshot \"{}\": it has children (e.g. \"{}\")", key,
                                child);
@@ -263,13 +265,14 @@ Status SnapshotView::walk(const RequestContext& ctx, const std::vector<std::stri
   BERTH_TRY(auto filter, core::Filter::parse(filters));
   std::string prefix = std::string(name_) + '\0';
   std::vector<snapshots::Info> all;
-  BERTH_RETURN_IF_ERROR(
-      db_.scan("snapshots", ctx.ns, [&](std::string_view sk, std::string_view v) -> Status {
-        if (sk.substr(0, prefix.size()) != prefix) return Status();
+  BERTH_RETURN_IF_ERROR(db_.scan(
+      "snapshots", ctx.ns,
+      [&](std::string_view sk, std::string_view v) -> Status {
         BERTH_TRY(auto r, decode_snapshot(v));
         all.push_back(to_info(sk.substr(prefix.size()), r));
         return Status();
-      }));
+      },
+      prefix));
   for (const auto& info : all) {
     bool match = filter.match([&](const auto& path) { return snapshots::info_field(info, path); });
     if (match) BERTH_RETURN_IF_ERROR(fn(info));

@@ -329,13 +329,15 @@ Result<std::optional<std::string>> RocksStore::read(std::string_view kind, const
 }
 
 Status RocksStore::scan(std::string_view kind, std::string_view ns,
-                        const std::function<Status(std::string_view, std::string_view)>& fn) {
+                        const std::function<Status(std::string_view, std::string_view)>& fn,
+                        std::string_view key_prefix) {
   auto* cf = family(kind);
   if (!cf) return invalid_argument("unknown metadata kind \"{}\"", kind);
-  std::string prefix = key(ns, "");
+  std::string ns_prefix = key(ns, "");
+  std::string prefix = key(ns, key_prefix);
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf));
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-    std::string_view k = it->key().ToStringView().substr(prefix.size());
+    std::string_view k = it->key().ToStringView().substr(ns_prefix.size());
     BERTH_RETURN_IF_ERROR(fn(k, it->value().ToStringView()));
   }
   if (!it->status().ok()) return db_error(it->status(), "scan");

@@ -94,9 +94,11 @@ class RocksStore final : public berth::metadata::MetadataStore,
                          std::string_view type, std::string_view id);
   Status write(rocksdb::WriteBatch& batch);
   Result<std::optional<std::string>> read(std::string_view kind, const std::string& key);
-  // Calls fn(key without namespace prefix, value) for every key of `kind` in `ns`.
+  // Calls fn(key without namespace prefix, value) for every key of `kind` in `ns` that starts
+  // with key_prefix (seeks straight to it: no scan of the rest of the namespace).
   Status scan(std::string_view kind, std::string_view ns,
-              const std::function<Status(std::string_view, std::string_view)>& fn);
+              const std::function<Status(std::string_view, std::string_view)>& fn,
+              std::string_view key_prefix = {});
   void notify_mutation(bool deletion, std::optional<Timestamp> expires = std::nullopt);
   Status db_error(const rocksdb::Status& s, std::string_view op) const;
 
