@@ -39,19 +39,20 @@ wait_socket() {  # path pid
   return 1
 }
 
-# start_berthd: sets BERTHD_PID and BERTHD_SOCK
+# start_berthd [EXTRA_TOML]: sets BERTHD_PID and BERTHD_SOCK
 start_berthd() {
   local dir="$BENCH_DIR/berthd"
   mkdir -p "$dir"
   BERTHD_SOCK="$dir/berth.sock"
-  "$BERTH_BIN/berthd" --root "$dir/root" --state "$dir/state" --address "$BERTHD_SOCK" \
-    --log-level warn >"$dir/log" 2>&1 &
+  printf 'version = 2\n%s\n' "${1:-}" >"$dir/config.toml"
+  "$BERTH_BIN/berthd" --config "$dir/config.toml" --root "$dir/root" --state "$dir/state" \
+    --address "$BERTHD_SOCK" --log-level warn >"$dir/log" 2>&1 &
   BERTHD_PID=$!
   BENCH_PIDS+=("$BERTHD_PID")
   wait_socket "$BERTHD_SOCK" "$BERTHD_PID"
 }
 
-# start_containerd: sets CONTAINERD_PID and CONTAINERD_SOCK
+# start_containerd [EXTRA_TOML]: sets CONTAINERD_PID and CONTAINERD_SOCK
 start_containerd() {
   local dir="$BENCH_DIR/containerd"
   mkdir -p "$dir"
@@ -65,6 +66,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
   address = "$CONTAINERD_SOCK"
 [ttrpc]
   address = "$CONTAINERD_SOCK.ttrpc"
+${1:-}
 CFG
   containerd --config "$dir/config.toml" --log-level warn >"$dir/log" 2>&1 &
   CONTAINERD_PID=$!

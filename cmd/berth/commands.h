@@ -28,6 +28,9 @@ struct ContentWrite {
   std::map<std::string, std::string> labels;
   std::string lease;
 };
+// Reads up to n bytes into buf; short (or 0) only at the end of the input.
+using ContentReader = std::function<Result<std::size_t>(char* buf, std::size_t n)>;
+Result<std::string> write_content(Client& c, const ContentReader& read, const ContentWrite& w);
 Result<std::string> write_content(Client& c, int fd, const ContentWrite& w);
 
 void add_version_command(CLI::App& app, const GlobalOptions& global);
@@ -39,5 +42,7 @@ void add_snapshots_command(CLI::App& app, const GlobalOptions& global);
 void add_images_command(CLI::App& app, const GlobalOptions& global);
 void add_import_rootfs_command(CLI::App& images, const GlobalOptions& global);
 void add_export_command(CLI::App& images, const GlobalOptions& global);
+void add_import_command(CLI::App& images, const GlobalOptions& global);
+void add_unpack_commands(CLI::App& images, const GlobalOptions& global);
 
 }  // namespace berth::cli

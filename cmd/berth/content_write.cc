@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "cmd/berth/commands.h"
+#include "core/digest.h"
 #include "github.com/containerd/containerd/api/services/content/v1/content.grpc.pb.h"
 
 namespace berth::cli {
@@ -32,6 +33,12 @@ Result<std::size_t> read_full(int fd, char* buf, std::size_t n) {
 }  // namespace
 
 Result<std::string> write_content(Client& c, int fd, const ContentWrite& w) {
+  return write_content(
+      c, [fd](char* buf, std::size_t n) { return read_full(fd, buf, n); }, w);
+}
+
+Result<std::string> write_content(Client& c, const ContentReader& read_full,
+                                  const ContentWrite& w) {
   auto ctx = c.context(w.lease);
   ctx->set_deadline(std::chrono::system_clock::time_point::max());  // as long as the input lasts
   auto stream = pb::Content::NewStub(c.channel())->Write(ctx.get());
@@ -51,13 +58,21 @@ Result<std::string> write_content(Client& c, int fd, const ContentWrite& w) {
     if (st.code() == Code::kAlreadyExists && !w.expected.empty()) return w.expected;
     return st;
   }
+  // Without an expected digest the bytes are hashed here too, so a blob the daemon already has
+  // (AlreadyExists at commit) still yields its digest.
+  std::optional<core::Sha256> hash;
+  if (w.expected.empty()) hash.emplace();
+  auto digest_or = [&](const std::string& from_daemon) {
+    if (!from_daemon.empty()) return from_daemon;
+    return hash ? hash->digest() : w.expected;
+  };
   // Resume: skip what the daemon already has.
   std::int64_t offset = resp.offset();
   std::vector<char> buf(kChunk);
   for (std::int64_t skipped = 0; skipped < offset;) {
     BERTH_TRY(
         auto n,
-        read_full(fd, buf.data(),
+        read_full(buf.data(),
                   static_cast<std::size_t>(std::min<std::int64_t>(kChunk, offset - skipped))));
     if (n == 0) {
       return invalid_argument(
@@ -65,10 +80,12 @@ Result<std::string> write_content(Client& c, int fd, const ContentWrite& w) {
           offset);
     }
     skipped += static_cast<std::int64_t>(n);
+    if (hash) hash->update(std::string_view(buf.data(), n));
   }
   if (offset > 0) std::cerr << "resuming \"" << w.ref << "\" at offset " << offset << "\n";
   for (;;) {
-    BERTH_TRY(auto n, read_full(fd, buf.data(), buf.size()));
+    BERTH_TRY(auto n, read_full(buf.data(), buf.size()));
+    if (hash) hash->update(std::string_view(buf.data(), n));
     req.Clear();
     bool last = n < buf.size();
     req.set_action(last ? pb::COMMIT : pb::WRITE);
@@ -81,14 +98,14 @@ Result<std::string> write_content(Client& c, int fd, const ContentWrite& w) {
     }
     if (!stream->Write(req) || !stream->Read(&resp)) {
       Status st = finish("ingest");
+      if (st.code() == Code::kAlreadyExists && last) return digest_or("");
       if (st.code() == Code::kAlreadyExists && !w.expected.empty()) return w.expected;
       return st;
     }
     offset = resp.offset();
     if (last) {
       Status st = finish("ingest");
-      if (st.code() == Code::kAlreadyExists)
-        return resp.digest().empty() ? w.expected : resp.digest();
+      if (st.code() == Code::kAlreadyExists) return digest_or(resp.digest());
       BERTH_RETURN_IF_ERROR(st);
       return resp.digest();
     }

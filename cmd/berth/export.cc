@@ -11,6 +11,7 @@
 #include <set>
 
 #include "cmd/berth/commands.h"
+#include "cmd/berth/image_client.h"
 #include "github.com/containerd/containerd/api/services/content/v1/content.grpc.pb.h"
 #include "github.com/containerd/containerd/api/services/images/v1/images.grpc.pb.h"
 #include "plugins/images/model/model.h"
@@ -20,7 +21,6 @@ namespace {
 
 namespace cpb = ::containerd::services::content::v1;
 namespace ipb = ::containerd::services::images::v1;
-namespace model = images::model;
 using nlohmann::json;
 
 class LayoutWriter {
@@ -88,37 +88,6 @@ class LayoutWriter {
   std::set<std::string> written_;
 };
 
-Result<std::string> read_blob(Client& c, const std::string& digest) {
-  cpb::ReadContentRequest req;
-  req.set_digest(digest);
-  auto ctx = c.context();
-  auto reader = cpb::Content::NewStub(c.channel())->Read(ctx.get(), req);
-  std::string body;
-  cpb::ReadContentResponse chunk;
-  while (reader->Read(&chunk)) {
-    body += chunk.data();
-    if (body.size() > (8 << 20))
-      return invalid_argument("document {} is larger than 8 MiB", digest);
-  }
-  BERTH_RETURN_IF_ERROR(c.check(reader->Finish(), "read " + digest));
-  return body;
-}
-
-model::Descriptor from_pb(const ::containerd::types::Descriptor& d) {
-  model::Descriptor out;
-  out.media_type = d.media_type();
-  out.digest = d.digest();
-  out.size = d.size();
-  out.annotations = {d.annotations().begin(), d.annotations().end()};
-  return out;
-}
-
-json to_json(const model::Descriptor& d) {
-  json j = {{"mediaType", d.media_type}, {"digest", d.digest}, {"size", d.size}};
-  if (!d.annotations.empty()) j["annotations"] = d.annotations;
-  return j;
-}
-
 // Writes a manifest and its config and layers; returns the Docker manifest.json entry.
 Result<json> export_manifest(Client& c, LayoutWriter& w, const model::Descriptor& d,
                              const std::string& name) {
@@ -143,10 +112,13 @@ Result<json> export_manifest(Client& c, LayoutWriter& w, const model::Descriptor
 void add_export_command(CLI::App& images, const GlobalOptions& global) {
   static std::string out;
   static std::vector<std::string> names;
+  static std::string platform;
   auto* cmd = images.add_subcommand(
       "export", "write images as an OCI layout tar (with a Docker manifest.json): OUT NAME...");
   cmd->add_option("out", out, "output tar file")->required();
   cmd->add_option("names", names, "image names")->required();
+  cmd->add_option("--platform", platform,
+                  "export only this platform: each index is replaced by its manifest for it");
   set_action(cmd, global, [](Client& c) -> Status {
     LayoutWriter w(c);
     BERTH_RETURN_IF_ERROR(w.open(out));
@@ -161,7 +133,12 @@ void add_export_command(CLI::App& images, const GlobalOptions& global) {
       auto ctx = c.context();
       BERTH_RETURN_IF_ERROR(
           c.check(ipb::Images::NewStub(c.channel())->Get(ctx.get(), req, &resp), "get image"));
-      model::Descriptor target = from_pb(resp.image().target());
+      model::Descriptor target = descriptor_from_pb(resp.image().target());
+      if (!platform.empty() && model::media_type::is_index(target.media_type)) {
+        BERTH_TRY(auto p, platform_option(platform));
+        BERTH_TRY(auto resolved, resolve_image(c, target, p));
+        target = resolved.manifest_descriptor;
+      }
       if (model::media_type::is_manifest(target.media_type)) {
         BERTH_TRY(auto entry, export_manifest(c, w, target, n));
         docker.push_back(entry);
@@ -180,7 +157,7 @@ void add_export_command(CLI::App& images, const GlobalOptions& global) {
             "image \"{}\": target media type \"{}\" is neither an index nor a manifest", n,
             target.media_type);
       }
-      json d = to_json(target);
+      json d = descriptor_json(target);
       std::string tag = n.substr(n.rfind(':') == std::string::npos || n.rfind(':') < n.rfind('/')
                                      ? n.size()
                                      : n.rfind(':') + 1);

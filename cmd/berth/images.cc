@@ -182,6 +182,8 @@ void add_images_command(CLI::App& app, const GlobalOptions& global) {
 
   add_import_rootfs_command(*images, global);
   add_export_command(*images, global);
+  add_import_command(*images, global);
+  add_unpack_commands(*images, global);
 
   static std::string inspect_name;
   auto* inspect = images->add_subcommand("inspect", "show an image record as JSON: NAME");

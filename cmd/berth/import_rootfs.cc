@@ -10,19 +10,18 @@
 #include <berth/grpc.h>
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <iostream>
 
 #include "cmd/berth/commands.h"
+#include "cmd/berth/image_client.h"
 #include "cmd/berth/output.h"
 #include "core/digest.h"
 #include "core/time.h"
 #include "github.com/containerd/containerd/api/services/content/v1/content.grpc.pb.h"
 #include "github.com/containerd/containerd/api/services/diff/v1/diff.grpc.pb.h"
 #include "github.com/containerd/containerd/api/services/images/v1/images.grpc.pb.h"
-#include "github.com/containerd/containerd/api/services/leases/v1/leases.grpc.pb.h"
 #include "github.com/containerd/containerd/api/services/snapshots/v1/snapshots.grpc.pb.h"
 
 namespace berth::cli {
@@ -31,58 +30,8 @@ namespace {
 namespace ipb = ::containerd::services::images::v1;
 namespace dpb = ::containerd::services::diff::v1;
 namespace spb = ::containerd::services::snapshots::v1;
-namespace lpb = ::containerd::services::leases::v1;
 namespace cpb = ::containerd::services::content::v1;
 using nlohmann::json;
-
-std::string host_arch() {
-  utsname u{};
-  ::uname(&u);
-  std::string m = u.machine;
-  if (m == "x86_64") return "amd64";
-  if (m == "aarch64") return "arm64";
-  if (m.rfind("arm", 0) == 0) return "arm";
-  return m;
-}
-
-// Writes a small document as content and returns its digest.
-Result<std::string> put_bytes(Client& c, const std::string& data, const std::string& ref,
-                              const std::map<std::string, std::string>& labels,
-                              const std::string& lease) {
-  int fds[2];
-  if (::pipe(fds) < 0) return from_errno(errno, "pipe");
-  // Small documents fit in the pipe buffer, so writing first cannot block.
-  if (data.size() > 60000) {
-    ::close(fds[0]);
-    ::close(fds[1]);
-    return invalid_argument("document too large");
-  }
-  (void)!::write(fds[1], data.data(), data.size());
-  ::close(fds[1]);
-  std::string digest = core::Sha256::digest_of(data);
-  auto r = write_content(c, fds[0],
-                         {.ref = ref,
-                          .size = static_cast<std::int64_t>(data.size()),
-                          .expected = digest,
-                          .labels = labels,
-                          .lease = lease});
-  ::close(fds[0]);
-  if (!r.ok()) return r.status();
-  // An existing blob keeps its old labels: set ours explicitly.
-  if (!labels.empty()) {
-    cpb::UpdateRequest u;
-    u.mutable_info()->set_digest(digest);
-    for (const auto& [k, v] : labels) {
-      (*u.mutable_info()->mutable_labels())[k] = v;
-      u.mutable_update_mask()->add_paths("labels." + k);
-    }
-    cpb::UpdateResponse ur;
-    auto ctx = c.context(lease);
-    BERTH_RETURN_IF_ERROR(
-        c.check(cpb::Content::NewStub(c.channel())->Update(ctx.get(), u, &ur), "label content"));
-  }
-  return digest;
-}
 
 struct Options {
   std::string source, name, snapshotter = "overlayfs";
@@ -95,28 +44,8 @@ Status import_rootfs(Client& c, const Options& o, bool json_output) {
   if (::stat(o.source.c_str(), &st) < 0)
     return from_errno(errno, "import-rootfs: stat \"{}\"", o.source);
   std::string stamp = std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
-  std::string lease = "import-rootfs-" + stamp;
-  {
-    lpb::CreateRequest req;
-    req.set_id(lease);
-    (*req.mutable_labels())["containerd.io/gc.expire"] =
-        core::format_rfc3339(std::chrono::system_clock::now() + std::chrono::hours(1));
-    lpb::CreateResponse resp;
-    auto ctx = c.context();
-    BERTH_RETURN_IF_ERROR(
-        c.check(lpb::Leases::NewStub(c.channel())->Create(ctx.get(), req, &resp), "create lease"));
-  }
-  struct LeaseGuard {
-    Client& c;
-    std::string id;
-    ~LeaseGuard() {
-      lpb::DeleteRequest d;
-      d.set_id(id);
-      google::protobuf::Empty e;
-      auto ctx = c.context();
-      c.check(lpb::Leases::NewStub(c.channel())->Delete(ctx.get(), d, &e), "delete lease").ignore();
-    }
-  } guard{c, lease};
+  BERTH_TRY(auto held, CommandLease::create(c, "import-rootfs"));
+  const std::string& lease = held.id();
 
   // 1. The layer blob.
   diff::Descriptor layer;
@@ -194,21 +123,13 @@ Status import_rootfs(Client& c, const Options& o, bool json_output) {
     }
   }
   // The layer blob remembers its diffID (containerd's label).
-  {
-    cpb::UpdateRequest u;
-    u.mutable_info()->set_digest(layer.digest);
-    (*u.mutable_info()->mutable_labels())["containerd.io/uncompressed"] = diff_id;
-    u.mutable_update_mask()->add_paths("labels.containerd.io/uncompressed");
-    cpb::UpdateResponse ur;
-    auto ctx = c.context(lease);
-    BERTH_RETURN_IF_ERROR(
-        c.check(cpb::Content::NewStub(c.channel())->Update(ctx.get(), u, &ur), "label layer"));
-  }
+  BERTH_RETURN_IF_ERROR(
+      label_content(c, layer.digest, {{"containerd.io/uncompressed", diff_id}}, lease));
 
   // 3. Config and manifest.
   std::string now = core::format_rfc3339(std::chrono::system_clock::now());
   json config = {
-      {"architecture", host_arch()},
+      {"architecture", model::host_platform().architecture},
       {"os", "linux"},
       {"created", now},
       {"config",

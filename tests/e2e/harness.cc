@@ -258,4 +258,41 @@ bool Process::wait_for_socket(const std::string& path, std::chrono::milliseconds
   return false;
 }
 
+std::unique_ptr<Containerd> Containerd::start(std::string* error) {
+  if (::access("/usr/bin/containerd", X_OK) != 0) {
+    *error = "containerd is not installed (scripts/setup.sh installs it)";
+    return nullptr;
+  }
+  auto dir = core::TempDir::create("berth-containerd-");
+  if (!dir.ok()) {
+    *error = dir.status().message();
+    return nullptr;
+  }
+  std::unique_ptr<Containerd> c(new Containerd(std::move(*dir)));
+  std::string d = c->dir();
+  std::ofstream(d + "/config.toml") << "version = 2\n"
+                                    << "root = \"" << d << "/root\"\n"
+                                    << "state = \"" << d << "/state\"\n"
+                                    << "disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n"
+                                    << "[grpc]\n  address = \"" << c->address() << "\"\n"
+                                    << "[ttrpc]\n  address = \"" << c->address() << ".ttrpc\"\n";
+  c->process_ = Process::start(
+      {"/usr/bin/containerd", "--config", d + "/config.toml", "--log-level", "warn"}, d + "/log");
+  if (!c->process_->wait_for_socket(c->address(), std::chrono::seconds(30))) {
+    auto log = core::read_file(d + "/log");
+    *error = "containerd did not come up: " + (log.ok() ? *log : std::string("(no log)"));
+    return nullptr;
+  }
+  return c;
+}
+
+Containerd::~Containerd() { process_.reset(); }
+
+RunResult Containerd::ctr(const std::vector<std::string>& args,
+                          const std::string& stdin_path) const {
+  std::vector<std::string> argv = {"ctr", "-a", address()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run(argv, std::chrono::seconds(120), {}, stdin_path);
+}
+
 }  // namespace berth::e2e

@@ -97,4 +97,22 @@ class Process {
   pid_t pid_;
 };
 
+// A private containerd (Debian's, for comparing Berth with it): its own root, state and sockets in
+// a temporary directory, the CRI plugin off. Stopped by PID when destroyed.
+class Containerd {
+ public:
+  // nullptr (with *error set) when containerd is missing or does not come up.
+  static std::unique_ptr<Containerd> start(std::string* error);
+  ~Containerd();
+  // ctr -a <socket> args...
+  RunResult ctr(const std::vector<std::string>& args, const std::string& stdin_path = "") const;
+  std::string address() const { return dir_.path() + "/containerd.sock"; }
+  const std::string& dir() const { return dir_.path(); }
+
+ private:
+  explicit Containerd(core::TempDir dir) : dir_(std::move(dir)) {}
+  core::TempDir dir_;
+  std::unique_ptr<Process> process_;
+};
+
 }  // namespace berth::e2e

@@ -112,7 +112,7 @@ class Applier {
     if (exists && !(S_ISDIR(st.st_mode) && type == AE_IFDIR && !hardlink)) {
       BERTH_RETURN_IF_ERROR(remove_at(parent.get(), base, path));
     }
-    if (hardlink) return link(parent.get(), base, hardlink, display);
+    if (hardlink) return link(parent.get(), base, hardlink, display, e);
     switch (type) {
       case AE_IFDIR: return directory(parent.get(), base, path, e, exists && S_ISDIR(st.st_mode));
       case AE_IFREG: return regular(a, parent.get(), base, display, e);
@@ -400,7 +400,10 @@ class Applier {
     return attributes(dirfd, name, display, e, false);
   }
 
-  Status link(int dirfd, const std::string& name, const char* target, const std::string& display) {
+  // The link entry's own owner, mode, xattrs and times are applied to the (shared) inode, as
+  // containerd and docker do, so both produce the same tree.
+  Status link(int dirfd, const std::string& name, const char* target, const std::string& display,
+              archive_entry* e) {
     BERTH_TRY(auto tparts, clean_path(target, "hard link target"));
     if (tparts.empty())
       return invalid_argument("layer hard link \"{}\" points at the root", display);
@@ -413,7 +416,10 @@ class Applier {
     if (::linkat(tparent.get(), tparts.back().c_str(), dirfd, name.c_str(), 0) < 0) {
       return from_errno(errno, "layer hard link \"{}\" to \"{}\"", display, target);
     }
-    return Status();
+    struct stat st {};
+    if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0)
+      return from_errno(errno, "stat layer hard link \"{}\"", display);
+    return attributes(dirfd, name, display, e, S_ISLNK(st.st_mode));
   }
 
  public:

@@ -1,0 +1,334 @@
+#include "cmd/berth/image_client.h"
+
+#include <berth/convert/descriptor.h>
+#include <berth/grpc.h>
+#include <unistd.h>
+
+#include <atomic>
+
+#include "cmd/berth/commands.h"
+#include "core/digest.h"
+#include "core/time.h"
+#include "github.com/containerd/containerd/api/services/content/v1/content.grpc.pb.h"
+#include "github.com/containerd/containerd/api/services/diff/v1/diff.grpc.pb.h"
+#include "github.com/containerd/containerd/api/services/images/v1/images.grpc.pb.h"
+#include "github.com/containerd/containerd/api/services/leases/v1/leases.grpc.pb.h"
+#include "github.com/containerd/containerd/api/services/snapshots/v1/snapshots.grpc.pb.h"
+
+namespace berth::cli {
+namespace {
+
+namespace cpb = ::containerd::services::content::v1;
+namespace ipb = ::containerd::services::images::v1;
+namespace lpb = ::containerd::services::leases::v1;
+namespace spb = ::containerd::services::snapshots::v1;
+namespace dpb = ::containerd::services::diff::v1;
+
+// Unique enough for snapshot keys and refs: time plus pid plus a counter.
+std::string unique_part() {
+  static std::atomic<unsigned> seq{0};
+  return fmt::format("{}-{}-{}", std::chrono::system_clock::now().time_since_epoch().count(),
+                     ::getpid(), seq++);
+}
+
+Result<model::Config> read_config(Client& c, const model::Manifest& m) {
+  BERTH_TRY(auto body, read_blob(c, m.config.digest));
+  auto config = model::parse_config(body);
+  if (!config.ok()) {
+    return invalid_argument("config {}: {}", m.config.digest, config.status().message());
+  }
+  if (config->diff_ids.size() != m.layers.size()) {
+    return invalid_argument("config {} lists {} diffIDs but its manifest has {} layers",
+                            m.config.digest, config->diff_ids.size(), m.layers.size());
+  }
+  return config;
+}
+
+Result<ResolvedImage> resolve_manifest(Client& c, const model::Descriptor& d) {
+  BERTH_TRY(auto body, read_blob(c, d.digest));
+  auto m = model::parse_manifest(body);
+  if (!m.ok()) return invalid_argument("manifest {}: {}", d.digest, m.status().message());
+  BERTH_TRY(auto config, read_config(c, *m));
+  return ResolvedImage{d, std::move(*m), std::move(config)};
+}
+
+// Depth-first over nested indexes; keeps the best-ranked match.
+Status find_platform(Client& c, const model::Descriptor& d, const model::Platform& wanted,
+                     std::optional<std::size_t>& best_rank, std::optional<ResolvedImage>& best,
+                     std::vector<std::string>& seen, int depth) {
+  if (depth > 8) return invalid_argument("index {} nests more than 8 levels deep", d.digest);
+  if (model::media_type::is_manifest(d.media_type)) {
+    auto r = resolve_manifest(c, d);
+    if (!r.ok()) return r.status();
+    seen.push_back(r->config.platform.to_string());
+    auto rank = model::match_rank(wanted, r->config.platform);
+    if (rank && (!best_rank || *rank < *best_rank)) {
+      best_rank = rank;
+      best = std::move(*r);
+    }
+    return Status();
+  }
+  if (!model::media_type::is_index(d.media_type)) {
+    return invalid_argument("{}: media type \"{}\" is neither an index nor a manifest", d.digest,
+                            d.media_type);
+  }
+  BERTH_TRY(auto body, read_blob(c, d.digest));
+  auto idx = model::parse_index(body);
+  if (!idx.ok()) return invalid_argument("index {}: {}", d.digest, idx.status().message());
+  for (const auto& e : idx->manifests) {
+    // An entry that states its platform is skipped without reading it when it cannot match.
+    if (e.platform && model::media_type::is_manifest(e.descriptor.media_type) &&
+        !model::match_rank(wanted, *e.platform)) {
+      seen.push_back(e.platform->to_string());
+      continue;
+    }
+    Status st = find_platform(c, e.descriptor, wanted, best_rank, best, seen, depth + 1);
+    // Platforms whose blobs are absent (not imported or pulled) are simply not candidates.
+    if (!st.ok() && st.code() != Code::kNotFound) return st;
+  }
+  return Status();
+}
+
+}  // namespace
+
+model::Descriptor descriptor_from_pb(const ::containerd::types::Descriptor& d) {
+  return convert::from_proto(d);
+}
+void descriptor_to_pb(const model::Descriptor& d, ::containerd::types::Descriptor* out) {
+  convert::to_proto(d, out);
+}
+nlohmann::json descriptor_json(const model::Descriptor& d) {
+  nlohmann::json j = {{"mediaType", d.media_type}, {"digest", d.digest}, {"size", d.size}};
+  if (!d.annotations.empty()) j["annotations"] = d.annotations;
+  return j;
+}
+
+Result<std::string> read_blob(Client& c, const std::string& digest, std::size_t limit) {
+  cpb::ReadContentRequest req;
+  req.set_digest(digest);
+  auto ctx = c.context();
+  auto reader = cpb::Content::NewStub(c.channel())->Read(ctx.get(), req);
+  std::string body;
+  cpb::ReadContentResponse chunk;
+  while (reader->Read(&chunk)) {
+    body += chunk.data();
+    if (body.size() > limit) {
+      ctx->TryCancel();
+      reader->Finish();
+      return invalid_argument("document {} is larger than {} bytes", digest, limit);
+    }
+  }
+  BERTH_RETURN_IF_ERROR(c.check(reader->Finish(), "read " + digest));
+  return body;
+}
+
+Result<std::string> put_bytes(Client& c, const std::string& data, const std::string& ref,
+                              const std::map<std::string, std::string>& labels,
+                              const std::string& lease) {
+  std::string digest = core::Sha256::digest_of(data);
+  std::size_t pos = 0;
+  auto r = write_content(
+      c,
+      [&](char* buf, std::size_t n) -> Result<std::size_t> {
+        std::size_t k = std::min(n, data.size() - pos);
+        std::memcpy(buf, data.data() + pos, k);
+        pos += k;
+        return k;
+      },
+      {.ref = ref,
+       .size = static_cast<std::int64_t>(data.size()),
+       .expected = digest,
+       .labels = labels,
+       .lease = lease});
+  if (!r.ok()) return r.status();
+  // An existing blob keeps its old labels: set ours explicitly.
+  if (!labels.empty()) BERTH_RETURN_IF_ERROR(label_content(c, digest, labels, lease));
+  return digest;
+}
+
+Status label_content(Client& c, const std::string& digest,
+                     const std::map<std::string, std::string>& labels, const std::string& lease) {
+  cpb::UpdateRequest u;
+  u.mutable_info()->set_digest(digest);
+  for (const auto& [k, v] : labels) {
+    (*u.mutable_info()->mutable_labels())[k] = v;
+    u.mutable_update_mask()->add_paths("labels." + k);
+  }
+  cpb::UpdateResponse ur;
+  auto ctx = c.context(lease);
+  return c.check(cpb::Content::NewStub(c.channel())->Update(ctx.get(), u, &ur),
+                 "label " + digest);
+}
+
+Result<CommandLease> CommandLease::create(Client& c, const std::string& prefix,
+                                          std::chrono::seconds ttl) {
+  lpb::CreateRequest req;
+  req.set_id(prefix + "-" + unique_part());
+  (*req.mutable_labels())["containerd.io/gc.expire"] =
+      core::format_rfc3339(std::chrono::system_clock::now() + ttl);
+  lpb::CreateResponse resp;
+  auto ctx = c.context();
+  BERTH_RETURN_IF_ERROR(
+      c.check(lpb::Leases::NewStub(c.channel())->Create(ctx.get(), req, &resp), "create lease"));
+  return CommandLease(c, req.id());
+}
+
+CommandLease::~CommandLease() {
+  if (id_.empty()) return;
+  lpb::DeleteRequest d;
+  d.set_id(id_);
+  google::protobuf::Empty e;
+  auto ctx = c_.context();
+  c_.check(lpb::Leases::NewStub(c_.channel())->Delete(ctx.get(), d, &e), "delete lease").ignore();
+}
+
+Result<model::Descriptor> image_target(Client& c, const std::string& name) {
+  ipb::GetImageRequest req;
+  req.set_name(name);
+  ipb::GetImageResponse resp;
+  auto ctx = c.context();
+  BERTH_RETURN_IF_ERROR(
+      c.check(ipb::Images::NewStub(c.channel())->Get(ctx.get(), req, &resp), "get image"));
+  return descriptor_from_pb(resp.image().target());
+}
+
+Status save_image(Client& c, const std::string& name, const model::Descriptor& target,
+                  const std::string& lease) {
+  auto images = ipb::Images::NewStub(c.channel());
+  ipb::UpdateImageRequest u;
+  u.mutable_image()->set_name(name);
+  descriptor_to_pb(target, u.mutable_image()->mutable_target());
+  u.mutable_update_mask()->add_paths("target");
+  ipb::UpdateImageResponse ur;
+  auto uctx = c.context(lease);
+  Status s = c.check(images->Update(uctx.get(), u, &ur), "update image " + name);
+  if (s.code() != Code::kNotFound) return s;
+  ipb::CreateImageRequest create;
+  *create.mutable_image() = u.image();
+  ipb::CreateImageResponse created;
+  auto ctx = c.context(lease);
+  return c.check(images->Create(ctx.get(), create, &created), "create image " + name);
+}
+
+Result<ResolvedImage> resolve_image(Client& c, const model::Descriptor& target,
+                                    const model::Platform& platform) {
+  std::optional<std::size_t> best_rank;
+  std::optional<ResolvedImage> best;
+  std::vector<std::string> seen;
+  BERTH_RETURN_IF_ERROR(find_platform(c, target, platform, best_rank, best, seen, 0));
+  if (!best) {
+    std::string list;
+    for (const auto& s : seen) list += (list.empty() ? "" : ", ") + s;
+    return not_found("{}: no manifest for platform {} (available: {})", target.digest,
+                     model::normalize(platform).to_string(), list.empty() ? "none" : list);
+  }
+  return std::move(*best);
+}
+
+Result<bool> is_unpacked(Client& c, const ResolvedImage& image, const std::string& snapshotter) {
+  auto chain = model::chain_ids(image.config.diff_ids);
+  if (chain.empty()) return true;
+  spb::StatSnapshotRequest req;
+  req.set_snapshotter(snapshotter);
+  req.set_key(chain.back());
+  spb::StatSnapshotResponse resp;
+  auto ctx = c.context();
+  Status s = c.check(spb::Snapshots::NewStub(c.channel())->Stat(ctx.get(), req, &resp),
+                     "stat snapshot");
+  if (s.code() == Code::kNotFound) return false;
+  BERTH_RETURN_IF_ERROR(s);
+  return true;
+}
+
+Result<std::string> unpack(Client& c, const ResolvedImage& image, const std::string& snapshotter,
+                           const std::string& lease, const UnpackProgress& progress) {
+  auto chain = model::chain_ids(image.config.diff_ids);
+  auto snaps = spb::Snapshots::NewStub(c.channel());
+  auto diff = dpb::Diff::NewStub(c.channel());
+  std::string parent;
+  for (std::size_t i = 0; i < chain.size(); ++i) {
+    const auto& layer = image.manifest.layers[i];
+    const std::string& chain_id = chain[i];
+    spb::StatSnapshotRequest stat;
+    stat.set_snapshotter(snapshotter);
+    stat.set_key(chain_id);
+    spb::StatSnapshotResponse stat_resp;
+    auto sctx = c.context(lease);
+    Status exists = c.check(snaps->Stat(sctx.get(), stat, &stat_resp), "stat snapshot");
+    if (exists.ok()) {
+      BERTH_RETURN_IF_ERROR(label_content(
+          c, layer.digest, {{"containerd.io/uncompressed", image.config.diff_ids[i]}}, lease));
+      if (progress) progress(i, layer, "exists");
+      parent = chain_id;
+      continue;
+    }
+    if (exists.code() != Code::kNotFound) return exists;
+
+    std::string key = "extract-" + unique_part() + " " + chain_id;
+    spb::PrepareSnapshotRequest prep;
+    prep.set_snapshotter(snapshotter);
+    prep.set_key(key);
+    prep.set_parent(parent);
+    spb::PrepareSnapshotResponse prepared;
+    auto pctx = c.context(lease);
+    BERTH_RETURN_IF_ERROR(
+        c.check(snaps->Prepare(pctx.get(), prep, &prepared), "prepare snapshot " + key));
+    auto remove_key = [&] {
+      spb::RemoveSnapshotRequest r;
+      r.set_snapshotter(snapshotter);
+      r.set_key(key);
+      google::protobuf::Empty e;
+      auto ctx = c.context(lease);
+      c.check(snaps->Remove(ctx.get(), r, &e), "remove snapshot").ignore();
+    };
+    dpb::ApplyRequest apply;
+    descriptor_to_pb(layer, apply.mutable_diff());
+    *apply.mutable_mounts() = prepared.mounts();
+    dpb::ApplyResponse applied;
+    auto actx = c.context(lease);
+    actx->set_deadline(std::chrono::system_clock::time_point::max());
+    Status s = c.check(diff->Apply(actx.get(), apply, &applied), "apply layer " + layer.digest);
+    if (s.ok() && applied.applied().digest() != image.config.diff_ids[i]) {
+      s = Status(Code::kFailedPrecondition,
+                 fmt::format("layer {} ({}): wrong diffID: the config says {}, the layer's "
+                             "content is {}",
+                             i, layer.digest, image.config.diff_ids[i],
+                             applied.applied().digest()));
+    }
+    if (!s.ok()) {
+      remove_key();
+      return s;
+    }
+    spb::CommitSnapshotRequest commit;
+    commit.set_snapshotter(snapshotter);
+    commit.set_name(chain_id);
+    commit.set_key(key);
+    google::protobuf::Empty e;
+    auto cctx = c.context(lease);
+    s = c.check(snaps->Commit(cctx.get(), commit, &e), "commit snapshot " + chain_id);
+    if (!s.ok()) {
+      remove_key();
+      // Another unpack of the same layer won the race: its snapshot is as good as ours.
+      if (s.code() != Code::kAlreadyExists) return s;
+    }
+    BERTH_RETURN_IF_ERROR(label_content(
+        c, layer.digest, {{"containerd.io/uncompressed", image.config.diff_ids[i]}}, lease));
+    if (progress) progress(i, layer, "applied");
+    parent = chain_id;
+  }
+  if (!chain.empty()) {
+    BERTH_RETURN_IF_ERROR(label_content(
+        c, image.manifest.config.digest,
+        {{"containerd.io/gc.ref.snapshot." + snapshotter, chain.back()}}, lease));
+  }
+  return chain.empty() ? std::string() : chain.back();
+}
+
+Result<model::Platform> platform_option(const std::string& spec) {
+  if (spec.empty()) return model::host_platform();
+  auto p = model::parse_platform(spec);
+  if (!p.ok()) return invalid_argument("--platform \"{}\": {}", spec, p.status().message());
+  return p;
+}
+
+}  // namespace berth::cli
