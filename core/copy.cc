@@ -1,5 +1,6 @@
 #include "core/copy.h"
 
+#include "core/fd.h"
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/fs.h>
@@ -22,18 +23,6 @@ struct InodeKey {
   bool operator<(const InodeKey& o) const { return std::tie(dev, ino) < std::tie(o.dev, o.ino); }
 };
 
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  Fd(Fd&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 Result<std::vector<std::string>> list_dir(const std::string& path) {
   DIR* d = ::opendir(path.c_str());

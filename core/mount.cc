@@ -1,5 +1,6 @@
 #include "core/mount.h"
 
+#include "core/fd.h"
 #include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -113,17 +114,6 @@ long sys_move_mount(int from_dfd, const char* from, int to_dfd, const char* to, 
   return ::syscall(SYS_move_mount, from_dfd, from, to_dfd, to, flags);
 }
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 // Overlay through fsopen/fsconfig with one lowerdir+ per layer: no size limit but the kernel's
 // 500-layer stack limit. Returns Unimplemented when the kernel lacks lowerdir+.

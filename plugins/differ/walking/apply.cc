@@ -1,5 +1,6 @@
 #include "plugins/differ/walking/apply.h"
 
+#include "core/fd.h"
 #include <archive.h>
 #include <archive_entry.h>
 #include <dirent.h>
@@ -27,22 +28,7 @@ namespace {
 constexpr std::size_t kMaxPath = 4096;
 constexpr std::size_t kMaxXattrValue = 64 << 10;
 
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  Fd(Fd&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
-  Fd& operator=(Fd&& o) noexcept {
-    std::swap(fd_, o.fd_);
-    return *this;
-  }
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
+using core::Fd;
 
 int openat2_in_root(int root, const std::string& path, int flags) {
   open_how how{};
