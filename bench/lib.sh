@@ -75,4 +75,4 @@ CFG
 }
 
 # ratio A B -> A/B with 2 decimals
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b == 0) print "NA"; else printf "%.2f", a / b }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b == 0 || a == "NA" || b == "NA") print "NA"; else printf "%.2f", a / b }'; }

@@ -305,6 +305,41 @@ TEST_F(RuntimeTest, CgroupLimitsAreVisibleInsideAndOnTheHost) {
   EXPECT_THAT(bad.err, HasSubstr("linux.resources.memory.limit: must be an integer"));
 }
 
+TEST_F(RuntimeTest, MemoryLimitOomKillsAndIsCounted) {
+  // busybox sort holds its whole input: 64 MiB without a newline against a 16 MiB limit.
+  spec_["linux"]["resources"]["memory"] = {{"limit", 16 << 20}, {"swap", 16 << 20}};
+  spec_["linux"]["namespaces"] = {{{"type", "mount"}}, {{"type", "pid"}}, {{"type", "uts"}}};
+  auto r = sh("head -c 67108864 /dev/zero | sort > /dev/null; echo sort=$?; "
+              "grep oom_kill /sys/fs/cgroup/memory/memory.oom_control");
+  ASSERT_EQ(r.exit_code, 0) << diag(r);
+  EXPECT_THAT(r.out, HasSubstr("sort=137"));
+  EXPECT_THAT(r.out, ::testing::ContainsRegex("oom_kill [1-9]"));
+}
+
+TEST_F(RuntimeTest, JoinsNamespacesByPath) {
+  // A first container owns a network and an IPC namespace; a second one joins them by path.
+  spec_["process"]["args"] = {"sleep", "1000"};
+  write_spec();
+  ASSERT_EQ(create().exit_code, 0);
+  auto st = runtime({"state", id_});
+  int pid = json::parse(st.out)["pid"].get<int>();
+  std::string first = id_;
+  id_ = first + "-b";
+  spec_["linux"]["cgroupsPath"] = std::string(kCgroupParent) + "/" + id_;
+  spec_["linux"]["namespaces"] = {{{"type", "mount"}},
+                                  {{"type", "pid"}},
+                                  {{"type", "uts"}},
+                                  {{"type", "network"}, {"path", "/proc/" + std::to_string(pid) + "/ns/net"}},
+                                  {{"type", "ipc"}, {"path", "/proc/" + std::to_string(pid) + "/ns/ipc"}}};
+  auto r = sh("readlink /proc/self/ns/net; readlink /proc/self/ns/ipc");
+  ASSERT_EQ(r.exit_code, 0) << diag(r);
+  char net[128] = {}, ipc[128] = {};
+  ASSERT_GT(::readlink(("/proc/" + std::to_string(pid) + "/ns/net").c_str(), net, sizeof net - 1), 0);
+  ASSERT_GT(::readlink(("/proc/" + std::to_string(pid) + "/ns/ipc").c_str(), ipc, sizeof ipc - 1), 0);
+  EXPECT_EQ(r.out, std::string(net) + "\n" + ipc + "\n");
+  runtime({"delete", "--force", first});
+}
+
 TEST_F(RuntimeTest, UpdateAndStats) {
   spec_["process"]["args"] = {"sleep", "1000"};
   write_spec();
