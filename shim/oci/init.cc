@@ -568,14 +568,16 @@ void container_main(InitConfig& c) {
     std::string ack = sync_recv(c.sync_fd);
     if (ack != "ok") ::_exit(1);
     INIT_TRY(c, run_hooks(s.hooks.create_container, c.state_json, "createContainer"));
+    // sysctls go in before /proc/sys becomes read-only.
     if (new_mnt) {
       INIT_TRY(c, pivot(c));
+      INIT_TRY(c, sysctls(s));
       INIT_TRY(c, mask_paths(s));
     } else {
       if (::chroot(c.rootfs.c_str()) < 0) fail(c, from_errno(errno, "chroot {}", c.rootfs));
       ::chdir("/");
+      INIT_TRY(c, sysctls(s));
     }
-    INIT_TRY(c, sysctls(s));
   }
   if (p.terminal) INIT_TRY(c, setup_console(c));
   INIT_TRY(c, rlimits(p));

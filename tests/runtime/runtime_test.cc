@@ -289,13 +289,18 @@ TEST_F(RuntimeTest, CgroupLimitsAreVisibleInsideAndOnTheHost) {
   std::string script =
       "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max "
       "/sys/fs/cgroup/cpu/cpu.shares /sys/fs/cgroup/cpu/cpu.cfs_quota_us; "
-      "touch /sys/fs/cgroup/memory/x 2>&1; true";
+      "touch /sys/fs/cgroup/memory/x 2>&1; cat /sys/fs/cgroup/unified/hugetlb.2MB.max 2>&1; true";
+  bool hybrid = layout->describe() == "hybrid" &&
+                slurp("/sys/fs/cgroup/unified/cgroup.controllers").find("hugetlb") != std::string::npos;
+  if (hybrid) spec_["linux"]["resources"]["hugepageLimits"] = {{{"pageSize", "2MB"}, {"limit", 4194304}}};
   if (layout->pure_v2()) script = "cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max /sys/fs/cgroup/cpu.weight";
   auto r = sh(script);
   ASSERT_EQ(r.exit_code, 0) << diag(r);
   if (!layout->pure_v2()) {
     EXPECT_THAT(r.out, HasSubstr("67108864\n42\n512\n50000\n"));
     EXPECT_THAT(r.out, HasSubstr("Read-only file system"));
+    // hugetlb lives in the cgroup2 tree of this hybrid host: set there, visible there.
+    if (hybrid) EXPECT_THAT(r.out, HasSubstr("4194304"));
   } else {
     EXPECT_THAT(r.out, HasSubstr("67108864\n42\n"));
   }
@@ -303,6 +308,33 @@ TEST_F(RuntimeTest, CgroupLimitsAreVisibleInsideAndOnTheHost) {
   auto bad = sh("true");
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_THAT(bad.err, HasSubstr("linux.resources.memory.limit: must be an integer"));
+}
+
+TEST_F(RuntimeTest, SysctlDomainnameAmbientCapsAndNoPivot) {
+  spec_["domainname"] = "berth.example";
+  spec_["linux"]["sysctl"] = {{"net.ipv4.ip_forward", "1"}, {"kernel.msgmax", "12345"}};
+  json caps = {"CAP_NET_BIND_SERVICE", "CAP_KILL"};
+  spec_["process"]["user"] = {{"uid", 1000}, {"gid", 1000}};
+  spec_["process"]["capabilities"] = {{"bounding", caps}, {"effective", caps}, {"permitted", caps},
+                                      {"inheritable", caps}, {"ambient", {"CAP_NET_BIND_SERVICE"}}};
+  spec_["annotations"] = {{"org.example/key", "value"}};
+  auto r = sh("cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/msgmax /proc/sys/kernel/domainname; "
+              "grep -E '^Cap(Amb|Eff)' /proc/self/status");
+  ASSERT_EQ(r.exit_code, 0) << diag(r);
+  EXPECT_THAT(r.out, HasSubstr("1\n12345\nberth.example\n"));
+  // CAP_NET_BIND_SERVICE is bit 10: ambient survives the exec as uid 1000.
+  EXPECT_THAT(r.out, HasSubstr("CapAmb:\t0000000000000400"));
+  EXPECT_THAT(r.out, HasSubstr("CapEff:\t0000000000000400"));
+  // The host's own values are untouched (the container has its own net and ipc namespaces).
+  EXPECT_NE(slurp("/proc/sys/kernel/msgmax"), "12345\n");
+
+  spec_["process"]["args"] = {"sh", "-c", "cat /proc/self/mountinfo | head -1; ls /"};
+  spec_.erase("domainname");
+  spec_["linux"].erase("sysctl");
+  write_spec();
+  auto np = runtime({"run", "--no-pivot", "--bundle", bundle_, id_});
+  ASSERT_EQ(np.exit_code, 0) << diag(np);
+  EXPECT_THAT(np.out, HasSubstr("bin"));
 }
 
 TEST_F(RuntimeTest, MemoryLimitOomKillsAndIsCounted) {
