@@ -40,6 +40,7 @@ void add_content_command(CLI::App& app, const GlobalOptions& global);
 void add_leases_command(CLI::App& app, const GlobalOptions& global);
 void add_snapshots_command(CLI::App& app, const GlobalOptions& global);
 void add_images_command(CLI::App& app, const GlobalOptions& global);
+void add_containers_command(CLI::App& app, const GlobalOptions& global);
 void add_import_rootfs_command(CLI::App& images, const GlobalOptions& global);
 void add_export_command(CLI::App& images, const GlobalOptions& global);
 void add_import_command(CLI::App& images, const GlobalOptions& global);

@@ -70,6 +70,7 @@ int main(int argc, char** argv) {
   add_leases_command(app, global);
   add_snapshots_command(app, global);
   add_images_command(app, global);
+  add_containers_command(app, global);
 
   CLI11_PARSE(app, argc, argv);
   return g_exit_code;

@@ -3,7 +3,6 @@
 // detached one that is exec'd into, listed, paused, resumed, killed and deleted.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -26,17 +25,7 @@ std::string diag(const RunResult& r) { return "stdout:\n" + r.out + "\nstderr:\n
 constexpr const char* kCgroupParent = "/berth-ctr-test";
 
 std::string busybox_archive(const std::string& path) {
-  test::TarBuilder t;
-  auto busybox = core::read_file("/bin/busybox");
-  t.dir("bin").file("bin/busybox", busybox.ok() ? *busybox : "", 0755);
-  for (const char* app : {"sh", "echo", "sleep", "ps", "cat", "hostname"}) t.symlink(std::string("bin/") + app, "busybox");
-  for (const char* d : {"proc", "sys", "dev", "tmp", "etc"}) t.dir(d);
-  utsname u{};
-  ::uname(&u);
-  std::string arch = std::string(u.machine) == "aarch64" ? "arm64" : "amd64";
-  test::Layout layout;
-  layout.name(layout.manifest(arch, {test::make_layer(t.finish(), "gzip")}), "example.com/busybox:1");
-  test::write_file(path, layout.tar());
+  test::write_file(path, test::busybox_image_tar("example.com/busybox:1"));
   return "example.com/busybox:1";
 }
 

@@ -9,7 +9,10 @@
 #include <string>
 #include <vector>
 
+#include <sys/utsname.h>
+
 #include "core/digest.h"
+#include "core/fs.h"
 #include "tests/support/tar_builder.h"
 
 namespace berth::test {
@@ -100,5 +103,22 @@ class Layout {
   std::map<std::string, std::string> blobs_;
   std::vector<json> top_;
 };
+
+// A one-layer busybox image (the host's busybox-static, a few applets linked, the usual empty
+// top-level directories) for this machine's architecture, as an OCI layout tar named `name`.
+inline std::string busybox_image_tar(const std::string& name) {
+  TarBuilder t;
+  auto busybox = core::read_file("/bin/busybox");
+  t.dir("bin").file("bin/busybox", busybox.ok() ? *busybox : "", 0755);
+  for (const char* app : {"sh", "echo", "sleep", "ps", "cat", "hostname", "ls", "id", "true"})
+    t.symlink(std::string("bin/") + app, "busybox");
+  for (const char* d : {"proc", "sys", "dev", "tmp", "etc"}) t.dir(d);
+  utsname u{};
+  ::uname(&u);
+  std::string arch = std::string(u.machine) == "aarch64" ? "arm64" : "amd64";
+  Layout layout;
+  layout.name(layout.manifest(arch, {make_layer(t.finish(), "gzip")}), name);
+  return layout.tar();
+}
 
 }  // namespace berth::test

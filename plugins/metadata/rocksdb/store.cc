@@ -8,6 +8,7 @@
 
 #include "core/fs.h"
 #include "plugins/metadata/rocksdb/content_view.h"
+#include "plugins/metadata/rocksdb/container_store.h"
 #include "plugins/metadata/rocksdb/image_store.h"
 #include "plugins/metadata/rocksdb/lease_store.h"
 #include "plugins/metadata/rocksdb/snapshot_view.h"
@@ -103,6 +104,7 @@ Result<std::shared_ptr<RocksStore>> RocksStore::open(const StoreOptions& options
   store->content_ = std::make_shared<ContentView>(*store);
   store->leases_ = std::make_unique<LeaseStore>(*store);
   store->images_ = std::make_unique<ImageStore>(*store);
+  store->containers_ = std::make_unique<ContainerStore>(*store);
   for (const auto& [name, backend] : options.snapshotters) {
     store->snapshot_views_[name] = std::make_shared<SnapshotView>(*store, name, backend);
   }
@@ -268,6 +270,7 @@ std::shared_ptr<content::Store> RocksStore::content() { return content_; }
 berth::leases::Manager& RocksStore::leases() { return *leases_; }
 
 berth::images::Store& RocksStore::images() { return *images_; }
+berth::containers::Store& RocksStore::containers() { return *containers_; }
 
 Result<std::shared_ptr<snapshots::Snapshotter>> RocksStore::snapshotter(std::string_view name) {
   auto it = snapshot_views_.find(name);

@@ -31,6 +31,7 @@ class ContentView;
 class LeaseStore;
 class SnapshotView;
 class ImageStore;
+class ContainerStore;
 
 enum class SharingPolicy { kShared, kIsolated };
 
@@ -59,6 +60,7 @@ class RocksStore final : public berth::metadata::MetadataStore,
   std::shared_ptr<content::Store> content() override;
   berth::leases::Manager& leases() override;
   berth::images::Store& images() override;
+  berth::containers::Store& containers() override;
   berth::gc::Collector& collector() override { return *this; }
   Result<std::shared_ptr<snapshots::Snapshotter>> snapshotter(std::string_view name) override;
   std::vector<std::string> snapshotter_names() override;
@@ -127,6 +129,7 @@ class RocksStore final : public berth::metadata::MetadataStore,
   std::shared_ptr<ContentView> content_;
   std::unique_ptr<LeaseStore> leases_;
   std::unique_ptr<ImageStore> images_;
+  std::unique_ptr<ContainerStore> containers_;
   std::map<std::string, std::shared_ptr<SnapshotView>, std::less<>> snapshot_views_;
 };
 

@@ -2,6 +2,7 @@
 // Thread-safe; every method may be called concurrently from gRPC handlers.
 #pragma once
 
+#include <berth/containers.h>
 #include <berth/content.h>
 #include <berth/gc.h>
 #include <berth/images.h>
@@ -42,6 +43,7 @@ class BERTH_API MetadataStore : public virtual Plugin {
   virtual std::shared_ptr<content::Store> content() = 0;
   virtual leases::Manager& leases() = 0;
   virtual images::Store& images() = 0;
+  virtual containers::Store& containers() = 0;
   virtual gc::Collector& collector() = 0;
   // The namespaced view of a backend snapshotter, by id ("overlayfs", "native", a proxy name).
   virtual Result<std::shared_ptr<snapshots::Snapshotter>> snapshotter(std::string_view name) = 0;

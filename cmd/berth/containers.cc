@@ -1,0 +1,258 @@
+// berth containers create|ls|info|rm|label: container records (metadata only; tasks run them).
+// create generates the OCI spec from the image config and options (cmd/berth/oci_spec.cc),
+// unpacks the image if needed, and prepares the container's read-write snapshot (key = id), all
+// under one lease until the record exists, as containerd's client does.
+#include <berth/grpc.h>
+#include <berth/identifiers.h>
+
+#include <iostream>
+
+#include "cmd/berth/commands.h"
+#include "cmd/berth/image_client.h"
+#include "cmd/berth/oci_spec.h"
+#include "cmd/berth/output.h"
+#include "core/fs.h"
+#include "core/time.h"
+#include "github.com/containerd/containerd/api/services/containers/v1/containers.grpc.pb.h"
+#include "github.com/containerd/containerd/api/services/snapshots/v1/snapshots.grpc.pb.h"
+
+namespace berth::cli {
+namespace {
+
+namespace pb = ::containerd::services::containers::v1;
+namespace spb = ::containerd::services::snapshots::v1;
+using nlohmann::json;
+
+constexpr const char* kSpecType = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
+
+json container_json(const pb::Container& c) {
+  json j = {{"id", c.id()},
+            {"image", c.image()},
+            {"runtime", {{"name", c.runtime().name()}}},
+            {"snapshotter", c.snapshotter()},
+            {"snapshot_key", c.snapshot_key()},
+            {"labels", std::map<std::string, std::string>(c.labels().begin(), c.labels().end())},
+            {"created_at", core::format_rfc3339(from_proto(c.created_at()))},
+            {"updated_at", core::format_rfc3339(from_proto(c.updated_at()))}};
+  if (c.runtime().has_options()) j["runtime"]["options_type"] = c.runtime().options().type_url();
+  if (c.has_spec()) {
+    json spec = json::parse(c.spec().value(), nullptr, false);
+    j["spec"] = spec.is_discarded() ? json(c.spec().type_url()) : spec;
+  }
+  json ext = json::object();
+  for (const auto& [k, v] : c.extensions()) ext[k] = v.type_url();
+  j["extensions"] = ext;
+  return j;
+}
+
+struct CreateOptions {
+  std::string image, id, snapshotter = "overlayfs", runtime = "io.containerd.runc.v2", platform,
+                       spec_file, memory, cpus;
+  std::vector<std::string> labels;
+  SpecOptions spec;
+};
+
+Status remove_snapshot(Client& c, const std::string& snapshotter, const std::string& key) {
+  spb::RemoveSnapshotRequest r;
+  r.set_snapshotter(snapshotter);
+  r.set_key(key);
+  google::protobuf::Empty e;
+  auto ctx = c.context();
+  return c.check(spb::Snapshots::NewStub(c.channel())->Remove(ctx.get(), r, &e), "remove snapshot " + key);
+}
+
+Status create_container(Client& c, CreateOptions o, bool json_output) {
+  BERTH_RETURN_IF_ERROR(validate_identifier(o.id).with_context("container id"));
+  BERTH_TRY(auto platform, platform_option(o.platform));
+  BERTH_TRY(auto target, image_target(c, o.image));
+  BERTH_TRY(auto image, resolve_image(c, target, platform));
+  BERTH_TRY(auto lease, CommandLease::create(c, "container-create"));
+  BERTH_TRY(auto chain, unpack(c, image, o.snapshotter, lease.id()));
+
+  std::string spec_text;
+  if (!o.spec_file.empty()) {
+    auto text = core::read_file(o.spec_file);
+    if (!text.ok()) return text.status();
+    spec_text = *text;
+  } else {
+    o.spec.ns = c.options().ns;
+    o.spec.id = o.id;
+    if (!o.memory.empty()) {
+      BERTH_TRY(o.spec.memory_limit, parse_size(o.memory));
+    }
+    if (!o.cpus.empty()) {
+      try {
+        o.spec.cpus = std::stod(o.cpus);
+      } catch (...) {
+        return invalid_argument("--cpus \"{}\" is not a number", o.cpus);
+      }
+    }
+    BERTH_TRY(auto spec, generate_spec(image.config.raw, o.spec));
+    spec_text = spec.dump();
+  }
+
+  auto snaps = spb::Snapshots::NewStub(c.channel());
+  spb::PrepareSnapshotRequest prep;
+  prep.set_snapshotter(o.snapshotter);
+  prep.set_key(o.id);
+  prep.set_parent(chain);
+  spb::PrepareSnapshotResponse prepared;
+  auto pctx = c.context(lease.id());
+  BERTH_RETURN_IF_ERROR(c.check(snaps->Prepare(pctx.get(), prep, &prepared), "prepare snapshot " + o.id));
+
+  pb::CreateContainerRequest req;
+  auto* ct = req.mutable_container();
+  ct->set_id(o.id);
+  ct->set_image(o.image);
+  ct->mutable_runtime()->set_name(o.runtime);
+  ct->set_snapshotter(o.snapshotter);
+  ct->set_snapshot_key(o.id);
+  ct->mutable_spec()->set_type_url(kSpecType);
+  ct->mutable_spec()->set_value(spec_text);
+  json config = json::parse(image.config.raw, nullptr, false);
+  std::string stop = "SIGTERM";
+  if (!config.is_discarded() && config.contains("config") && config["config"].is_object())
+    stop = config["config"].value("StopSignal", stop);
+  (*ct->mutable_labels())["io.containerd.image.config.stop-signal"] = stop;
+  for (const auto& [k, v] : parse_labels(o.labels)) (*ct->mutable_labels())[k] = v;
+  pb::CreateContainerResponse resp;
+  auto ctx = c.context(lease.id());
+  Status st = c.check(pb::Containers::NewStub(c.channel())->Create(ctx.get(), req, &resp), "create container");
+  if (!st.ok()) {
+    remove_snapshot(c, o.snapshotter, o.id).ignore();
+    return st;
+  }
+  if (json_output) print_json(std::cout, container_json(resp.container()));
+  else std::cout << o.id << "\n";
+  return Status();
+}
+
+Result<pb::Container> get_container(Client& c, const std::string& id) {
+  pb::GetContainerRequest req;
+  req.set_id(id);
+  pb::GetContainerResponse resp;
+  auto ctx = c.context();
+  BERTH_RETURN_IF_ERROR(c.check(pb::Containers::NewStub(c.channel())->Get(ctx.get(), req, &resp), "get container"));
+  return resp.container();
+}
+
+}  // namespace
+
+void add_containers_command(CLI::App& app, const GlobalOptions& global) {
+  auto* cmd = app.add_subcommand("containers", "manage containers (records; tasks run them)");
+  cmd->alias("container")->alias("c");
+  cmd->require_subcommand(1);
+
+  static CreateOptions co;
+  auto* create = cmd->add_subcommand("create", "create a container from an image: IMAGE ID [CMD ARGS...]");
+  create->add_option("image", co.image, "image name")->required();
+  // After IMAGE: ID, then the command with its own options (`ID sh -c "..."`), taken verbatim.
+  create->prefix_command();
+  create->allow_extras();
+  create->fallthrough(false);  // the command line belongs to the container, not to berth
+  create->add_option("--snapshotter", co.snapshotter, "snapshotter")->capture_default_str();
+  create->add_option("--runtime", co.runtime, "runtime name")->capture_default_str();
+  create->add_option("--platform", co.platform, "image platform (default: this host's)");
+  create->add_option("--label", co.labels, "KEY=VALUE labels")->allow_extra_args(false);
+  create->add_option("--config", co.spec_file, "use this OCI spec file instead of generating one");
+  create->add_option("--env,-e", co.spec.env, "NAME=VALUE")->allow_extra_args(false);
+  create->add_option("--cwd", co.spec.cwd, "working directory");
+  create->add_option("--user,-u", co.spec.user, "UID[:GID]");
+  create->add_flag("--tty,-t", co.spec.tty, "allocate a terminal");
+  create->add_flag("--net-host", co.spec.net_host, "share the host's network namespace");
+  create->add_flag("--privileged", co.spec.privileged, "all capabilities and devices");
+  create->add_flag("--read-only", co.spec.read_only, "read-only root filesystem");
+  create->add_option("--cap-add", co.spec.cap_add, "add a capability (or ALL)")->allow_extra_args(false);
+  create->add_option("--cap-drop", co.spec.cap_drop, "drop a capability (or ALL)")->allow_extra_args(false);
+  create->add_option("--mount", co.spec.mounts, "type=bind,src=/a,dst=/b,options=rbind:ro")->allow_extra_args(false);
+  create->add_option("--memory-limit", co.memory, "memory limit, e.g. 256m");
+  create->add_option("--cpus", co.cpus, "CPU limit, e.g. 0.5");
+  set_action(create, global, [&global, create](Client& c) -> Status {
+    auto rest = create->remaining();
+    if (rest.empty()) return invalid_argument("containers create: IMAGE ID [CMD ARGS...] (the id is missing)");
+    co.id = rest[0];
+    co.spec.args.assign(rest.begin() + 1, rest.end());
+    return create_container(c, co, global.format == "json");
+  });
+
+  static std::vector<std::string> filters;
+  static bool quiet = false;
+  auto* ls = cmd->add_subcommand("ls", "list containers [FILTER...]")->alias("list");
+  ls->add_option("filters", filters, "filters (containerd's syntax)");
+  ls->add_flag("--quiet,-q", quiet, "ids only");
+  set_action(ls, global, [&global](Client& c) -> Status {
+    pb::ListContainersRequest req;
+    for (const auto& f : filters) req.add_filters(f);
+    auto ctx = c.context();
+    auto reader = pb::Containers::NewStub(c.channel())->ListStream(ctx.get(), req);
+    std::vector<pb::Container> all;
+    pb::ListContainerMessage m;
+    while (reader->Read(&m)) all.push_back(m.container());
+    BERTH_RETURN_IF_ERROR(c.check(reader->Finish(), "list containers"));
+    if (global.format == "json") {
+      json out = json::array();
+      for (const auto& ct : all) out.push_back(container_json(ct));
+      print_json(std::cout, out);
+    } else if (quiet) {
+      for (const auto& ct : all) std::cout << ct.id() << "\n";
+    } else {
+      Table t({"CONTAINER", "IMAGE", "RUNTIME", "AGE", "LABELS"});
+      for (const auto& ct : all)
+        t.add({ct.id(), ct.image().empty() ? "-" : ct.image(), ct.runtime().name(),
+               human_age(from_proto(ct.created_at())),
+               join_labels({ct.labels().begin(), ct.labels().end()})});
+      t.print(std::cout);
+    }
+    return Status();
+  });
+
+  static std::string id;
+  auto* info = cmd->add_subcommand("info", "show a container as JSON (spec decoded): ID");
+  info->add_option("id", id, "container id")->required();
+  set_action(info, global, [](Client& c) -> Status {
+    BERTH_TRY(auto ct, get_container(c, id));
+    print_json(std::cout, container_json(ct));
+    return Status();
+  });
+
+  static std::vector<std::string> ids;
+  static bool keep_snapshot = false;
+  auto* rm = cmd->add_subcommand("rm", "delete containers and their snapshots: ID...")->alias("delete");
+  rm->add_option("ids", ids, "container ids")->required();
+  rm->add_flag("--keep-snapshot", keep_snapshot, "leave the container's snapshot");
+  set_action(rm, global, [](Client& c) -> Status {
+    return for_each_item(ids, "containers", false, [&](const std::string& i) -> Status {
+      BERTH_TRY(auto ct, get_container(c, i));
+      pb::DeleteContainerRequest req;
+      req.set_id(i);
+      google::protobuf::Empty e;
+      auto ctx = c.context();
+      BERTH_RETURN_IF_ERROR(c.check(pb::Containers::NewStub(c.channel())->Delete(ctx.get(), req, &e), "delete container " + i));
+      if (!keep_snapshot && !ct.snapshot_key().empty()) {
+        Status st = remove_snapshot(c, ct.snapshotter(), ct.snapshot_key());
+        if (!st.ok() && st.code() != Code::kNotFound) return st;
+      }
+      return Status();
+    });
+  });
+
+  static std::vector<std::string> kv;
+  auto* label = cmd->add_subcommand("label", "set or clear labels: ID KEY=VALUE... (KEY= clears)");
+  label->add_option("id", id, "container id")->required();
+  label->add_option("labels", kv, "KEY=VALUE")->required();
+  set_action(label, global, [](Client& c) -> Status {
+    pb::UpdateContainerRequest req;
+    req.mutable_container()->set_id(id);
+    for (const auto& [k, v] : parse_labels(kv)) {
+      if (!v.empty()) (*req.mutable_container()->mutable_labels())[k] = v;
+      req.mutable_update_mask()->add_paths("labels." + k);
+    }
+    pb::UpdateContainerResponse resp;
+    auto ctx = c.context();
+    BERTH_RETURN_IF_ERROR(c.check(pb::Containers::NewStub(c.channel())->Update(ctx.get(), req, &resp), "label container"));
+    std::cout << join_labels({resp.container().labels().begin(), resp.container().labels().end()}) << "\n";
+    return Status();
+  });
+}
+
+}  // namespace berth::cli

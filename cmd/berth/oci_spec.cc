@@ -1,0 +1,213 @@
+#include "cmd/berth/oci_spec.h"
+
+#include <algorithm>
+#include <cctype>
+#include <set>
+
+namespace berth::cli {
+namespace {
+
+using nlohmann::json;
+
+// containerd's default capability set for unprivileged containers.
+const std::vector<std::string>& default_caps() {
+  static const std::vector<std::string> caps = {
+      "CAP_CHOWN",       "CAP_DAC_OVERRIDE", "CAP_FSETID",       "CAP_FOWNER",
+      "CAP_MKNOD",       "CAP_NET_RAW",      "CAP_SETGID",       "CAP_SETUID",
+      "CAP_SETFCAP",     "CAP_SETPCAP",      "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT",
+      "CAP_KILL",        "CAP_AUDIT_WRITE"};
+  return caps;
+}
+
+const std::vector<std::string>& all_caps() {
+  static const std::vector<std::string> caps = {
+      "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
+      "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
+      "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
+      "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
+      "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
+      "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
+      "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
+      "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
+      "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE"};
+  return caps;
+}
+
+std::string cap_name(std::string c) {
+  for (auto& ch : c) ch = static_cast<char>(std::toupper(ch));
+  return c.rfind("CAP_", 0) == 0 ? c : "CAP_" + c;
+}
+
+Result<json> parse_mount(const std::string& spec) {
+  json m = {{"type", "bind"}, {"options", json::array()}};
+  std::string src, dst;
+  std::size_t i = 0;
+  while (i <= spec.size()) {
+    std::size_t j = spec.find(',', i);
+    if (j == std::string::npos) j = spec.size();
+    std::string kv = spec.substr(i, j - i);
+    i = j + 1;
+    if (kv.empty()) continue;
+    auto eq = kv.find('=');
+    if (eq == std::string::npos) return invalid_argument("--mount \"{}\": \"{}\" is not key=value", spec, kv);
+    std::string k = kv.substr(0, eq), v = kv.substr(eq + 1);
+    if (k == "type") {
+      m["type"] = v;
+    } else if (k == "src" || k == "source") {
+      src = v;
+    } else if (k == "dst" || k == "destination" || k == "target") {
+      dst = v;
+    } else if (k == "options") {
+      std::size_t a = 0;
+      while (a <= v.size()) {
+        std::size_t b = v.find(':', a);
+        if (b == std::string::npos) b = v.size();
+        if (b > a) m["options"].push_back(v.substr(a, b - a));
+        a = b + 1;
+      }
+    } else {
+      return invalid_argument("--mount \"{}\": unknown key \"{}\"", spec, k);
+    }
+  }
+  if (dst.empty() || dst.front() != '/')
+    return invalid_argument("--mount \"{}\": dst must be an absolute path", spec);
+  m["source"] = src;
+  m["destination"] = dst;
+  if (m["type"] == "bind" && m["options"].empty()) m["options"] = {"rbind"};
+  return m;
+}
+
+}  // namespace
+
+Result<std::int64_t> parse_size(const std::string& s) {
+  if (s.empty()) return invalid_argument("empty size");
+  std::size_t pos = 0;
+  double v = 0;
+  try {
+    v = std::stod(s, &pos);
+  } catch (...) {
+    return invalid_argument("size \"{}\" is not a number", s);
+  }
+  std::string unit = s.substr(pos);
+  for (auto& c : unit) c = static_cast<char>(std::tolower(c));
+  double mult = 1;
+  if (unit == "k" || unit == "kb" || unit == "ki") mult = 1024;
+  else if (unit == "m" || unit == "mb" || unit == "mi") mult = 1024.0 * 1024;
+  else if (unit == "g" || unit == "gb" || unit == "gi") mult = 1024.0 * 1024 * 1024;
+  else if (!unit.empty() && unit != "b") return invalid_argument("size \"{}\": unknown unit \"{}\"", s, unit);
+  if (v <= 0) return invalid_argument("size \"{}\" must be positive", s);
+  return static_cast<std::int64_t>(v * mult);
+}
+
+Result<json> generate_spec(const std::string& config_json, const SpecOptions& o) {
+  json image = json::object();
+  if (!config_json.empty()) {
+    json doc = json::parse(config_json, nullptr, false);
+    if (doc.is_discarded()) return invalid_argument("image config is not valid JSON");
+    if (doc.contains("config") && doc["config"].is_object()) image = doc["config"];
+  }
+  auto strings = [&](const char* key) {
+    std::vector<std::string> out;
+    if (image.contains(key) && image[key].is_array()) {
+      for (const auto& v : image[key]) {
+        if (v.is_string()) out.push_back(v.get<std::string>());
+      }
+    }
+    return out;
+  };
+  std::vector<std::string> args = strings("Entrypoint");
+  std::vector<std::string> cmd = o.args.empty() ? strings("Cmd") : o.args;
+  args.insert(args.end(), cmd.begin(), cmd.end());
+  if (args.empty()) return invalid_argument("no command: the image has no Entrypoint or Cmd and none was given");
+  std::vector<std::string> env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
+  for (const auto& e : strings("Env")) {
+    if (e.rfind("PATH=", 0) == 0) env[0] = e;
+    else env.push_back(e);
+  }
+  if (o.tty) env.push_back("TERM=xterm");
+  for (const auto& e : o.env) {
+    if (e.find('=') == std::string::npos) return invalid_argument("--env \"{}\" is not NAME=VALUE", e);
+    env.push_back(e);
+  }
+  std::string cwd = o.cwd.empty() ? image.value("WorkingDir", std::string()) : o.cwd;
+  if (cwd.empty()) cwd = "/";
+  std::uint32_t uid = 0, gid = 0;
+  std::string user = o.user.empty() ? image.value("User", std::string()) : o.user;
+  if (!user.empty()) {
+    auto colon = user.find(':');
+    try {
+      std::size_t used = 0;
+      uid = static_cast<std::uint32_t>(std::stoul(user.substr(0, colon), &used));
+      if (used != user.substr(0, colon).size()) throw std::invalid_argument("name");
+      gid = colon == std::string::npos ? uid : static_cast<std::uint32_t>(std::stoul(user.substr(colon + 1)));
+    } catch (...) {
+      return invalid_argument("user \"{}\": only numeric UID[:GID] is supported", user);
+    }
+  }
+  std::vector<std::string> caps = o.privileged ? all_caps() : default_caps();
+  for (const auto& c : o.cap_add) {
+    std::string n = cap_name(c);
+    if (n == "CAP_ALL") caps = all_caps();
+    else if (std::find(caps.begin(), caps.end(), n) == caps.end()) caps.push_back(n);
+  }
+  for (const auto& c : o.cap_drop) {
+    std::string n = cap_name(c);
+    if (n == "CAP_ALL") caps.clear();
+    else caps.erase(std::remove(caps.begin(), caps.end(), n), caps.end());
+  }
+  json spec = {
+      {"ociVersion", "1.0.2"},
+      {"process",
+       {{"terminal", o.tty},
+        {"user", {{"uid", uid}, {"gid", gid}}},
+        {"args", args},
+        {"env", env},
+        {"cwd", cwd},
+        {"capabilities", {{"bounding", caps}, {"effective", caps}, {"permitted", caps}}},
+        {"rlimits", {{{"type", "RLIMIT_NOFILE"}, {"hard", 1024}, {"soft", 1024}}}},
+        {"noNewPrivileges", !o.privileged}}},
+      {"root", {{"path", "rootfs"}, {"readonly", o.read_only}}},
+      {"hostname", o.id},
+      {"mounts",
+       {{{"destination", "/proc"}, {"type", "proc"}, {"source", "proc"}, {"options", {"nosuid", "noexec", "nodev"}}},
+        {{"destination", "/dev"}, {"type", "tmpfs"}, {"source", "tmpfs"}, {"options", {"nosuid", "strictatime", "mode=755", "size=65536k"}}},
+        {{"destination", "/dev/pts"}, {"type", "devpts"}, {"source", "devpts"},
+         {"options", {"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}}},
+        {{"destination", "/dev/shm"}, {"type", "tmpfs"}, {"source", "shm"}, {"options", {"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}}},
+        {{"destination", "/dev/mqueue"}, {"type", "mqueue"}, {"source", "mqueue"}, {"options", {"nosuid", "noexec", "nodev"}}},
+        {{"destination", "/sys"}, {"type", "sysfs"}, {"source", "sysfs"}, {"options", {"nosuid", "noexec", "nodev", "ro"}}},
+        {{"destination", "/sys/fs/cgroup"}, {"type", "cgroup"}, {"source", "cgroup"},
+         {"options", {"nosuid", "noexec", "nodev", "relatime", "ro"}}}}},
+      {"linux",
+       {{"cgroupsPath", "/" + o.ns + "/" + o.id},
+        {"resources", {{"devices", {{{"allow", false}, {"access", "rwm"}}}}}},
+        {"namespaces", {{{"type", "pid"}}, {{"type", "ipc"}}, {{"type", "uts"}}, {{"type", "mount"}}}},
+        {"maskedPaths",
+         {"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+          "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"}},
+        {"readonlyPaths", {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}}}}};
+  if (o.net_host) {
+    for (const char* f : {"/etc/hosts", "/etc/resolv.conf"})
+      spec["mounts"].push_back({{"destination", f}, {"type", "bind"}, {"source", f}, {"options", {"rbind", "ro"}}});
+  } else {
+    spec["linux"]["namespaces"].push_back({{"type", "network"}});
+  }
+  if (o.privileged) {
+    spec["linux"].erase("maskedPaths");
+    spec["linux"].erase("readonlyPaths");
+    spec["linux"]["resources"]["devices"] = {{{"allow", true}, {"access", "rwm"}}};
+    spec["mounts"][5]["options"] = {"nosuid", "noexec", "nodev"};  // sysfs read-write
+  }
+  for (const auto& m : o.mounts) {
+    BERTH_TRY(auto mount, parse_mount(m));
+    spec["mounts"].push_back(mount);
+  }
+  if (o.memory_limit > 0) spec["linux"]["resources"]["memory"] = {{"limit", o.memory_limit}};
+  if (o.cpus > 0) {
+    std::int64_t period = 100000;
+    spec["linux"]["resources"]["cpu"] = {{"quota", static_cast<std::int64_t>(o.cpus * period)}, {"period", period}};
+  }
+  return spec;
+}
+
+}  // namespace berth::cli
