@@ -22,7 +22,7 @@ using ::testing::HasSubstr;
 
 std::string diag(const RunResult& r) { return "stdout:\n" + r.out + "\nstderr:\n" + r.err; }
 
-constexpr const char* kCgroupParent = "/berth-ctr-test";
+const std::string kCgroupParent = "/berth-ctr-test-" + std::to_string(::getpid());
 
 std::string busybox_archive(const std::string& path) {
   test::write_file(path, test::busybox_image_tar("example.com/busybox:1"));
@@ -58,7 +58,7 @@ class ContainerdRuncShimTest : public ::testing::Test {
     ids_.push_back(id);
     std::vector<std::string> args = {"run", "--runc-binary", bin("berth-runtime"), "--runc-root",
                                      containerd_->dir() + "/runc", "--cgroup",
-                                     std::string(kCgroupParent) + "/" + id};
+                                     kCgroupParent + "/" + id};
     args.insert(args.end(), flags.begin(), flags.end());
     args.push_back(image_);
     args.push_back(id);

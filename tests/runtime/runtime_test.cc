@@ -34,7 +34,9 @@ std::string slurp(const std::string& p) {
   return r.ok() ? *r : "<missing>";
 }
 
-constexpr const char* kCgroupParent = "/berth-runtime-test";
+// One parent cgroup per test process: CTest runs test cases in parallel processes, and each
+// removes its own parent at the end.
+const std::string kCgroupParent = "/berth-runtime-test-" + std::to_string(::getpid());
 
 class RuntimeTest : public ::testing::Test {
  protected:
@@ -58,11 +60,13 @@ class RuntimeTest : public ::testing::Test {
     spec_["root"]["readonly"] = false;
     spec_["hostname"] = "berth-test";
     id_ = "rt-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++);
-    spec_["linux"]["cgroupsPath"] = std::string(kCgroupParent) + "/" + id_;
+    spec_["linux"]["cgroupsPath"] = kCgroupParent + "/" + id_;
   }
   void TearDown() override {
     if (!dir_) return;
-    runtime({"delete", "--force", id_});
+    // Every container this test made, also when an assertion ended it early.
+    extra_ids_.push_back(id_);
+    for (const auto& id : extra_ids_) runtime({"delete", "--force", id});
     // Our parent cgroup, in every hierarchy (empty by now).
     auto layout = oci::cgroups::probe();
     if (layout.ok()) {
@@ -97,6 +101,7 @@ class RuntimeTest : public ::testing::Test {
   }
   std::optional<core::TempDir> dir_;
   std::string bundle_, rootfs_, id_;
+  std::vector<std::string> extra_ids_;
   json spec_;
   static inline int counter_ = 0;
 };
@@ -356,8 +361,9 @@ TEST_F(RuntimeTest, JoinsNamespacesByPath) {
   auto st = runtime({"state", id_});
   int pid = json::parse(st.out)["pid"].get<int>();
   std::string first = id_;
+  extra_ids_.push_back(first);
   id_ = first + "-b";
-  spec_["linux"]["cgroupsPath"] = std::string(kCgroupParent) + "/" + id_;
+  spec_["linux"]["cgroupsPath"] = kCgroupParent + "/" + id_;
   spec_["linux"]["namespaces"] = {{{"type", "mount"}},
                                   {{"type", "pid"}},
                                   {{"type", "uts"}},
@@ -477,6 +483,7 @@ TEST_F(RuntimeTest, ConsoleSocketGetsThePtyMaster) {
 
   spec_["process"]["args"] = {"true"};
   write_spec();
+  extra_ids_.push_back(id_ + "-x");
   auto no_socket = runtime({"create", "--bundle", bundle_, id_ + "-x"});
   EXPECT_NE(no_socket.exit_code, 0);
   EXPECT_THAT(no_socket.err, HasSubstr("console-socket"));
@@ -520,7 +527,8 @@ TEST_F(RuntimeTest, ErrorsAreOneClearLine) {
   auto badsig = runtime({"kill", id_, "SIGNOPE"});
   EXPECT_THAT(badsig.err, HasSubstr("unknown signal"));
   spec_["process"]["args"] = {"no-such-program"};
-  spec_["linux"]["cgroupsPath"] = std::string(kCgroupParent) + "/" + id_ + "-p";
+  spec_["linux"]["cgroupsPath"] = kCgroupParent + "/" + id_ + "-p";
+  extra_ids_.push_back(id_ + "-p");
   write_spec();
   auto noprog = runtime({"run", "--bundle", bundle_, id_ + "-p"});
   EXPECT_NE(noprog.exit_code, 0);
