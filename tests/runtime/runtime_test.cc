@@ -5,7 +5,9 @@
 // and its temporary directory.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -42,6 +44,8 @@ class RuntimeTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (::geteuid() != 0) GTEST_SKIP() << "containers need root";
+    // Container inits outlive `berth-runtime create`: they become our children, so we reap them.
+    ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
     auto d = core::TempDir::create("berth-rt-");
     ASSERT_TRUE(d.ok());
     dir_.emplace(std::move(*d));
@@ -67,6 +71,8 @@ class RuntimeTest : public ::testing::Test {
     // Every container this test made, also when an assertion ended it early.
     extra_ids_.push_back(id_);
     for (const auto& id : extra_ids_) runtime({"delete", "--force", id});
+    while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+    }
     // Our parent cgroup, in every hierarchy (empty by now).
     auto layout = oci::cgroups::probe();
     if (layout.ok()) {
