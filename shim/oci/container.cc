@@ -24,6 +24,7 @@
 #include "shim/oci/hooks.h"
 #include "shim/oci/init.h"
 #include "shim/oci/seccomp.h"
+#include "shim/oci/unix_socket.h"
 
 namespace berth::oci {
 namespace {
@@ -72,41 +73,6 @@ Status write_id_map(pid_t pid, const char* file, const std::vector<IdMapping>& m
   ::close(fd);
   if (n < 0) return from_errno(err, "write {} ({})", path, text.substr(0, text.size() - 1));
   return Status();
-}
-
-Result<int> connect_unix(const std::string& path) {
-  int s = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (s < 0) return from_errno(errno, "socket");
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) {
-    ::close(s);
-    return invalid_argument("console socket path \"{}\" is too long", path);
-  }
-  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-  if (::connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
-    int err = errno;
-    ::close(s);
-    return from_errno(err, "connect to console socket {}", path);
-  }
-  return s;
-}
-
-Result<int> recv_fd(int sock) {
-  msghdr msg{};
-  char byte;
-  iovec iov{&byte, 1};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  char control[CMSG_SPACE(sizeof(int))] = {};
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  if (::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) <= 0) return from_errno(errno ? errno : EPIPE, "receive the pty master");
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  if (!c || c->cmsg_type != SCM_RIGHTS) return internal_error("no pty master received");
-  int fd;
-  std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
-  return fd;
 }
 
 const char* ns_proc_name(const std::string& type) {
@@ -370,7 +336,7 @@ Result<ContainerState> Runtime::create(const std::string& id, const CreateOption
   int console_fd = -1, console_parent = -1;
   if (spec.process->terminal) {
     if (!c.console_socket.empty()) {
-      BERTH_TRY(console_fd, connect_unix(c.console_socket));
+      BERTH_TRY(console_fd, connect_unix(c.console_socket, "console socket"));
     } else {
       int pair[2];
       if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0) return from_errno(errno, "socketpair");
@@ -628,7 +594,7 @@ Result<pid_t> Runtime::exec(const std::string& id, const ExecOptions& e) {
   int console_fd = -1, console_parent = -1;
   if (e.process.terminal) {
     if (!e.console_socket.empty()) {
-      BERTH_TRY(console_fd, connect_unix(e.console_socket));
+      BERTH_TRY(console_fd, connect_unix(e.console_socket, "console socket"));
     } else {
       int pair[2];
       if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0) return from_errno(errno, "socketpair");

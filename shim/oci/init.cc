@@ -23,6 +23,7 @@
 
 #include "core/mount.h"
 #include "shim/oci/hooks.h"
+#include "shim/oci/unix_socket.h"
 
 namespace berth::oci {
 namespace {
@@ -358,20 +359,7 @@ Status setup_console(const InitConfig& c) {
       }
     }
   }
-  msghdr msg{};
-  char byte = 'm';
-  iovec iov{&byte, 1};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  char control[CMSG_SPACE(sizeof(int))] = {};
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  cmsghdr* cm = CMSG_FIRSTHDR(&msg);
-  cm->cmsg_level = SOL_SOCKET;
-  cm->cmsg_type = SCM_RIGHTS;
-  cm->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(cm), &master, sizeof(int));
-  if (::sendmsg(c.console_fd, &msg, 0) < 0) return from_errno(errno, "send the pty master");
+  BERTH_RETURN_IF_ERROR(send_fd(c.console_fd, master, "").with_context("send the pty master"));
   ::close(master);
   ::close(c.console_fd);
   if (::setsid() < 0) return from_errno(errno, "setsid");

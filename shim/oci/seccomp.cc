@@ -1,11 +1,11 @@
 #include "shim/oci/seccomp.h"
 
 #include <seccomp.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cstring>
+
+#include "shim/oci/unix_socket.h"
 
 namespace berth::oci {
 namespace {
@@ -123,33 +123,10 @@ Result<int> SeccompFilter::load() {
 }
 
 Status send_seccomp_fd(const std::string& listener_path, int fd, const std::string& state_json) {
-  int s = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (s < 0) return from_errno(errno, "socket");
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, listener_path.c_str(), sizeof addr.sun_path - 1);
-  if (::connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
-    int err = errno;
-    ::close(s);
-    return from_errno(err, "connect to seccomp listener {}", listener_path);
-  }
-  msghdr msg{};
-  iovec iov{const_cast<char*>(state_json.data()), state_json.size()};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  char control[CMSG_SPACE(sizeof(int))] = {};
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
-  ssize_t n = ::sendmsg(s, &msg, 0);
-  int err = errno;
+  BERTH_TRY(int s, connect_unix(listener_path, "seccomp listener"));
+  Status st = send_fd(s, fd, state_json);
   ::close(s);
-  if (n < 0) return from_errno(err, "send seccomp fd to {}", listener_path);
-  return Status();
+  return st.with_context("seccomp listener " + listener_path);
 }
 
 }  // namespace berth::oci

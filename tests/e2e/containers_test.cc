@@ -19,8 +19,6 @@ namespace {
 using nlohmann::json;
 using ::testing::HasSubstr;
 
-std::string diag(const RunResult& r) { return "stdout:\n" + r.out + "\nstderr:\n" + r.err; }
-
 class ContainersTest : public ::testing::Test {
  protected:
   void SetUp() override {

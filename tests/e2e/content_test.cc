@@ -25,8 +25,6 @@ using nlohmann::json;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-std::string diag(const RunResult& r) { return "stdout:\n" + r.out + "\nstderr:\n" + r.err; }
-
 // Deterministic pseudo-random bytes.
 std::string random_bytes(std::size_t n, unsigned seed) {
   std::mt19937_64 rng(seed);

@@ -33,8 +33,6 @@ class DaemonTest : public ::testing::Test {
   std::unique_ptr<Daemon> d_;
 };
 
-std::string diag(const RunResult& r) { return "stdout:\n" + r.out + "\nstderr:\n" + r.err; }
-
 TEST_F(DaemonTest, ContainerdCtrVersionPluginsAndNamespaces) {
   start();
   auto v = d_->ctr({"version"});

@@ -30,6 +30,8 @@ RunResult run(const std::vector<std::string>& argv,
               const std::string& stdin_path = "");
 
 std::string bin(const std::string& name);  // build/bin/<name>
+// Both outputs, for assertion messages.
+inline std::string diag(const RunResult& r) { return "stdout:\n" + r.out + "\nstderr:\n" + r.err; }
 
 struct DaemonOptions {
   std::string config;  // TOML appended after the generated root/state/address lines

@@ -18,8 +18,6 @@ namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-std::string diag(const RunResult& r) { return "stdout:\n" + r.out + "\nstderr:\n" + r.err; }
-
 class ImagesTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -131,7 +129,7 @@ TEST_F(ImagesTest, ImportRootfsFromDirectoryAndTarball) {
   auto again = d_->berth({"images", "import-rootfs", rootfs, "docker.io/library/bb:dir"});
   EXPECT_EQ(again.exit_code, 1);
   EXPECT_THAT(again.err, HasSubstr("already exists"));
-  for (const std::string& name : {"docker.io/library/bb:dir", "bb:tar"}) {
+  for (std::string name : {"docker.io/library/bb:dir", "bb:tar"}) {
     std::string mnt = d_->dir() + "/m-" + std::to_string(mounts_.size());
     fs::create_directories(mnt);
     auto m = d_->ctr({"images", "mount", name, mnt});

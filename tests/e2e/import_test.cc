@@ -34,8 +34,6 @@ using test::make_layer;
 using test::TarBuilder;
 using ::testing::HasSubstr;
 
-std::string diag(const RunResult& r) { return "stdout:\n" + r.out + "\nstderr:\n" + r.err; }
-
 using test::write_file;
 
 // Everything the comparison looks at, per path: type, mode, owner, size, content digest, link
@@ -264,7 +262,7 @@ TEST_F(ImportTest, SkopeoOciArchiveDirectoryAndStdin) {
     EXPECT_TRUE(e["complete"].get<bool>()) << e.dump();
     EXPECT_TRUE(e["unpacked"].get<bool>()) << e.dump();  // by now: same layers as the others
   }
-  for (const std::string& name :
+  for (std::string name :
        {"example.com/dir:latest", "docker.io/library/sk:1", "docker.io/library/busybox:v2"}) {
     std::string target = mkdir("m" + std::to_string(mounts_.size()));
     mount(name, target);

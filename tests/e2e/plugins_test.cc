@@ -53,7 +53,9 @@ TEST(PluginModules, BrokenModulesAreReportedAndDaemonGoesOn) {
       EXPECT_EQ(plugin["status"], "error");
       EXPECT_THAT(plugin["error"].get<std::string>(), HasSubstr("thrown on purpose"));
     }
-    if (plugin["id"] == "version") EXPECT_EQ(plugin["status"], "ok");
+    if (plugin["id"] == "version") {
+      EXPECT_EQ(plugin["status"], "ok");
+    }
   }
   EXPECT_TRUE(thrower);
   EXPECT_EQ(d->berth({"version"}).exit_code, 0);

@@ -17,8 +17,6 @@ namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-std::string diag(const RunResult& r) { return "stdout:\n" + r.out + "\nstderr:\n" + r.err; }
-
 class SnapshotsTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {

@@ -20,8 +20,6 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-std::string diag(const RunResult& r) { return "stdout:\n" + r.out + "\nstderr:\n" + r.err; }
-
 const std::string kCgroupParent = "/berth-ctr-test-" + std::to_string(::getpid());
 
 std::string busybox_archive(const std::string& path) {

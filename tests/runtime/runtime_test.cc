@@ -29,8 +29,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using ::testing::HasSubstr;
 
-std::string diag(const RunResult& r) { return "stdout:\n" + r.out + "\nstderr:\n" + r.err; }
-
 std::string slurp(const std::string& p) {
   auto r = core::read_file(p);
   return r.ok() ? *r : "<missing>";
