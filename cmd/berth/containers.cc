@@ -52,15 +52,6 @@ struct CreateOptions {
   SpecOptions spec;
 };
 
-Status remove_snapshot(Client& c, const std::string& snapshotter, const std::string& key) {
-  spb::RemoveSnapshotRequest r;
-  r.set_snapshotter(snapshotter);
-  r.set_key(key);
-  google::protobuf::Empty e;
-  auto ctx = c.context();
-  return c.check(spb::Snapshots::NewStub(c.channel())->Remove(ctx.get(), r, &e), "remove snapshot " + key);
-}
-
 Status create_container(Client& c, CreateOptions o, bool json_output) {
   BERTH_RETURN_IF_ERROR(validate_identifier(o.id).with_context("container id"));
   BERTH_TRY(auto platform, platform_option(o.platform));
@@ -229,8 +220,7 @@ void add_containers_command(CLI::App& app, const GlobalOptions& global) {
       auto ctx = c.context();
       BERTH_RETURN_IF_ERROR(c.check(pb::Containers::NewStub(c.channel())->Delete(ctx.get(), req, &e), "delete container " + i));
       if (!keep_snapshot && !ct.snapshot_key().empty()) {
-        Status st = remove_snapshot(c, ct.snapshotter(), ct.snapshot_key());
-        if (!st.ok() && st.code() != Code::kNotFound) return st;
+        BERTH_RETURN_IF_ERROR(remove_snapshot(c, ct.snapshotter(), ct.snapshot_key()));
       }
       return Status();
     });

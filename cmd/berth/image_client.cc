@@ -174,12 +174,27 @@ Result<CommandLease> CommandLease::create(Client& c, const std::string& prefix,
 }
 
 CommandLease::~CommandLease() {
-  if (id_.empty()) return;
-  lpb::DeleteRequest d;
-  d.set_id(id_);
+  if (!id_.empty()) delete_lease(c_, id_).ignore();
+}
+
+Status remove_snapshot(Client& c, const std::string& snapshotter, const std::string& key) {
+  spb::RemoveSnapshotRequest r;
+  r.set_snapshotter(snapshotter);
+  r.set_key(key);
   google::protobuf::Empty e;
-  auto ctx = c_.context();
-  c_.check(lpb::Leases::NewStub(c_.channel())->Delete(ctx.get(), d, &e), "delete lease").ignore();
+  auto ctx = c.context();
+  Status st = c.check(spb::Snapshots::NewStub(c.channel())->Remove(ctx.get(), r, &e),
+                      "remove snapshot " + key);
+  return st.code() == Code::kNotFound ? Status() : st;
+}
+
+Status delete_lease(Client& c, const std::string& id) {
+  lpb::DeleteRequest d;
+  d.set_id(id);
+  google::protobuf::Empty e;
+  auto ctx = c.context();
+  Status st = c.check(lpb::Leases::NewStub(c.channel())->Delete(ctx.get(), d, &e), "delete lease " + id);
+  return st.code() == Code::kNotFound ? Status() : st;
 }
 
 Result<model::Descriptor> image_target(Client& c, const std::string& name) {
@@ -273,14 +288,7 @@ Result<std::string> unpack(Client& c, const ResolvedImage& image, const std::str
     auto pctx = c.context(lease);
     BERTH_RETURN_IF_ERROR(
         c.check(snaps->Prepare(pctx.get(), prep, &prepared), "prepare snapshot " + key));
-    auto remove_key = [&] {
-      spb::RemoveSnapshotRequest r;
-      r.set_snapshotter(snapshotter);
-      r.set_key(key);
-      google::protobuf::Empty e;
-      auto ctx = c.context(lease);
-      c.check(snaps->Remove(ctx.get(), r, &e), "remove snapshot").ignore();
-    };
+    auto remove_key = [&] { remove_snapshot(c, snapshotter, key).ignore(); };
     dpb::ApplyRequest apply;
     descriptor_to_pb(layer, apply.mutable_diff());
     *apply.mutable_mounts() = prepared.mounts();

@@ -37,6 +37,10 @@ Result<std::string> put_bytes(Client& c, const std::string& data, const std::str
 Status label_content(Client& c, const std::string& digest,
                      const std::map<std::string, std::string>& labels, const std::string& lease);
 
+// Removing a snapshot or a lease that is already gone is not an error (NotFound is success).
+Status remove_snapshot(Client& c, const std::string& snapshotter, const std::string& key);
+Status delete_lease(Client& c, const std::string& id);
+
 // A lease that expires on its own after `ttl` (in case the command dies) and is deleted when the
 // object goes away.
 class CommandLease {

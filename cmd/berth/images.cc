@@ -5,9 +5,9 @@
 #include <iostream>
 
 #include "cmd/berth/commands.h"
+#include "cmd/berth/image_client.h"
 #include "cmd/berth/output.h"
 #include "core/time.h"
-#include "github.com/containerd/containerd/api/services/content/v1/content.grpc.pb.h"
 #include "github.com/containerd/containerd/api/services/images/v1/images.grpc.pb.h"
 
 namespace berth::cli {
@@ -43,16 +43,9 @@ Result<pb::Image> get_image(Client& c, const std::string& name) {
 std::int64_t image_size(Client& c, const pb::Image& i) {
   const auto& t = i.target();
   if (t.media_type().find("manifest") == std::string::npos || t.size() > (4 << 20)) return t.size();
-  namespace cpb = ::containerd::services::content::v1;
-  cpb::ReadContentRequest req;
-  req.set_digest(t.digest());
-  auto ctx = c.context();
-  auto reader = cpb::Content::NewStub(c.channel())->Read(ctx.get(), req);
-  std::string body;
-  cpb::ReadContentResponse chunk;
-  while (reader->Read(&chunk)) body += chunk.data();
-  if (!reader->Finish().ok()) return t.size();
-  auto j = nlohmann::json::parse(body, nullptr, false);
+  auto body = read_blob(c, t.digest(), 4 << 20);
+  if (!body.ok()) return t.size();
+  auto j = nlohmann::json::parse(*body, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return t.size();
   std::int64_t total = t.size();
   if (j.contains("config") && j["config"].is_object())

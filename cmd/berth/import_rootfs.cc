@@ -83,14 +83,8 @@ Status import_rootfs(Client& c, const Options& o, bool json_output) {
     auto ctx = c.context(lease);
     BERTH_RETURN_IF_ERROR(c.check(snaps->Prepare(ctx.get(), prep, &prepared), "prepare snapshot"));
   }
-  auto remove_key = [&] {
-    spb::RemoveSnapshotRequest r;
-    r.set_snapshotter(o.snapshotter);
-    r.set_key(key);
-    google::protobuf::Empty e;
-    auto ctx = c.context(lease);
-    c.check(snaps->Remove(ctx.get(), r, &e), "remove snapshot").ignore();
-  };
+  auto remove_key = [&] { remove_snapshot(c, o.snapshotter, key).ignore(); };
+
   dpb::ApplyRequest apply;
   convert::to_proto(layer, apply.mutable_diff());
   *apply.mutable_mounts() = prepared.mounts();

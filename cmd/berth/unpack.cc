@@ -162,13 +162,7 @@ Status mount_image(Client& c, const Options& o) {
         c.check(lpb::Leases::NewStub(c.channel())->Create(ctx.get(), req, &resp), "create lease");
     if (!s.ok() && s.code() != Code::kAlreadyExists) return s;
   }
-  auto drop_lease = [&] {
-    lpb::DeleteRequest d;
-    d.set_id(target);
-    google::protobuf::Empty e;
-    auto ctx = c.context();
-    c.check(lpb::Leases::NewStub(c.channel())->Delete(ctx.get(), d, &e), "delete lease").ignore();
-  };
+  auto drop_lease = [&] { delete_lease(c, target).ignore(); };
   auto image = resolve(c, o.names[0], platform);
   if (!image.ok()) {
     drop_lease();
@@ -215,12 +209,7 @@ Status mount_image(Client& c, const Options& o) {
     return s;
   }
   if (Status m = core::mount_all(convert::mounts_from_proto(mounts), target); !m.ok()) {
-    spb::RemoveSnapshotRequest r;
-    r.set_snapshotter(o.snapshotter);
-    r.set_key(target);
-    google::protobuf::Empty e;
-    auto ctx = c.context();
-    c.check(snaps->Remove(ctx.get(), r, &e), "remove snapshot").ignore();
+    remove_snapshot(c, o.snapshotter, target).ignore();
     drop_lease();
     return m;
   }
@@ -234,20 +223,8 @@ Status unmount_image(Client& c, const Options& o) {
   if (target.size() > 1 && target.back() == '/') target.pop_back();
   BERTH_RETURN_IF_ERROR(core::unmount_all(target));
   if (!o.keep) {
-    lpb::DeleteRequest d;
-    d.set_id(target);
-    google::protobuf::Empty e;
-    auto ctx = c.context();
-    Status s =
-        c.check(lpb::Leases::NewStub(c.channel())->Delete(ctx.get(), d, &e), "delete lease");
-    if (!s.ok() && s.code() != Code::kNotFound) return s;
-    spb::RemoveSnapshotRequest r;
-    r.set_snapshotter(o.snapshotter);
-    r.set_key(target);
-    auto rctx = c.context();
-    s = c.check(spb::Snapshots::NewStub(c.channel())->Remove(rctx.get(), r, &e),
-                "remove snapshot");
-    if (!s.ok() && s.code() != Code::kNotFound) return s;
+    BERTH_RETURN_IF_ERROR(delete_lease(c, target));
+    BERTH_RETURN_IF_ERROR(remove_snapshot(c, o.snapshotter, target));
   }
   std::cout << target << "\n";
   return Status();

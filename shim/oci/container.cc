@@ -75,6 +75,26 @@ Status write_id_map(pid_t pid, const char* file, const std::vector<IdMapping>& m
   return Status();
 }
 
+// Where a terminal's pty master goes: the caller's console socket, or (no socket: `run -t`,
+// `exec -t`) back to us over a socketpair. `child` is handed to the container process.
+struct ConsoleEnds {
+  core::Fd child, parent;
+};
+Result<ConsoleEnds> console_ends(bool terminal, const std::string& socket) {
+  ConsoleEnds ends;
+  if (!terminal) return ends;
+  if (!socket.empty()) {
+    BERTH_TRY(int fd, connect_unix(socket, "console socket"));
+    ends.child = core::Fd(fd);
+    return ends;
+  }
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0) return from_errno(errno, "socketpair");
+  ends.parent = core::Fd(pair[0]);
+  ends.child = core::Fd(pair[1]);
+  return ends;
+}
+
 const char* ns_proc_name(const std::string& type) {
   if (type == "network") return "net";
   if (type == "mount") return "mnt";
@@ -333,18 +353,7 @@ Result<ContainerState> Runtime::create(const std::string& id, const CreateOption
   if (fifo_fd < 0) return from_errno(errno, "open {}", fifo);
   core::Fd fifo_guard(fifo_fd);
 
-  int console_fd = -1, console_parent = -1;
-  if (spec.process->terminal) {
-    if (!c.console_socket.empty()) {
-      BERTH_TRY(console_fd, connect_unix(c.console_socket, "console socket"));
-    } else {
-      int pair[2];
-      if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0) return from_errno(errno, "socketpair");
-      console_parent = pair[0];
-      console_fd = pair[1];
-    }
-  }
-  core::Fd console_guard(console_fd), console_parent_guard(console_parent);
+  BERTH_TRY(auto console, console_ends(spec.process->terminal, c.console_socket));
 
   // Namespaces: created by clone (user, pid), by unshare in the child after joining (the rest,
   // so they belong to the container's user namespace), or joined by path.
@@ -391,7 +400,7 @@ Result<ContainerState> Runtime::create(const std::string& id, const CreateOption
   init.bundle = bundle;
   init.sync_fd = child_sync.get();
   init.fifo_fd = fifo_fd;
-  init.console_fd = console_fd;
+  init.console_fd = console.child.get();
   init.no_pivot = c.no_pivot;
   init.unshare_flags = unshare_flags;
   init.join = join;
@@ -406,7 +415,7 @@ Result<ContainerState> Runtime::create(const std::string& id, const CreateOption
   pid_t pid = clone_process(clone_flags);
   if (pid == 0) {
     ::close(parent_sync.get());
-    if (console_parent >= 0) ::close(console_parent);
+    if (console.parent.get() >= 0) ::close(console.parent.get());
     container_main(init);
   }
   int clone_errno = errno;
@@ -414,7 +423,7 @@ Result<ContainerState> Runtime::create(const std::string& id, const CreateOption
   if (pid < 0) return from_errno(clone_errno, "clone the container process (flags {:#x})", clone_flags);
   ChildGuard child{pid};
   child_sync = core::Fd();
-  if (console_fd >= 0) console_guard = core::Fd();
+  console.child = core::Fd();  // the child has its copy
 
   auto fail_from_child = [&](const std::string& msg) -> Status {
     if (msg.rfind("error ", 0) == 0) return Status(Code::kFailedPrecondition, msg.substr(6));
@@ -459,8 +468,8 @@ Result<ContainerState> Runtime::create(const std::string& id, const CreateOption
     if (msg == "ready") break;
     return fail_from_child(msg);
   }
-  if (console_parent >= 0) {
-    BERTH_TRY(int master, recv_fd(console_parent));
+  if (console.parent.get() >= 0) {
+    BERTH_TRY(int master, recv_fd(console.parent.get()));
     *c.console_master = master;
   }
   st.status = RunState::kCreated;
@@ -591,18 +600,7 @@ Result<pid_t> Runtime::exec(const std::string& id, const ExecOptions& e) {
     guards.emplace_back(fd);
     join.emplace_back(fd, ns->clone_flag);
   }
-  int console_fd = -1, console_parent = -1;
-  if (e.process.terminal) {
-    if (!e.console_socket.empty()) {
-      BERTH_TRY(console_fd, connect_unix(e.console_socket, "console socket"));
-    } else {
-      int pair[2];
-      if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0) return from_errno(errno, "socketpair");
-      console_parent = pair[0];
-      console_fd = pair[1];
-    }
-  }
-  core::Fd console_guard(console_fd), console_parent_guard(console_parent);
+  BERTH_TRY(auto console, console_ends(e.process.terminal, e.console_socket));
   int sync[2], report[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sync) < 0) return from_errno(errno, "socketpair");
   core::Fd parent_sync(sync[0]), child_sync(sync[1]);
@@ -614,7 +612,7 @@ Result<pid_t> Runtime::exec(const std::string& id, const ExecOptions& e) {
   init.spec = &spec;
   init.process = &process;
   init.sync_fd = child_sync.get();
-  init.console_fd = console_fd;
+  init.console_fd = console.child.get();
   init.exec_mode = true;
   init.seccomp = &seccomp;
   init.state_json = st.oci_json();
@@ -637,7 +635,7 @@ Result<pid_t> Runtime::exec(const std::string& id, const ExecOptions& e) {
   }
   report_w = core::Fd();
   child_sync = core::Fd();
-  if (console_fd >= 0) console_guard = core::Fd();
+  console.child = core::Fd();  // the child has its copy
   pid_t b = -1;
   ssize_t n = ::read(report_r.get(), &b, sizeof b);
   int astatus = 0;
@@ -658,8 +656,8 @@ Result<pid_t> Runtime::exec(const std::string& id, const ExecOptions& e) {
     if (msg.rfind("error ", 0) == 0) return Status(Code::kFailedPrecondition, msg.substr(6));
     return internal_error("exec: unexpected message \"{}\"", msg);
   }
-  if (console_parent >= 0) {
-    BERTH_TRY(int master, recv_fd(console_parent));
+  if (console.parent.get() >= 0) {
+    BERTH_TRY(int master, recv_fd(console.parent.get()));
     *e.console_master = master;
   }
   if (!e.pid_file.empty()) BERTH_RETURN_IF_ERROR(core::write_file_atomic(e.pid_file, std::to_string(b), 0644));

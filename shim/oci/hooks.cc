@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -22,8 +23,10 @@ std::vector<char*> cargv(std::vector<std::string>& v) {
 }  // namespace
 
 Status run_hook(const Hook& hook, const std::string& state_json, std::string_view kind) {
+  // stdin is a socket so writing the state to a hook that exits without reading it is an
+  // EPIPE for us (MSG_NOSIGNAL), not a SIGPIPE for whichever process embeds the library.
   int in[2], out[2];
-  if (::pipe2(in, O_CLOEXEC) < 0) return from_errno(errno, "pipe");
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) < 0) return from_errno(errno, "socketpair");
   if (::pipe2(out, O_CLOEXEC) < 0) {
     ::close(in[0]);
     ::close(in[1]);
@@ -45,9 +48,8 @@ Status run_hook(const Hook& hook, const std::string& state_json, std::string_vie
   }
   ::close(in[0]);
   ::close(out[1]);
-  // The state is small: it fits in the pipe, and a hook that does not read it is fine.
-  ::signal(SIGPIPE, SIG_IGN);
-  (void)!::write(in[1], state_json.data(), state_json.size());
+  // The state is small: it fits in the socket buffer, and a hook that does not read it is fine.
+  (void)!::send(in[1], state_json.data(), state_json.size(), MSG_NOSIGNAL);
   ::close(in[1]);
   std::string output;
   int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));

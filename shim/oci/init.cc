@@ -522,11 +522,9 @@ void container_main(InitConfig& c) {
     if (::setns(fd, type) < 0) fail(c, from_errno(errno, "join namespace (type {:#x})", type));
     ::close(fd);
   }
-  if (s.linux.find("user") || c.exec_mode) {
-    if (!c.exec_mode) {
-      ::setresgid(0, 0, 0);
-      ::setresuid(0, 0, 0);
-    }
+  if (!c.exec_mode && s.linux.find("user")) {  // become the new user namespace's root
+    ::setresgid(0, 0, 0);
+    ::setresuid(0, 0, 0);
   }
   if (c.unshare_flags && ::unshare(c.unshare_flags) < 0)
     fail(c, from_errno(errno, "unshare namespaces {:#x}", c.unshare_flags));
