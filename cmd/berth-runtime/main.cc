@@ -359,13 +359,9 @@ int main(int argc, char** argv) {
       if (!r.ok()) return r.status();
       text = *r;
     }
-    // Parsed through a minimal spec so the same strict parser names bad fields.
-    auto res = json::parse(text, nullptr, false);
-    if (res.is_discarded()) return invalid_argument("{}: not valid JSON", resources_file);
-    json doc = {{"ociVersion", "1.0.2"}, {"root", {{"path", "/"}}}, {"linux", {{"resources", res}}}};
-    auto spec = oci::parse_spec(doc.dump(), "update");
-    if (!spec.ok()) return spec.status();
-    return runtime().update(id, *spec->linux.resources);
+    auto res = oci::parse_resources(text, resources_file);
+    if (!res.ok()) return res.status();
+    return runtime().update(id, *res);
   });
 
   static bool stats_once = false;

@@ -401,6 +401,7 @@ Result<ContainerState> Runtime::create(const std::string& id, const CreateOption
   init.sync_fd = child_sync.get();
   init.fifo_fd = fifo_fd;
   init.console_fd = console.child.get();
+  std::copy(std::begin(c.stdio), std::end(c.stdio), init.stdio);
   init.no_pivot = c.no_pivot;
   init.unshare_flags = unshare_flags;
   init.join = join;
@@ -613,6 +614,7 @@ Result<pid_t> Runtime::exec(const std::string& id, const ExecOptions& e) {
   init.process = &process;
   init.sync_fd = child_sync.get();
   init.console_fd = console.child.get();
+  std::copy(std::begin(e.stdio), std::end(e.stdio), init.stdio);
   init.exec_mode = true;
   init.seccomp = &seccomp;
   init.state_json = st.oci_json();

@@ -53,6 +53,8 @@ struct CreateOptions {
   // When the spec asks for a terminal and there is no console socket, the pty master comes back
   // here (run -t relays it).
   int* console_master = nullptr;
+  // The init's stdin, stdout, stderr (-1: the caller's own).
+  int stdio[3] = {-1, -1, -1};
 };
 
 struct ExecOptions {
@@ -61,6 +63,7 @@ struct ExecOptions {
   std::string console_socket;
   bool detach = false;
   int* console_master = nullptr;
+  int stdio[3] = {-1, -1, -1};
 };
 
 class Runtime {

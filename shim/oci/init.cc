@@ -4,6 +4,7 @@
 #include <grp.h>
 #include <linux/openat2.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/capability.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -512,10 +513,35 @@ Result<int> open_in_root(int root_fd, const std::string& path, bool create, bool
   return internal_error("unreachable");
 }
 
+// The caller's chosen stdio (a shim's pipes) becomes 0, 1, 2. Moved above 2 first, so a
+// source fd that is itself 0..2 is not overwritten before it is used.
+static void set_stdio(const InitConfig& c) {
+  int moved[3];
+  for (int i = 0; i < 3; ++i) moved[i] = c.stdio[i] < 0 ? -1 : ::fcntl(c.stdio[i], F_DUPFD_CLOEXEC, 3);
+  for (int i = 0; i < 3; ++i) {
+    if (moved[i] < 0) continue;
+    ::dup2(moved[i], i);
+    ::close(moved[i]);
+  }
+}
+
+// Signal dispositions and the mask are inherited across exec: a caller that ignores SIGPIPE or
+// blocks SIGTERM (a daemon, a shim) must not pass that on to the container.
+static void reset_signals() {
+  struct sigaction sa {};
+  sa.sa_handler = SIG_DFL;
+  for (int s = 1; s < NSIG; ++s) ::sigaction(s, &sa, nullptr);  // KILL/STOP fail harmlessly
+  sigset_t none;
+  ::sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
 void container_main(InitConfig& c) {
   const Spec& s = *c.spec;
   const Process& p = *c.process;
   if (sync_recv(c.sync_fd) != "go") ::_exit(1);  // the parent gave up
+  set_stdio(c);
+  reset_signals();
 
   // Namespaces: join those given by path (user first), then create the rest.
   for (const auto& [fd, type] : c.join) {

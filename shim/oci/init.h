@@ -27,6 +27,7 @@ struct InitConfig {
   int sync_fd = -1;
   int fifo_fd = -1;           // O_PATH exec.fifo (init only)
   int console_fd = -1;        // where to send the pty master (terminal only)
+  int stdio[3] = {-1, -1, -1};  // fds to become 0, 1, 2 (-1: inherit the caller's)
   bool exec_mode = false;     // joining a running container
   bool no_pivot = false;
   int unshare_flags = 0;      // namespaces to create after joining those given by path

@@ -608,6 +608,12 @@ Result<Process> parse_process(std::string_view text, std::string_view where) {
   return parse_process_field(Field(j, std::string(where)));
 }
 
+Result<Resources> parse_resources(std::string_view text, std::string_view where) {
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded()) return invalid_argument("{}: not valid JSON", where);
+  return parse_resources(Field(j, std::string(where)));
+}
+
 std::optional<int> capability_number(std::string_view name) {
   static const std::map<std::string_view, int> caps = {
       {"CAP_CHOWN", CAP_CHOWN},

@@ -179,6 +179,8 @@ struct Spec {
 Result<Spec> parse_spec(std::string_view json, std::string_view where = "config.json");
 // Parses a process.json (runc exec --process).
 Result<Process> parse_process(std::string_view json, std::string_view where = "process.json");
+// Parses a linux.resources object alone (runc update, a shim's Update).
+Result<Resources> parse_resources(std::string_view json, std::string_view where = "resources");
 // The default spec `berth-runtime spec` writes (runc's defaults, rootless when asked).
 std::string default_spec_json(bool rootless);
 
