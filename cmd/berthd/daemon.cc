@@ -1,6 +1,7 @@
 #include "cmd/berthd/daemon.h"
 
 #include <berth/grpc.h>
+#include <berth/ttrpc.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -118,10 +119,36 @@ Status Daemon::start() {
     return from_errno(errno, "rename \"{}\" to \"{}\"", starting, config_.grpc_address);
   }
   socket_created_ = true;
+  BERTH_RETURN_IF_ERROR(serve_ttrpc());
   log::info("berthd serving", {{"address", config_.grpc_address},
                                {"services", services},
                                {"root", config_.root},
                                {"state", config_.state}});
+  return Status();
+}
+
+Status Daemon::serve_ttrpc() {
+  std::string address = config_.effective_ttrpc_address();
+  BERTH_RETURN_IF_ERROR(prepare_socket_path(address));
+  ttrpc_ = std::make_unique<ttrpc::Server>(ttrpc_io_);
+  std::size_t methods = 0;
+  for (auto type : {plugin_type::kGrpc, plugin_type::kTtrpc}) {
+    for (const auto& [id, instance] : registry_->instances(type)) {
+      auto svc = std::dynamic_pointer_cast<TtrpcService>(instance);
+      if (!svc) continue;
+      for (auto& m : svc->ttrpc_methods()) {
+        ttrpc_->handle_sync(m.service, m.method, [fn = m.handle](const ttrpc::Call& call) { return fn(call.payload); });
+        ++methods;
+      }
+    }
+  }
+  mode_t old_umask = ::umask(0117);
+  Status st = ttrpc_->listen(address);
+  ::umask(old_umask);
+  BERTH_RETURN_IF_ERROR(st.with_context("serve ttrpc"));
+  ttrpc_socket_created_ = true;
+  ttrpc_thread_ = std::thread([this] { ttrpc_io_.run(); });
+  log::info("ttrpc serving", {{"address", address}, {"methods", methods}});
   return Status();
 }
 
@@ -137,6 +164,20 @@ void Daemon::wait_for_signal() {
 }
 
 void Daemon::stop() {
+  if (ttrpc_) {
+    if (ttrpc_thread_.joinable()) {
+      boost::asio::post(ttrpc_io_, [this] {
+        ttrpc_->close();
+        ttrpc_io_.stop();
+      });
+      ttrpc_thread_.join();
+    }
+    ttrpc_.reset();
+  }
+  if (ttrpc_socket_created_) {
+    ::unlink(config_.effective_ttrpc_address().c_str());
+    ttrpc_socket_created_ = false;
+  }
   if (server_) {
     // In-flight calls get a grace period; streams still open after it are cancelled.
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));

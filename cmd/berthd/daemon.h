@@ -2,6 +2,12 @@
 // reverse order.
 #pragma once
 
+#include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
+#include <boost/asio.hpp>
+#include <thread>
+
+#include "shim/ttrpc/ttrpc.h"
+
 #include <grpcpp/grpcpp.h>
 
 #include <memory>
@@ -27,12 +33,18 @@ class Daemon {
 
  private:
   void register_proxy_plugins();
+  Status serve_ttrpc();
 
   core::Config config_;
   std::optional<LockFile> lock_;
   core::PluginLoader loader_;  // declared before the registry: code outlives instances
   std::unique_ptr<core::PluginRegistry> registry_;
   std::unique_ptr<grpc::Server> server_;
+  // The ttrpc socket shims publish events to: one io thread.
+  boost::asio::io_context ttrpc_io_;
+  std::unique_ptr<ttrpc::Server> ttrpc_;
+  std::thread ttrpc_thread_;
+  bool ttrpc_socket_created_ = false;
   bool socket_created_ = false;
 };
 

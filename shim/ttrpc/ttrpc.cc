@@ -243,7 +243,7 @@ std::size_t Server::connections() const {
   return n;
 }
 
-Result<std::unique_ptr<Client>> Client::connect(const std::string& path) {
+Result<std::unique_ptr<Client>> Client::connect(const std::string& path, std::function<void()> on_close) {
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return from_errno(errno, "ttrpc: socket");
   sockaddr_un addr{};
@@ -258,15 +258,23 @@ Result<std::unique_ptr<Client>> Client::connect(const std::string& path) {
     ::close(fd);
     return Status(Code::kUnavailable, fmt::format("ttrpc: connect to {}: {}", path, std::strerror(err)));
   }
-  return std::unique_ptr<Client>(new Client(fd));
+  return std::unique_ptr<Client>(new Client(fd, std::move(on_close)));
 }
 
-Client::Client(int fd) : fd_(fd) { reader_ = std::thread([this] { read_loop(); }); }
+Client::Client(int fd, std::function<void()> on_close) : on_close_(std::move(on_close)), fd_(fd) {
+  reader_ = std::thread([this] { read_loop(); });
+}
 
 Client::~Client() {
+  destroying_ = true;
   ::shutdown(fd_, SHUT_RDWR);
   if (reader_.joinable()) reader_.join();
   ::close(fd_);
+}
+
+void Client::close() {
+  destroying_ = true;
+  ::shutdown(fd_, SHUT_RDWR);
 }
 
 bool Client::connected() const {
@@ -300,14 +308,17 @@ void Client::read_loop() {
       cv_.notify_all();
     }
   }
-  std::lock_guard lock(mu_);
-  closed_ = true;
-  for (auto& [id, p] : pending_) {
-    p->result = Status(Code::kUnavailable, "ttrpc: connection closed");
-    p->done = true;
+  {
+    std::lock_guard lock(mu_);
+    closed_ = true;
+    for (auto& [id, p] : pending_) {
+      p->result = Status(Code::kUnavailable, "ttrpc: connection closed");
+      p->done = true;
+    }
+    pending_.clear();
+    cv_.notify_all();
   }
-  pending_.clear();
-  cv_.notify_all();
+  if (on_close_ && !destroying_) on_close_();
 }
 
 Result<std::string> Client::call(const std::string& service, const std::string& method,

@@ -13,6 +13,7 @@
 
 #include <boost/asio.hpp>
 #include <chrono>
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -87,7 +88,9 @@ class Server {
 
 class Client {
  public:
-  static Result<std::unique_ptr<Client>> connect(const std::string& path);
+  // `on_close` runs (on the reader thread) when the server closes the connection or dies; not
+  // when this client is destroyed.
+  static Result<std::unique_ptr<Client>> connect(const std::string& path, std::function<void()> on_close = {});
   ~Client();
   // timeout 0: none. Errors: the server's status, or Unavailable when the connection is gone.
   Result<std::string> call(const std::string& service, const std::string& method,
@@ -98,10 +101,14 @@ class Client {
               const Metadata& md = {},
               std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
   bool connected() const;
+  // Ends the connection now: calls in flight fail Unavailable; on_close does not run.
+  void close();
 
  private:
-  explicit Client(int fd);
+  Client(int fd, std::function<void()> on_close);
   void read_loop();
+  std::function<void()> on_close_;
+  std::atomic<bool> destroying_{false};
   struct Pending {
     bool done = false;
     Result<std::string> result = Status(Code::kUnavailable, "pending");

@@ -1,20 +1,39 @@
 // io.containerd.grpc.v1.events: containerd.services.events.v1.Events over the exchange.
 #include <berth/events.h>
 #include <berth/grpc.h>
+#include <berth/ttrpc.h>
 
 #include "github.com/containerd/containerd/api/services/events/v1/events.grpc.pb.h"
+#include "github.com/containerd/containerd/api/services/ttrpc/events/v1/events.pb.h"
 
 namespace berth::plugins::services {
 namespace {
 
 namespace pb = ::containerd::services::events::v1;
 
-class EventsService final : public Plugin, public GrpcService, public pb::Events::Service {
+class EventsService final : public Plugin, public GrpcService, public TtrpcService, public pb::Events::Service {
  public:
   explicit EventsService(std::shared_ptr<events::Exchange> exchange)
       : exchange_(std::move(exchange)) {}
 
   void register_grpc(grpc::ServerBuilder& builder) override { builder.RegisterService(this); }
+
+  // Shims forward their events over ttrpc (containerd.services.events.ttrpc.v1.Events/Forward).
+  std::vector<Method> ttrpc_methods() override {
+    return {{"containerd.services.events.ttrpc.v1.Events", "Forward", [this](const std::string& payload) -> Result<std::string> {
+               ::containerd::services::events::ttrpc::v1::ForwardRequest req;
+               if (!req.ParseFromString(payload)) return invalid_argument("Forward: malformed request");
+               const auto& in = req.envelope();
+               events::Envelope e;
+               e.timestamp = from_proto(in.timestamp());
+               e.ns = in.namespace_();
+               e.topic = in.topic();
+               e.type_url = in.event().type_url();
+               e.payload = in.event().value();
+               BERTH_RETURN_IF_ERROR(exchange_->forward(std::move(e)));
+               return google::protobuf::Empty().SerializeAsString();
+             }}};
+  }
 
   grpc::Status Publish(grpc::ServerContext* ctx, const pb::PublishRequest* req,
                        google::protobuf::Empty*) override {

@@ -1,0 +1,147 @@
+// Tasks end to end: containerd's ctr runs containers through berthd, with berth-shim
+// (io.containerd.berth.v1) and with containerd's own containerd-shim-runc-v2 + runc
+// (io.containerd.runc.v2): output and exit codes, the detached lifecycle, and the events ctr sees.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <regex>
+#include <thread>
+
+#include "core/fs.h"
+#include "shim/oci/cgroups.h"
+#include "tests/e2e/harness.h"
+#include "tests/support/oci_layout.h"
+
+namespace berth::e2e {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr const char* kImage = "example.com/busybox:1";
+constexpr const char* kBerthRuntime = "io.containerd.berth.v1";
+const std::string kCgroupParent = "/berth-tasks-test-" + std::to_string(::getpid());
+
+class TasksTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "containers need root";
+    d_ = Daemon::create();
+    ASSERT_TRUE(d_);
+    auto err = d_->start();
+    ASSERT_FALSE(err.has_value()) << *err;
+    std::string tar = d_->dir() + "/busybox.tar";
+    test::write_file(tar, test::busybox_image_tar(kImage));
+    auto imp = d_->berth({"images", "import", "-q", tar});
+    ASSERT_EQ(imp.exit_code, 0) << diag(imp);
+  }
+  void TearDown() override {
+    if (!d_) return;
+    for (const auto& id : ids_) {
+      d_->ctr({"tasks", "kill", "-s", "KILL", id});
+      for (int i = 0; i < 20; ++i) {
+        if (d_->ctr({"tasks", "rm", "-f", id}).exit_code == 0) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+      d_->ctr({"containers", "rm", id});
+    }
+    d_->stop();
+    d_.reset();
+    auto layout = oci::cgroups::probe();
+    if (layout.ok()) {
+      for (const auto& m : layout->mounts) ::rmdir((m.mountpoint + kCgroupParent).c_str());
+    }
+  }
+  RunResult run(const std::string& runtime, std::vector<std::string> flags, const std::string& id,
+                std::vector<std::string> cmd, const std::string& stdin_path = "") {
+    ids_.push_back(id);
+    std::vector<std::string> args = {"run", "--runtime", runtime, "--cgroup", kCgroupParent + "/" + id};
+    args.insert(args.end(), flags.begin(), flags.end());
+    args.push_back(kImage);
+    args.push_back(id);
+    args.insert(args.end(), cmd.begin(), cmd.end());
+    return d_->ctr(args, stdin_path);
+  }
+  bool wait_for(const std::string& id, const std::string& status) {
+    for (int i = 0; i < 200; ++i) {
+      auto ls = d_->ctr({"tasks", "ls"});
+      if (std::regex_search(ls.out, std::regex(id + " +[0-9]+ +" + status))) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+  }
+  std::unique_ptr<Daemon> d_;
+  std::vector<std::string> ids_;
+};
+
+TEST_F(TasksTest, CtrRunRmPrintsHello) {
+  auto r = run(kBerthRuntime, {"--rm"}, "hello", {"echo", "hello"});
+  EXPECT_EQ(r.exit_code, 0) << diag(r) << d_->log();
+  EXPECT_EQ(r.out, "hello\n");
+  auto code = run(kBerthRuntime, {"--rm"}, "code", {"sh", "-c", "echo out; echo err >&2; exit 7"});
+  EXPECT_EQ(code.exit_code, 7) << diag(code);
+  EXPECT_EQ(code.out, "out\n");
+  EXPECT_EQ(code.err, "err\n");
+  EXPECT_THAT(d_->ctr({"containers", "ls", "-q"}).out, ::testing::Not(HasSubstr("hello")));
+  EXPECT_THAT(d_->ctr({"tasks", "ls"}).out, ::testing::Not(HasSubstr("hello")));
+}
+
+TEST_F(TasksTest, CtrRunWithContainerdRuncShim) {
+  if (::access("/usr/bin/containerd-shim-runc-v2", X_OK) != 0) GTEST_SKIP() << "containerd-shim-runc-v2 is not installed";
+  auto r = run("io.containerd.runc.v2", {"--rm"}, "runc", {"sh", "-c", "echo hello from runc; exit 3"});
+  EXPECT_EQ(r.exit_code, 3) << diag(r) << d_->log();
+  EXPECT_EQ(r.out, "hello from runc\n");
+}
+
+TEST_F(TasksTest, DetachedLifecycleAndEvents) {
+  std::string events_log = d_->dir() + "/events.log";
+  auto events = Process::start({"/usr/bin/ctr", "-a", d_->address(), "events"}, events_log);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+
+  auto d = run(kBerthRuntime, {"-d"}, "bg", {"sleep", "1000"});
+  ASSERT_EQ(d.exit_code, 0) << diag(d) << d_->log();
+  EXPECT_TRUE(wait_for("bg", "RUNNING"));
+  auto ps = d_->ctr({"tasks", "ps", "bg"});
+  EXPECT_EQ(ps.exit_code, 0) << diag(ps);
+  ASSERT_EQ(d_->ctr({"tasks", "pause", "bg"}).exit_code, 0);
+  EXPECT_TRUE(wait_for("bg", "PAUSED"));
+  ASSERT_EQ(d_->ctr({"tasks", "resume", "bg"}).exit_code, 0);
+  EXPECT_TRUE(wait_for("bg", "RUNNING"));
+  auto ex = d_->ctr({"tasks", "exec", "--exec-id", "e1", "bg", "sh", "-c", "echo exec-ok; ps"});
+  ASSERT_EQ(ex.exit_code, 0) << diag(ex);
+  EXPECT_THAT(ex.out, HasSubstr("exec-ok"));
+  EXPECT_THAT(ex.out, HasSubstr("sleep 1000"));
+  auto metrics = d_->ctr({"tasks", "metrics", "bg"});
+  EXPECT_EQ(metrics.exit_code, 0) << diag(metrics);
+  EXPECT_THAT(metrics.out, HasSubstr("memory"));
+  ASSERT_EQ(d_->ctr({"tasks", "kill", "-s", "KILL", "bg"}).exit_code, 0);
+  EXPECT_TRUE(wait_for("bg", "STOPPED"));
+  auto rm = d_->ctr({"tasks", "rm", "bg"});
+  EXPECT_EQ(rm.exit_code, 0) << diag(rm);
+  auto crm = d_->ctr({"containers", "rm", "bg"});
+  EXPECT_EQ(crm.exit_code, 0) << diag(crm);
+
+  // The topics containerd shows for the same steps, in order.
+  const std::vector<std::string> want = {"/snapshot/prepare", "/containers/create", "/tasks/create", "/tasks/start",
+                                         "/tasks/paused", "/tasks/resumed", "/tasks/exec-added", "/tasks/exec-started",
+                                         "/tasks/exit", "/tasks/exit", "/tasks/delete", "/snapshot/remove",
+                                         "/containers/delete"};
+  std::vector<std::string> seen;
+  for (int i = 0; i < 50; ++i) {
+    auto text = core::read_file(events_log);
+    seen.clear();
+    std::regex topic(" (/[a-z/-]+) ");
+    std::string s = text.ok() ? *text : "";
+    for (std::sregex_iterator it(s.begin(), s.end(), topic), end; it != end; ++it) {
+      std::string t = (*it)[1];
+      if (t.rfind("/tasks", 0) == 0 || t.rfind("/containers", 0) == 0 || t == "/snapshot/prepare" || t == "/snapshot/remove")
+        seen.push_back(t);
+    }
+    if (seen.size() >= want.size()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(seen, want);
+}
+
+}  // namespace
+}  // namespace berth::e2e
