@@ -48,7 +48,6 @@ using namespace berth;
 namespace fs = std::filesystem;
 
 constexpr const char* kSocketDir = "/run/berth/s";
-constexpr const char* kRuntimeRoot = "/run/berth-shim";
 
 struct Flags {
   std::string ns, id, address, publish_binary, socket, bundle;
@@ -160,7 +159,11 @@ Status start(const Flags& f, char** argv) {
     if (pid < 0) return from_errno(errno, "fork the shim");
     if (pid == 0) {
       ::setsid();
-      ::dup2(lfd, 3);  // dup2 clears close-on-exec
+      if (lfd == 3) {
+        ::fcntl(3, F_SETFD, 0);  // dup2 onto itself would keep close-on-exec
+      } else {
+        ::dup2(lfd, 3);  // clears close-on-exec
+      }
       int null = ::open("/dev/null", O_RDWR);
       ::dup2(null, 0);
       ::dup2(null, 1);
@@ -186,7 +189,7 @@ Status start(const Flags& f, char** argv) {
 
 Status remove(const Flags& f) {
   if (f.id.empty()) return invalid_argument("delete: -id is required");
-  oci::Runtime rt(oci::RuntimeOptions{std::string(kRuntimeRoot) + "/" + f.ns});
+  oci::Runtime rt = shim::runtime_for_bundle(f.bundle);
   ::containerd::task::v2::DeleteResponse resp;
   if (auto st = rt.state(f.id); st.ok()) {
     resp.set_pid(static_cast<std::uint32_t>(st->pid));
@@ -226,7 +229,7 @@ Status serve(const Flags& f) {
   }
   const char* ttrpc_address = std::getenv("TTRPC_ADDRESS");
   shim::Publisher publisher(io, ttrpc_address ? ttrpc_address : "");
-  shim::Service service(io, shim::ServiceOptions{f.ns, kRuntimeRoot}, publisher);
+  shim::Service service(io, shim::ServiceOptions{f.ns}, publisher);
   service.register_on(server);
   boost::asio::signal_set signals(io, SIGCHLD, SIGTERM, SIGINT);
   std::function<void(const boost::system::error_code&, int)> on_signal = [&](const boost::system::error_code& ec, int sig) {

@@ -60,7 +60,11 @@ bool same_pid_ns(pid_t pid) {
 }  // namespace
 
 Service::Service(asio::io_context& io, ServiceOptions o, Publisher& publisher)
-    : io_(io), o_(std::move(o)), publisher_(publisher), runtime_(oci::RuntimeOptions{o_.runtime_root + "/" + o_.ns}) {}
+    : io_(io), o_(std::move(o)), publisher_(publisher) {}
+
+oci::Runtime runtime_for_bundle(const std::string& bundle) {
+  return oci::Runtime(oci::RuntimeOptions{bundle + "/" + kRuntimeDir});
+}
 
 Service::~Service() = default;
 
@@ -147,7 +151,7 @@ Result<std::string> Service::create(const std::string& payload) {
   std::copy((*pio)->child_fds(), (*pio)->child_fds() + 3, co.stdio);
   int console = -1;
   if (r.terminal()) co.console_master = &console;
-  auto st = runtime_.create(c->id, co);
+  auto st = runtime_for_bundle(c->bundle).create(c->id, co);
   if (!st.ok()) {
     undo_mounts();
     return st.status();
@@ -221,7 +225,7 @@ Result<std::string> Service::start(const std::string& payload) {
   if (r.exec_id().empty()) {
     if (c->init.state != ProcState::kCreated)
       return failed_precondition("container \"{}\" is already started", r.id());
-    BERTH_RETURN_IF_ERROR(runtime_.start(r.id()));
+    BERTH_RETURN_IF_ERROR(runtime_for_bundle(c->bundle).start(r.id()));
     c->init.state = ProcState::kRunning;
     ev::TaskStart e;
     e.set_container_id(r.id());
@@ -241,7 +245,7 @@ Result<std::string> Service::start(const std::string& payload) {
   std::copy((*pio)->child_fds(), (*pio)->child_fds() + 3, eo.stdio);
   int console = -1;
   if (p->io_config.terminal) eo.console_master = &console;
-  BERTH_TRY(pid_t pid, runtime_.exec(r.id(), eo));
+  BERTH_TRY(pid_t pid, runtime_for_bundle(c->bundle).exec(r.id(), eo));
   (*pio)->start(console);
   p->io = std::move(*pio);
   p->pid = pid;
@@ -316,7 +320,7 @@ void Service::remove(const std::string& payload, ttrpc::Reply reply) {
   for (auto& [id, p] : c->execs) {
     if (p->state == ProcState::kRunning && p->pid > 0) ::kill(p->pid, SIGKILL);
   }
-  Status st = runtime_.remove(c->id, true);
+  Status st = runtime_for_bundle(c->bundle).remove(c->id, true);
   if (!st.ok() && st.code() != Code::kNotFound) std::fprintf(stderr, "berth-shim: delete %s: %s\n", c->id.c_str(), st.message().c_str());
   if (c->rootfs_mounted) {
     Status us = core::unmount_all(c->bundle + "/rootfs", true);
@@ -375,7 +379,7 @@ Result<std::string> Service::kill(const std::string& payload) {
   if (sig <= 0 || sig >= 65) return invalid_argument("Kill: invalid signal {}", r.signal());
   if (p->state == ProcState::kStopped || p->reaped) return not_found("process already finished");
   if (r.exec_id().empty()) {
-    BERTH_RETURN_IF_ERROR(runtime_.kill(c->id, sig, r.all()));
+    BERTH_RETURN_IF_ERROR(runtime_for_bundle(c->bundle).kill(c->id, sig, r.all()));
     // A frozen process cannot act on SIGKILL until it is thawed.
     if (c->paused && sig == SIGKILL && c->cgroup) {
       c->cgroup->freeze(false).ignore();
@@ -391,7 +395,7 @@ Result<std::string> Service::kill(const std::string& payload) {
 Result<std::string> Service::pids(const std::string& payload) {
   BERTH_TRY(auto r, parse<task::PidsRequest>(payload, "Pids"));
   BERTH_TRY(Container * c, find(r.id()));
-  BERTH_TRY(auto list, runtime_.pids(r.id()));
+  BERTH_TRY(auto list, runtime_for_bundle(c->bundle).pids(r.id()));
   task::PidsResponse resp;
   for (pid_t pid : list) {
     auto* info = resp.add_processes();
@@ -418,7 +422,8 @@ Result<std::string> Service::pause(const std::string& payload, bool pause) {
   }
   BERTH_TRY(Container * c, find(id));
   if (c->init.state != ProcState::kRunning) return failed_precondition("task \"{}\" is not running", id);
-  BERTH_RETURN_IF_ERROR(pause ? runtime_.pause(id) : runtime_.resume(id));
+  oci::Runtime rt = runtime_for_bundle(c->bundle);
+  BERTH_RETURN_IF_ERROR(pause ? rt.pause(id) : rt.resume(id));
   c->paused = pause;
   if (pause) {
     ev::TaskPaused e;
@@ -450,11 +455,10 @@ Result<std::string> Service::resize_pty(const std::string& payload) {
 Result<std::string> Service::update(const std::string& payload) {
   BERTH_TRY(auto r, parse<task::UpdateTaskRequest>(payload, "Update"));
   BERTH_TRY(Container * c, find(r.id()));
-  (void)c;
   if (!r.has_resources()) return kEmpty;
   // containerd sends specs.LinuxResources as JSON in the Any.
   BERTH_TRY(auto res, oci::parse_resources(r.resources().value(), "Update resources"));
-  BERTH_RETURN_IF_ERROR(runtime_.update(r.id(), res));
+  BERTH_RETURN_IF_ERROR(runtime_for_bundle(c->bundle).update(r.id(), res));
   return kEmpty;
 }
 

@@ -23,9 +23,14 @@ namespace berth::shim {
 
 inline constexpr const char* kTaskService = "containerd.task.v2.Task";
 
+// libberth-oci keeps a container's state in its bundle: <bundle>/.runtime/<id>. Per bundle, so
+// two daemons (or test runs) with the same namespace and id never share it, and it goes with the
+// bundle.
+inline constexpr const char* kRuntimeDir = ".runtime";
+oci::Runtime runtime_for_bundle(const std::string& bundle);
+
 struct ServiceOptions {
   std::string ns;
-  std::string runtime_root = "/run/berth-shim";  // libberth-oci state: <root>/<ns>/<id>
 };
 
 class Service {
@@ -91,7 +96,6 @@ class Service {
   boost::asio::io_context& io_;
   ServiceOptions o_;
   Publisher& publisher_;
-  oci::Runtime runtime_;
   std::map<std::string, std::unique_ptr<Container>> containers_;
   bool shutting_down_ = false;
 };

@@ -38,6 +38,12 @@ std::unique_ptr<grpc::ClientContext> Client::context() const {
   return ctx;
 }
 
+std::unique_ptr<grpc::ClientContext> Client::long_context() const {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  ctx->AddMetadata(kNamespaceHeader, options_.ns);
+  return ctx;
+}
+
 std::unique_ptr<grpc::ClientContext> Client::context(const std::string& lease) const {
   auto ctx = context();
   if (!lease.empty()) ctx->AddMetadata(kLeaseHeader, lease);

@@ -27,6 +27,8 @@ class Client {
   std::shared_ptr<grpc::Channel> channel() const { return channel_; }
   // A context with the namespace header and the deadline set.
   std::unique_ptr<grpc::ClientContext> context() const;
+  // The namespace header and no deadline: for calls that last as long as a container does.
+  std::unique_ptr<grpc::ClientContext> long_context() const;
   // The same, attached to a lease (containerd-lease header) when `lease` is not empty.
   std::unique_ptr<grpc::ClientContext> context(const std::string& lease) const;
   // Converts a failed call into a Status; "unavailable" becomes a connection message.

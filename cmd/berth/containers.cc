@@ -5,9 +5,12 @@
 #include <berth/grpc.h>
 #include <berth/identifiers.h>
 
+#include <filesystem>
 #include <iostream>
+#include <optional>
 
 #include "cmd/berth/commands.h"
+#include "cmd/berth/container_client.h"
 #include "cmd/berth/image_client.h"
 #include "cmd/berth/oci_spec.h"
 #include "cmd/berth/output.h"
@@ -15,13 +18,15 @@
 #include "core/time.h"
 #include "github.com/containerd/containerd/api/services/containers/v1/containers.grpc.pb.h"
 #include "github.com/containerd/containerd/api/services/snapshots/v1/snapshots.grpc.pb.h"
+#include "github.com/containerd/containerd/api/services/tasks/v1/tasks.grpc.pb.h"
 
 namespace berth::cli {
-namespace {
-
 namespace pb = ::containerd::services::containers::v1;
 namespace spb = ::containerd::services::snapshots::v1;
+namespace fs = std::filesystem;
 using nlohmann::json;
+
+namespace {
 
 constexpr const char* kSpecType = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
 
@@ -45,20 +50,28 @@ json container_json(const pb::Container& c) {
   return j;
 }
 
-struct CreateOptions {
-  std::string image, id, snapshotter = "overlayfs", runtime = "io.containerd.runc.v2", platform,
-                       spec_file, memory, cpus;
-  std::vector<std::string> labels;
-  SpecOptions spec;
-};
+}  // namespace
 
-Status create_container(Client& c, CreateOptions o, bool json_output) {
+Result<pb::Container> create_container(Client& c, CreateOptions o) {
   BERTH_RETURN_IF_ERROR(validate_identifier(o.id).with_context("container id"));
-  BERTH_TRY(auto platform, platform_option(o.platform));
-  BERTH_TRY(auto target, image_target(c, o.image));
-  BERTH_TRY(auto image, resolve_image(c, target, platform));
-  BERTH_TRY(auto lease, CommandLease::create(c, "container-create"));
-  BERTH_TRY(auto chain, unpack(c, image, o.snapshotter, lease.id()));
+  std::optional<CommandLease> lease;
+  std::string chain, config_raw;
+  std::string rootfs;
+  if (o.rootfs_dir) {
+    std::error_code ec;
+    rootfs = fs::absolute(o.image, ec).string();
+    if (!fs::is_directory(rootfs)) return invalid_argument("--rootfs: {} is not a directory", o.image);
+    o.image.clear();
+  } else {
+    BERTH_TRY(auto platform, platform_option(o.platform));
+    BERTH_TRY(auto target, image_target(c, o.image));
+    BERTH_TRY(auto image, resolve_image(c, target, platform));
+    BERTH_TRY(auto l, CommandLease::create(c, "container-create"));
+    lease.emplace(std::move(l));
+    BERTH_TRY(chain, unpack(c, image, o.snapshotter, lease->id()));
+    config_raw = image.config.raw;
+  }
+  std::string lease_id = lease ? lease->id() : "";
 
   std::string spec_text;
   if (!o.spec_file.empty()) {
@@ -78,44 +91,47 @@ Status create_container(Client& c, CreateOptions o, bool json_output) {
         return invalid_argument("--cpus \"{}\" is not a number", o.cpus);
       }
     }
-    BERTH_TRY(auto spec, generate_spec(image.config.raw, o.spec));
+    BERTH_TRY(auto spec, generate_spec(config_raw, o.spec));
+    if (!rootfs.empty()) spec["root"]["path"] = rootfs;
     spec_text = spec.dump();
   }
 
-  auto snaps = spb::Snapshots::NewStub(c.channel());
-  spb::PrepareSnapshotRequest prep;
-  prep.set_snapshotter(o.snapshotter);
-  prep.set_key(o.id);
-  prep.set_parent(chain);
-  spb::PrepareSnapshotResponse prepared;
-  auto pctx = c.context(lease.id());
-  BERTH_RETURN_IF_ERROR(c.check(snaps->Prepare(pctx.get(), prep, &prepared), "prepare snapshot " + o.id));
+  if (rootfs.empty()) {
+    auto snaps = spb::Snapshots::NewStub(c.channel());
+    spb::PrepareSnapshotRequest prep;
+    prep.set_snapshotter(o.snapshotter);
+    prep.set_key(o.id);
+    prep.set_parent(chain);
+    spb::PrepareSnapshotResponse prepared;
+    auto pctx = c.context(lease_id);
+    BERTH_RETURN_IF_ERROR(c.check(snaps->Prepare(pctx.get(), prep, &prepared), "prepare snapshot " + o.id));
+  }
 
   pb::CreateContainerRequest req;
   auto* ct = req.mutable_container();
   ct->set_id(o.id);
   ct->set_image(o.image);
   ct->mutable_runtime()->set_name(o.runtime);
-  ct->set_snapshotter(o.snapshotter);
-  ct->set_snapshot_key(o.id);
+  if (rootfs.empty()) {
+    ct->set_snapshotter(o.snapshotter);
+    ct->set_snapshot_key(o.id);
+  }
   ct->mutable_spec()->set_type_url(kSpecType);
   ct->mutable_spec()->set_value(spec_text);
-  json config = json::parse(image.config.raw, nullptr, false);
+  json config = json::parse(config_raw, nullptr, false);
   std::string stop = "SIGTERM";
   if (!config.is_discarded() && config.contains("config") && config["config"].is_object())
     stop = config["config"].value("StopSignal", stop);
   (*ct->mutable_labels())["io.containerd.image.config.stop-signal"] = stop;
   for (const auto& [k, v] : parse_labels(o.labels)) (*ct->mutable_labels())[k] = v;
   pb::CreateContainerResponse resp;
-  auto ctx = c.context(lease.id());
+  auto ctx = c.context(lease_id);
   Status st = c.check(pb::Containers::NewStub(c.channel())->Create(ctx.get(), req, &resp), "create container");
   if (!st.ok()) {
-    remove_snapshot(c, o.snapshotter, o.id).ignore();
+    if (rootfs.empty()) remove_snapshot(c, o.snapshotter, o.id).ignore();
     return st;
   }
-  if (json_output) print_json(std::cout, container_json(resp.container()));
-  else std::cout << o.id << "\n";
-  return Status();
+  return resp.container();
 }
 
 Result<pb::Container> get_container(Client& c, const std::string& id) {
@@ -127,7 +143,49 @@ Result<pb::Container> get_container(Client& c, const std::string& id) {
   return resp.container();
 }
 
-}  // namespace
+Status remove_container(Client& c, const std::string& id, bool keep_snapshot) {
+  BERTH_TRY(auto ct, get_container(c, id));
+  {
+    // As containerd's client: a container with a task keeps its record (the task needs it).
+    ::containerd::services::tasks::v1::GetRequest req;
+    req.set_container_id(id);
+    ::containerd::services::tasks::v1::GetResponse resp;
+    auto ctx = c.context();
+    if (::containerd::services::tasks::v1::Tasks::NewStub(c.channel())->Get(ctx.get(), req, &resp).ok())
+      return failed_precondition("container \"{}\" has a task ({}); delete it first: berth tasks rm -f {}", id,
+                                 resp.process().status() == ::containerd::v1::types::STOPPED ? "stopped" : "running", id);
+  }
+  pb::DeleteContainerRequest req;
+  req.set_id(id);
+  google::protobuf::Empty e;
+  auto ctx = c.context();
+  BERTH_RETURN_IF_ERROR(c.check(pb::Containers::NewStub(c.channel())->Delete(ctx.get(), req, &e), "delete container " + id));
+  if (!keep_snapshot && !ct.snapshot_key().empty()) {
+    BERTH_RETURN_IF_ERROR(remove_snapshot(c, ct.snapshotter(), ct.snapshot_key()));
+  }
+  return Status();
+}
+
+void add_create_options(CLI::App* cmd, CreateOptions& co) {
+  cmd->add_option("--snapshotter", co.snapshotter, "snapshotter")->capture_default_str();
+  cmd->add_option("--runtime", co.runtime, "runtime name (io.containerd.runc.v2: containerd's runc shim)")->capture_default_str();
+  cmd->add_option("--platform", co.platform, "image platform (default: this host's)");
+  cmd->add_option("--label", co.labels, "KEY=VALUE labels")->allow_extra_args(false);
+  cmd->add_option("--config", co.spec_file, "use this OCI spec file instead of generating one");
+  cmd->add_flag("--rootfs", co.rootfs_dir, "IMAGE is a root filesystem directory, not an image");
+  cmd->add_option("--env,-e", co.spec.env, "NAME=VALUE")->allow_extra_args(false);
+  cmd->add_option("--cwd", co.spec.cwd, "working directory");
+  cmd->add_option("--user,-u", co.spec.user, "UID[:GID]");
+  cmd->add_flag("--tty,-t", co.spec.tty, "allocate a terminal");
+  cmd->add_flag("--net-host", co.spec.net_host, "share the host's network namespace");
+  cmd->add_flag("--privileged", co.spec.privileged, "all capabilities and devices");
+  cmd->add_flag("--read-only", co.spec.read_only, "read-only root filesystem");
+  cmd->add_option("--cap-add", co.spec.cap_add, "add a capability (or ALL)")->allow_extra_args(false);
+  cmd->add_option("--cap-drop", co.spec.cap_drop, "drop a capability (or ALL)")->allow_extra_args(false);
+  cmd->add_option("--mount", co.spec.mounts, "type=bind,src=/a,dst=/b,options=rbind:ro")->allow_extra_args(false);
+  cmd->add_option("--memory-limit", co.memory, "memory limit, e.g. 256m");
+  cmd->add_option("--cpus", co.cpus, "CPU limit, e.g. 0.5");
+}
 
 void add_containers_command(CLI::App& app, const GlobalOptions& global) {
   auto* cmd = app.add_subcommand("containers", "manage containers (records; tasks run them)");
@@ -141,29 +199,16 @@ void add_containers_command(CLI::App& app, const GlobalOptions& global) {
   create->prefix_command();
   create->allow_extras();
   create->fallthrough(false);  // the command line belongs to the container, not to berth
-  create->add_option("--snapshotter", co.snapshotter, "snapshotter")->capture_default_str();
-  create->add_option("--runtime", co.runtime, "runtime name")->capture_default_str();
-  create->add_option("--platform", co.platform, "image platform (default: this host's)");
-  create->add_option("--label", co.labels, "KEY=VALUE labels")->allow_extra_args(false);
-  create->add_option("--config", co.spec_file, "use this OCI spec file instead of generating one");
-  create->add_option("--env,-e", co.spec.env, "NAME=VALUE")->allow_extra_args(false);
-  create->add_option("--cwd", co.spec.cwd, "working directory");
-  create->add_option("--user,-u", co.spec.user, "UID[:GID]");
-  create->add_flag("--tty,-t", co.spec.tty, "allocate a terminal");
-  create->add_flag("--net-host", co.spec.net_host, "share the host's network namespace");
-  create->add_flag("--privileged", co.spec.privileged, "all capabilities and devices");
-  create->add_flag("--read-only", co.spec.read_only, "read-only root filesystem");
-  create->add_option("--cap-add", co.spec.cap_add, "add a capability (or ALL)")->allow_extra_args(false);
-  create->add_option("--cap-drop", co.spec.cap_drop, "drop a capability (or ALL)")->allow_extra_args(false);
-  create->add_option("--mount", co.spec.mounts, "type=bind,src=/a,dst=/b,options=rbind:ro")->allow_extra_args(false);
-  create->add_option("--memory-limit", co.memory, "memory limit, e.g. 256m");
-  create->add_option("--cpus", co.cpus, "CPU limit, e.g. 0.5");
+  add_create_options(create, co);
   set_action(create, global, [&global, create](Client& c) -> Status {
     auto rest = create->remaining();
     if (rest.empty()) return invalid_argument("containers create: IMAGE ID [CMD ARGS...] (the id is missing)");
     co.id = rest[0];
     co.spec.args.assign(rest.begin() + 1, rest.end());
-    return create_container(c, co, global.format == "json");
+    BERTH_TRY(auto ct, create_container(c, co));
+    if (global.format == "json") print_json(std::cout, container_json(ct));
+    else std::cout << co.id << "\n";
+    return Status();
   });
 
   static std::vector<std::string> filters;
@@ -212,18 +257,7 @@ void add_containers_command(CLI::App& app, const GlobalOptions& global) {
   rm->add_option("ids", ids, "container ids")->required();
   rm->add_flag("--keep-snapshot", keep_snapshot, "leave the container's snapshot");
   set_action(rm, global, [](Client& c) -> Status {
-    return for_each_item(ids, "containers", false, [&](const std::string& i) -> Status {
-      BERTH_TRY(auto ct, get_container(c, i));
-      pb::DeleteContainerRequest req;
-      req.set_id(i);
-      google::protobuf::Empty e;
-      auto ctx = c.context();
-      BERTH_RETURN_IF_ERROR(c.check(pb::Containers::NewStub(c.channel())->Delete(ctx.get(), req, &e), "delete container " + i));
-      if (!keep_snapshot && !ct.snapshot_key().empty()) {
-        BERTH_RETURN_IF_ERROR(remove_snapshot(c, ct.snapshotter(), ct.snapshot_key()));
-      }
-      return Status();
-    });
+    return for_each_item(ids, "containers", false, [&](const std::string& i) { return remove_container(c, i, keep_snapshot); });
   });
 
   static std::vector<std::string> kv;

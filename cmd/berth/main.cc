@@ -71,6 +71,9 @@ int main(int argc, char** argv) {
   add_snapshots_command(app, global);
   add_images_command(app, global);
   add_containers_command(app, global);
+  add_run_command(app, global);
+  add_tasks_command(app, global);
+  add_events_command(app, global);
 
   CLI11_PARSE(app, argc, argv);
   return g_exit_code;
