@@ -40,6 +40,9 @@ Result<SpawnResult> run_program(const std::vector<std::string>& argv, const Spaw
   ::posix_spawn_file_actions_adddup2(&fa, out_w.get(), 1);
   ::posix_spawn_file_actions_adddup2(&fa, err_w.get(), 2);
   if (!o.cwd.empty()) ::posix_spawn_file_actions_addchdir_np(&fa, o.cwd.c_str());
+  // Only stdio: a shim must not inherit the daemon's listening sockets (it would keep them alive
+  // after the daemon dies, and a restarted daemon would find its address taken).
+  ::posix_spawn_file_actions_addclosefrom_np(&fa, 3);
   posix_spawnattr_t attr;
   ::posix_spawnattr_init(&attr);
   sigset_t none, all;
@@ -48,7 +51,8 @@ Result<SpawnResult> run_program(const std::vector<std::string>& argv, const Spaw
   ::posix_spawnattr_setsigmask(&attr, &none);
   ::posix_spawnattr_setsigdefault(&attr, &all);
   ::posix_spawnattr_setpgroup(&attr, 0);
-  ::posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
+  ::posix_spawnattr_setflags(
+      &attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
 
   std::map<std::string, std::string> env;
   for (char** e = environ; *e; ++e) {
@@ -91,9 +95,11 @@ Result<SpawnResult> run_program(const std::vector<std::string>& argv, const Spaw
   bool out_open = true, err_open = true;
   while (out_open || err_open) {
     if (!exited && ::waitpid(pid, &status, WNOHANG) == pid) exited = true;
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) break;
-    pollfd p[2] = {{out_open ? out_r.get() : -1, POLLIN, 0}, {err_open ? err_r.get() : -1, POLLIN, 0}};
+    pollfd p[2] = {{out_open ? out_r.get() : -1, POLLIN, 0},
+                   {err_open ? err_r.get() : -1, POLLIN, 0}};
     int n = ::poll(p, 2, exited ? 0 : static_cast<int>(std::min<std::int64_t>(left.count(), 20)));
     if (n < 0 && errno != EINTR) break;
     if (n == 0 && exited && o.stop_at_exit) break;

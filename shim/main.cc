@@ -8,8 +8,10 @@
 //     (cwd = bundle) cleans up after a shim that died: kills and removes the container, unmounts
 //     the rootfs, prints a DeleteResponse.
 //   berth-shim ... (no action): serve containerd.task.v2.Task on fd 3.
-// Installed also as containerd-shim-berth-v1, so containerd runs it for runtime "io.containerd.berth.v1".
+// Installed also as containerd-shim-berth-v1, so containerd runs it for runtime
+// "io.containerd.berth.v1".
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <openssl/sha.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -18,18 +20,16 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
-#include <boost/asio.hpp>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fmt/format.h>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "core/asio.h"
 #include "core/fs.h"
 #include "core/mount.h"
 #include "github.com/containerd/containerd/runtime/v2/task/shim.pb.h"
@@ -59,9 +59,10 @@ struct Flags {
 // Go's flag syntax: -name value, -name=value, --name value; booleans take no value.
 Result<Flags> parse_flags(int argc, char** argv) {
   Flags f;
-  std::map<std::string, std::string*> str = {{"namespace", &f.ns},         {"id", &f.id},
-                                             {"address", &f.address},      {"publish-binary", &f.publish_binary},
-                                             {"socket", &f.socket},        {"bundle", &f.bundle}};
+  std::map<std::string, std::string*> str = {
+      {"namespace", &f.ns},    {"id", &f.id},
+      {"address", &f.address}, {"publish-binary", &f.publish_binary},
+      {"socket", &f.socket},   {"bundle", &f.bundle}};
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a.size() < 2 || a[0] != '-') {
@@ -117,7 +118,8 @@ std::string group_of(const Flags& f) {
     auto j = nlohmann::json::parse(*text, nullptr, false);
     if (j.is_object() && j.contains("annotations") && j["annotations"].is_object()) {
       for (const char* key : {"io.containerd.runc.v2.group", "io.kubernetes.cri.sandbox-id"}) {
-        if (j["annotations"].contains(key) && j["annotations"][key].is_string()) return j["annotations"][key];
+        if (j["annotations"].contains(key) && j["annotations"][key].is_string())
+          return j["annotations"][key];
       }
     }
   }
@@ -139,9 +141,10 @@ Status start(const Flags& f, char** argv) {
   BERTH_RETURN_IF_ERROR(oci::validate_id(f.id));
   // containerd writes the runtime options to stdin; they reach the shim again with Create.
   if (!::isatty(0)) std::string ignored((std::istreambuf_iterator<char>(std::cin)), {});
-  std::string path = f.socket.empty()
-                         ? fmt::format("{}/{}", kSocketDir, sha256_hex(f.address + "/" + f.ns + "/" + group_of(f)))
-                         : f.socket;
+  std::string path =
+      f.socket.empty()
+          ? fmt::format("{}/{}", kSocketDir, sha256_hex(f.address + "/" + f.ns + "/" + group_of(f)))
+          : f.socket;
   std::string address = "unix://" + path;
   if (!socket_alive(path)) {
     std::error_code ec;
@@ -150,9 +153,11 @@ Status start(const Flags& f, char** argv) {
     int lfd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_un sa{};
     sa.sun_family = AF_UNIX;
-    if (path.size() >= sizeof sa.sun_path) return invalid_argument("socket path {} is too long", path);
+    if (path.size() >= sizeof sa.sun_path)
+      return invalid_argument("socket path {} is too long", path);
     std::strncpy(sa.sun_path, path.c_str(), sizeof sa.sun_path - 1);
-    if (::bind(lfd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) return from_errno(errno, "bind {}", path);
+    if (::bind(lfd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0)
+      return from_errno(errno, "bind {}", path);
     ::chmod(path.c_str(), 0600);
     if (::listen(lfd, 128) < 0) return from_errno(errno, "listen on {}", path);
     pid_t pid = ::fork();
@@ -177,6 +182,13 @@ Status start(const Flags& f, char** argv) {
       std::vector<char*> args{argv[0]};
       for (const auto& a : f.raw) args.push_back(const_cast<char*>(a.c_str()));
       args.push_back(nullptr);
+      // The real path, so the process is named after the binary (not "exe").
+      char self[4096];
+      ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+      if (n > 0) {
+        self[n] = '\0';
+        ::execv(self, args.data());
+      }
       ::execv("/proc/self/exe", args.data());
       ::_exit(127);
     }
@@ -200,7 +212,9 @@ Status remove(const Flags& f) {
   Status us = core::unmount_all(f.bundle + "/rootfs", true);
   if (!us.ok()) std::fprintf(stderr, "berth-shim delete: %s\n", us.message().c_str());
   resp.set_exit_status(128 + SIGKILL);
-  auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                 std::chrono::system_clock::now().time_since_epoch())
+                 .count();
   resp.mutable_exited_at()->set_seconds(now / 1'000'000'000);
   resp.mutable_exited_at()->set_nanos(static_cast<int>(now % 1'000'000'000));
   std::string out = resp.SerializeAsString();
@@ -232,14 +246,15 @@ Status serve(const Flags& f) {
   shim::Service service(io, shim::ServiceOptions{f.ns}, publisher);
   service.register_on(server);
   boost::asio::signal_set signals(io, SIGCHLD, SIGTERM, SIGINT);
-  std::function<void(const boost::system::error_code&, int)> on_signal = [&](const boost::system::error_code& ec, int sig) {
-    if (ec) return;
-    if (sig == SIGCHLD) service.reap();
-    // SIGTERM/SIGINT end an idle shim; one with containers lives on (the daemon owns its
-    // lifetime through Shutdown).
-    if (sig != SIGCHLD && service.empty() && service.on_shutdown) service.on_shutdown();
-    signals.async_wait(on_signal);
-  };
+  std::function<void(const boost::system::error_code&, int)> on_signal =
+      [&](const boost::system::error_code& ec, int sig) {
+        if (ec) return;
+        if (sig == SIGCHLD) service.reap();
+        // SIGTERM/SIGINT end an idle shim; one with containers lives on (the daemon owns its
+        // lifetime through Shutdown).
+        if (sig != SIGCHLD && service.empty() && service.on_shutdown) service.on_shutdown();
+        signals.async_wait(on_signal);
+      };
   signals.async_wait(on_signal);
   service.on_shutdown = [&] {
     server.close();

@@ -1,6 +1,7 @@
 #include "shim/process_io.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -8,7 +9,6 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <fmt/format.h>
 #include <map>
 
 namespace berth::shim {
@@ -28,18 +28,19 @@ class Copier : public std::enable_shared_from_this<Copier> {
   // For a FIFO the client writes: until a writer has come, a read says EOF, but poll/epoll only
   // report it readable (data, or a writer that came and left). So wait for that first.
   void start_when_readable() {
-    src_.async_wait(asio::posix::descriptor_base::wait_read, [self = shared_from_this()](const boost::system::error_code& ec) {
-      self->reading_ = false;
-      if (ec) {
-        if (self->closing_ && !self->finished_) {
-          self->next();
-        } else {
-          self->finish();
-        }
-        return;
-      }
-      self->next();
-    });
+    src_.async_wait(asio::posix::descriptor_base::wait_read,
+                    [self = shared_from_this()](const boost::system::error_code& ec) {
+                      self->reading_ = false;
+                      if (ec) {
+                        if (self->closing_ && !self->finished_) {
+                          self->next();
+                        } else {
+                          self->finish();
+                        }
+                        return;
+                      }
+                      self->next();
+                    });
     reading_ = true;
   }
   // Closes both ends now, without calling `done` (its owner is going away).
@@ -68,25 +69,29 @@ class Copier : public std::enable_shared_from_this<Copier> {
       return;
     }
     reading_ = true;
-    src_.async_read_some(asio::buffer(buf_), [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
-      self->reading_ = false;
-      if (n > 0) {
-        self->write(n);
-      } else if (ec == asio::error::operation_aborted && self->closing_ && !self->finished_) {
-        self->next();
-      } else {
-        self->finish();
-      }
-    });
+    src_.async_read_some(
+        asio::buffer(buf_),
+        [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+          self->reading_ = false;
+          if (n > 0) {
+            self->write(n);
+          } else if (ec == asio::error::operation_aborted && self->closing_ && !self->finished_) {
+            self->next();
+          } else {
+            self->finish();
+          }
+        });
   }
   void write(std::size_t n) {
-    asio::async_write(dst_, asio::buffer(buf_, n), [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
-      if (ec) {
-        self->finish();
-        return;
-      }
-      self->next();
-    });
+    asio::async_write(
+        dst_, asio::buffer(buf_, n),
+        [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
+          if (ec) {
+            self->finish();
+            return;
+          }
+          self->next();
+        });
   }
   void finish() {
     if (finished_) return;
@@ -134,7 +139,8 @@ Uri parse_uri(const std::string& s) {
 // Output FIFOs are opened read-write (never blocks, never EPIPE); the stdin FIFO read-only, so the
 // client closing its end is EOF.
 Result<int> open_fifo(const std::string& path, int mode = O_RDWR) {
-  if (::mkfifo(path.c_str(), 0700) < 0 && errno != EEXIST) return from_errno(errno, "create fifo {}", path);
+  if (::mkfifo(path.c_str(), 0700) < 0 && errno != EEXIST)
+    return from_errno(errno, "create fifo {}", path);
   int fd = ::open(path.c_str(), mode | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return from_errno(errno, "open fifo {}", path);
   struct stat st {};
@@ -160,7 +166,8 @@ std::string url_decode(const std::string& s) {
 
 // Starts a binary:// logger; its stdout/stderr pipes' write ends come back in out/err.
 Status start_logger(const Uri& u, const IoConfig& c, int& out, int& err) {
-  if (u.path.empty() || u.path[0] != '/') return invalid_argument("binary log URI needs an absolute path: binary://{}", u.path);
+  if (u.path.empty() || u.path[0] != '/')
+    return invalid_argument("binary log URI needs an absolute path: binary://{}", u.path);
   if (::access(u.path.c_str(), X_OK) < 0) return from_errno(errno, "log binary {}", u.path);
   std::vector<std::string> args{u.path};
   // Query "k=v&x" becomes arguments "k", "v", "x" (containerd's order: key then value).
@@ -172,7 +179,8 @@ Status start_logger(const Uri& u, const IoConfig& c, int& out, int& err) {
     if (!kv.empty()) {
       auto eq = kv.find('=');
       args.push_back(url_decode(kv.substr(0, eq)));
-      if (eq != std::string::npos && eq + 1 < kv.size()) args.push_back(url_decode(kv.substr(eq + 1)));
+      if (eq != std::string::npos && eq + 1 < kv.size())
+        args.push_back(url_decode(kv.substr(eq + 1)));
     }
     start = end + 1;
   }
@@ -184,7 +192,8 @@ Status start_logger(const Uri& u, const IoConfig& c, int& out, int& err) {
   if (pid < 0) return from_errno(errno, "fork the log binary");
   if (pid == 0) {
     // fds 3, 4, 5 must not be clobbered by each other: move above 5 first.
-    int a = ::fcntl(po[0], F_DUPFD, 10), b = ::fcntl(pe[0], F_DUPFD, 10), r = ::fcntl(pr[1], F_DUPFD, 10);
+    int a = ::fcntl(po[0], F_DUPFD, 10), b = ::fcntl(pe[0], F_DUPFD, 10),
+        r = ::fcntl(pr[1], F_DUPFD, 10);
     ::dup2(a, 3);
     ::dup2(b, 4);
     ::dup2(r, 5);
@@ -208,7 +217,9 @@ Status start_logger(const Uri& u, const IoConfig& c, int& out, int& err) {
   pollfd p{pr[0], POLLIN, 0};
   int rc = ::poll(&p, 1, 10000);
   ::close(pr[0]);
-  if (rc == 0) return Status(Code::kDeadlineExceeded, fmt::format("log binary {} did not become ready in 10s", u.path));
+  if (rc == 0)
+    return Status(Code::kDeadlineExceeded,
+                  fmt::format("log binary {} did not become ready in 10s", u.path));
   return Status();
 }
 
@@ -287,8 +298,8 @@ Result<std::unique_ptr<ProcessIO>> ProcessIO::open(asio::io_context& io, const I
 }
 
 ProcessIO::~ProcessIO() {
-  for (int* fd : {&child_[0], &child_[1], &child_[2], &stdin_fifo_, &stdin_pipe_, &out_src_[0], &out_src_[1],
-                  &out_dst_[0], &out_dst_[1], &console_})
+  for (int* fd : {&child_[0], &child_[1], &child_[2], &stdin_fifo_, &stdin_pipe_, &out_src_[0],
+                  &out_src_[1], &out_dst_[0], &out_dst_[1], &console_})
     close_fd(*fd);
   if (stdin_copy_) stdin_copy_->stop();
   for (auto& c : out_copies_) c->stop();
@@ -301,13 +312,15 @@ void ProcessIO::start(int console) {
     console_ = console;
     if (out_dst_[0] >= 0) {
       ++outputs_open_;
-      auto cp = std::make_shared<Copier>(io_, ::fcntl(console_, F_DUPFD_CLOEXEC, 3), out_dst_[0], weak_done);
+      auto cp = std::make_shared<Copier>(io_, ::fcntl(console_, F_DUPFD_CLOEXEC, 3), out_dst_[0],
+                                         weak_done);
       out_dst_[0] = -1;
       out_copies_.push_back(cp);
       cp->start();
     }
     if (stdin_fifo_ >= 0) {
-      stdin_copy_ = std::make_shared<Copier>(io_, stdin_fifo_, ::fcntl(console_, F_DUPFD_CLOEXEC, 3), nullptr);
+      stdin_copy_ = std::make_shared<Copier>(io_, stdin_fifo_,
+                                             ::fcntl(console_, F_DUPFD_CLOEXEC, 3), nullptr);
       stdin_fifo_ = -1;
       stdin_copy_->start_when_readable();
     }

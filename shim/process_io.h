@@ -13,11 +13,11 @@
 
 #include <berth/result.h>
 
-#include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
-#include <boost/asio.hpp>
 #include <functional>
 #include <memory>
 #include <string>
+
+#include "core/asio.h"
 
 namespace berth::shim {
 
@@ -53,7 +53,7 @@ class ProcessIO {
   boost::asio::io_context& io_;
   IoConfig config_;
   int child_[3] = {-1, -1, -1};
-  int stdin_fifo_ = -1, stdin_pipe_ = -1;   // stdin: ours until start()
+  int stdin_fifo_ = -1, stdin_pipe_ = -1;  // stdin: ours until start()
   int out_src_[2] = {-1, -1}, out_dst_[2] = {-1, -1};
   int console_ = -1;
   std::shared_ptr<Copier> stdin_copy_;

@@ -1,12 +1,12 @@
 #include "shim/publisher.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
-#include <fmt/format.h>
 
 #include "berth/ttrpc/ttrpc.pb.h"
 #include "core/fs.h"
@@ -38,8 +38,9 @@ Publisher::Publisher(asio::io_context& io, std::string ttrpc_address)
 
 Publisher::~Publisher() = default;
 
-void Publisher::publish(const std::string& bundle, const std::string& container_id, const std::string& ns,
-                        std::string_view topic, const google::protobuf::Message& event) {
+void Publisher::publish(const std::string& bundle, const std::string& container_id,
+                        const std::string& ns, std::string_view topic,
+                        const google::protobuf::Message& event) {
   evpb::ForwardRequest req;
   auto* env = req.mutable_envelope();
   auto now = std::chrono::system_clock::now().time_since_epoch();
@@ -59,7 +60,8 @@ void Publisher::publish(const std::string& bundle, const std::string& container_
   Status st = core::write_file_atomic(item.file, item.request, 0600);
   if (!st.ok()) {
     // Still sent from memory; only the crash-safety is lost.
-    std::fprintf(stderr, "berth-shim: keep event %s: %s\n", std::string(topic).c_str(), st.message().c_str());
+    std::fprintf(stderr, "berth-shim: keep event %s: %s\n", std::string(topic).c_str(),
+                 st.message().c_str());
     item.file.clear();
   }
   queue_.push_back(std::move(item));
@@ -90,7 +92,8 @@ void Publisher::notify_waiters() {
   auto waiting = waiters_;
   for (auto& w : waiting) {
     bool queued = false;
-    for (const auto& item : queue_) queued = queued || w->container.empty() || item.container == w->container;
+    for (const auto& item : queue_)
+      queued = queued || w->container.empty() || item.container == w->container;
     if (queued || !w->done) continue;
     auto done = std::move(w->done);
     w->done = nullptr;
@@ -112,13 +115,14 @@ void Publisher::pump() {
     return;
   }
   sock_ = std::make_unique<stream_protocol::socket>(io_);
-  sock_->async_connect(stream_protocol::endpoint(address_), [this](const boost::system::error_code& ec) {
-    if (ec) {
-      retry_later();
-      return;
-    }
-    send_front();
-  });
+  sock_->async_connect(stream_protocol::endpoint(address_),
+                       [this](const boost::system::error_code& ec) {
+                         if (ec) {
+                           retry_later();
+                           return;
+                         }
+                         send_front();
+                       });
 }
 
 void Publisher::send_front() {
@@ -140,44 +144,50 @@ void Publisher::send_front() {
       sock_->close(ignored);  // the pending read fails: retried
     }
   });
-  asio::async_write(*sock_, asio::buffer(wbuf_), [this](const boost::system::error_code& ec, std::size_t) {
-    if (ec) {
-      retry_later();
-      return;
-    }
-    asio::async_read(*sock_, asio::buffer(hbuf_, sizeof hbuf_), [this](const boost::system::error_code& ec, std::size_t) {
-      if (ec) {
-        retry_later();
-        return;
-      }
-      ttrpc::Header h = ttrpc::decode_header(hbuf_);
-      if (h.length > ttrpc::kMaxMessage || h.type != ttrpc::kTypeResponse) {
-        retry_later();
-        return;
-      }
-      rbuf_.assign(h.length, '\0');
-      asio::async_read(*sock_, asio::buffer(rbuf_), [this](const boost::system::error_code& ec, std::size_t) {
+  asio::async_write(
+      *sock_, asio::buffer(wbuf_), [this](const boost::system::error_code& ec, std::size_t) {
         if (ec) {
           retry_later();
           return;
         }
-        call_timer_.cancel();
-        ::ttrpc::Response resp;
-        if (!resp.ParseFromString(rbuf_)) {
-          retry_later();
-          return;
-        }
-        int code = resp.status().code();
-        // Unavailable/deadline: the daemon is going down or busy, try again. Anything else is the
-        // daemon's final word on this envelope (it was published, or it can never be).
-        if (code == static_cast<int>(Code::kUnavailable) || code == static_cast<int>(Code::kDeadlineExceeded)) {
-          retry_later();
-          return;
-        }
-        finished(code == 0, resp.status().message());
+        asio::async_read(*sock_, asio::buffer(hbuf_, sizeof hbuf_),
+                         [this](const boost::system::error_code& ec, std::size_t) {
+                           if (ec) {
+                             retry_later();
+                             return;
+                           }
+                           ttrpc::Header h = ttrpc::decode_header(hbuf_);
+                           if (h.length > ttrpc::kMaxMessage || h.type != ttrpc::kTypeResponse) {
+                             retry_later();
+                             return;
+                           }
+                           rbuf_.assign(h.length, '\0');
+                           asio::async_read(
+                               *sock_, asio::buffer(rbuf_),
+                               [this](const boost::system::error_code& ec, std::size_t) {
+                                 if (ec) {
+                                   retry_later();
+                                   return;
+                                 }
+                                 call_timer_.cancel();
+                                 ::ttrpc::Response resp;
+                                 if (!resp.ParseFromString(rbuf_)) {
+                                   retry_later();
+                                   return;
+                                 }
+                                 int code = resp.status().code();
+                                 // Unavailable/deadline: the daemon is going down or busy, try
+                                 // again. Anything else is the daemon's final word on this envelope
+                                 // (it was published, or it can never be).
+                                 if (code == static_cast<int>(Code::kUnavailable) ||
+                                     code == static_cast<int>(Code::kDeadlineExceeded)) {
+                                   retry_later();
+                                   return;
+                                 }
+                                 finished(code == 0, resp.status().message());
+                               });
+                         });
       });
-    });
-  });
 }
 
 void Publisher::finished(bool delivered, const std::string& why) {
@@ -199,7 +209,8 @@ void Publisher::retry_later() {
   }
   sock_.reset();
   // 100 ms, doubling, at most 5 s between attempts; never dropped for being undeliverable.
-  auto wait = std::chrono::milliseconds(std::min<std::int64_t>(5000, 100LL << std::min(failures_, 6)));
+  auto wait =
+      std::chrono::milliseconds(std::min<std::int64_t>(5000, 100LL << std::min(failures_, 6)));
   ++failures_;
   retry_timer_.expires_after(wait);
   retry_timer_.async_wait([this](const boost::system::error_code& ec) {

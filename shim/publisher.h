@@ -7,8 +7,6 @@
 // Runs on the shim's single io_context thread (no threads: the shim forks containers).
 #pragma once
 
-#include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
-#include <boost/asio.hpp>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -16,6 +14,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "core/asio.h"
 
 namespace google::protobuf {
 class Message;

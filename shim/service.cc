@@ -1,12 +1,12 @@
 #include "shim/service.h"
 
+#include <fmt/format.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
-#include <fmt/format.h>
 
 #include "core/mount.h"
 #include "github.com/containerd/cgroups/stats/v1/metrics.pb.h"
@@ -51,7 +51,8 @@ std::string reply_of(const google::protobuf::Message& m) { return m.SerializeAsS
 const std::string kEmpty;  // google.protobuf.Empty
 
 bool same_pid_ns(pid_t pid) {
-  struct stat a {}, b {};
+  struct stat a {
+  }, b{};
   if (::stat("/proc/self/ns/pid", &a) < 0) return false;
   if (::stat(fmt::format("/proc/{}/ns/pid", pid).c_str(), &b) < 0) return false;
   return a.st_ino == b.st_ino;
@@ -70,7 +71,9 @@ Service::~Service() = default;
 
 void Service::register_on(ttrpc::Server& server) {
   auto sync = [&](const char* method, Result<std::string> (Service::*fn)(const std::string&)) {
-    server.handle(kTaskService, method, [this, fn](ttrpc::Call call, ttrpc::Reply reply) { reply((this->*fn)(call.payload)); });
+    server.handle(kTaskService, method, [this, fn](ttrpc::Call call, ttrpc::Reply reply) {
+      reply((this->*fn)(call.payload));
+    });
   };
   sync("Create", &Service::create);
   sync("Start", &Service::start);
@@ -83,11 +86,20 @@ void Service::register_on(ttrpc::Server& server) {
   sync("Update", &Service::update);
   sync("Stats", &Service::stats);
   sync("Connect", &Service::connect);
-  server.handle(kTaskService, "Pause", [this](ttrpc::Call call, ttrpc::Reply reply) { reply(pause(call.payload, true)); });
-  server.handle(kTaskService, "Resume", [this](ttrpc::Call call, ttrpc::Reply reply) { reply(pause(call.payload, false)); });
-  server.handle(kTaskService, "Delete", [this](ttrpc::Call call, ttrpc::Reply reply) { remove(call.payload, std::move(reply)); });
-  server.handle(kTaskService, "Wait", [this](ttrpc::Call call, ttrpc::Reply reply) { wait(call.payload, std::move(reply)); });
-  server.handle(kTaskService, "Shutdown", [this](ttrpc::Call call, ttrpc::Reply reply) { shutdown(call.payload, std::move(reply)); });
+  server.handle(kTaskService, "Pause",
+                [this](ttrpc::Call call, ttrpc::Reply reply) { reply(pause(call.payload, true)); });
+  server.handle(kTaskService, "Resume", [this](ttrpc::Call call, ttrpc::Reply reply) {
+    reply(pause(call.payload, false));
+  });
+  server.handle(kTaskService, "Delete", [this](ttrpc::Call call, ttrpc::Reply reply) {
+    remove(call.payload, std::move(reply));
+  });
+  server.handle(kTaskService, "Wait", [this](ttrpc::Call call, ttrpc::Reply reply) {
+    wait(call.payload, std::move(reply));
+  });
+  server.handle(kTaskService, "Shutdown", [this](ttrpc::Call call, ttrpc::Reply reply) {
+    shutdown(call.payload, std::move(reply));
+  });
   server.handle(kTaskService, "Checkpoint", [](ttrpc::Call, ttrpc::Reply reply) {
     reply(Status(Code::kUnimplemented, "berth-shim: checkpoint is not implemented"));
   });
@@ -103,28 +115,36 @@ Result<Service::Proc*> Service::find(const std::string& id, const std::string& e
   BERTH_TRY(Container * c, find(id));
   if (exec_id.empty()) return &c->init;
   auto it = c->execs.find(exec_id);
-  if (it == c->execs.end()) return not_found("process \"{}\" of container \"{}\" does not exist", exec_id, id);
+  if (it == c->execs.end())
+    return not_found("process \"{}\" of container \"{}\" does not exist", exec_id, id);
   return it->second.get();
 }
 
-void Service::publish(const Container& c, std::string_view topic, const google::protobuf::Message& event) {
+void Service::publish(const Container& c, std::string_view topic,
+                      const google::protobuf::Message& event) {
   publisher_.publish(c.bundle, c.id, o_.ns, topic, event);
 }
 
 Result<std::string> Service::create(const std::string& payload) {
   BERTH_TRY(auto r, parse<task::CreateTaskRequest>(payload, "Create"));
   BERTH_RETURN_IF_ERROR(oci::validate_id(r.id()));
-  if (containers_.count(r.id())) return already_exists("container \"{}\" already has a task", r.id());
-  if (!r.checkpoint().empty()) return Status(Code::kUnimplemented, "berth-shim: restoring a checkpoint is not implemented");
+  if (containers_.count(r.id()))
+    return already_exists("container \"{}\" already has a task", r.id());
+  if (!r.checkpoint().empty())
+    return Status(Code::kUnimplemented, "berth-shim: restoring a checkpoint is not implemented");
   oci::CreateOptions co;
   if (r.has_options() && r.options().type_url().ends_with("containerd.runc.v1.Options")) {
     ::containerd::runc::v1::Options opts;
-    if (!opts.ParseFromString(r.options().value())) return invalid_argument("Create: malformed runc options");
-    if (opts.systemd_cgroup()) return Status(Code::kUnimplemented, "berth-shim: SystemdCgroup is not supported (cgroupsPath is a path)");
+    if (!opts.ParseFromString(r.options().value()))
+      return invalid_argument("Create: malformed runc options");
+    if (opts.systemd_cgroup())
+      return Status(Code::kUnimplemented,
+                    "berth-shim: SystemdCgroup is not supported (cgroupsPath is a path)");
     co.no_pivot = opts.no_pivot_root();
     co.no_new_keyring = opts.no_new_keyring();
   }
-  if (r.bundle().empty() || r.bundle()[0] != '/') return invalid_argument("Create: bundle \"{}\" must be an absolute path", r.bundle());
+  if (r.bundle().empty() || r.bundle()[0] != '/')
+    return invalid_argument("Create: bundle \"{}\" must be an absolute path", r.bundle());
 
   auto c = std::make_unique<Container>();
   c->id = r.id();
@@ -132,7 +152,9 @@ Result<std::string> Service::create(const std::string& payload) {
   std::string rootfs = c->bundle + "/rootfs";
   if (r.rootfs_size() > 0) {
     std::vector<Mount> mounts;
-    for (const auto& m : r.rootfs()) mounts.push_back(Mount{m.type(), m.source(), m.target(), {m.options().begin(), m.options().end()}});
+    for (const auto& m : r.rootfs())
+      mounts.push_back(
+          Mount{m.type(), m.source(), m.target(), {m.options().begin(), m.options().end()}});
     ::mkdir(rootfs.c_str(), 0711);
     BERTH_RETURN_IF_ERROR(core::mount_all(mounts, rootfs).with_context("mount the rootfs"));
     c->rootfs_mounted = true;
@@ -235,7 +257,8 @@ Result<std::string> Service::start(const std::string& payload) {
     return reply_of(resp);
   }
   BERTH_TRY(Proc * p, find(r.id(), r.exec_id()));
-  if (p->state != ProcState::kCreated) return failed_precondition("process \"{}\" is already started", r.exec_id());
+  if (p->state != ProcState::kCreated)
+    return failed_precondition("process \"{}\" is already started", r.exec_id());
   if (c->init.state != ProcState::kRunning)
     return failed_precondition("container \"{}\" is not running", r.id());
   auto pio = ProcessIO::open(io_, p->io_config);
@@ -264,8 +287,10 @@ Result<std::string> Service::exec(const std::string& payload) {
   BERTH_TRY(Container * c, find(r.id()));
   if (r.exec_id().empty()) return invalid_argument("Exec: exec_id is required");
   BERTH_RETURN_IF_ERROR(oci::validate_id(r.exec_id()).with_context("exec id"));
-  if (c->execs.count(r.exec_id())) return already_exists("process \"{}\" already exists in container \"{}\"", r.exec_id(), r.id());
-  if (c->init.state != ProcState::kRunning) return failed_precondition("container \"{}\" is not running", r.id());
+  if (c->execs.count(r.exec_id()))
+    return already_exists("process \"{}\" already exists in container \"{}\"", r.exec_id(), r.id());
+  if (c->init.state != ProcState::kRunning)
+    return failed_precondition("container \"{}\" is not running", r.id());
   BERTH_TRY(auto spec, oci::parse_process(r.spec().value(), "exec process spec"));
   auto p = std::make_unique<Proc>();
   p->exec_id = r.exec_id();
@@ -289,9 +314,11 @@ void Service::remove(const std::string& payload, ttrpc::Reply reply) {
   task::DeleteResponse resp;
   if (!r->exec_id().empty()) {
     auto it = c->execs.find(r->exec_id());
-    if (it == c->execs.end()) return reply(not_found("process \"{}\" does not exist", r->exec_id()));
+    if (it == c->execs.end())
+      return reply(not_found("process \"{}\" does not exist", r->exec_id()));
     Proc& p = *it->second;
-    if (p.state == ProcState::kRunning) return reply(failed_precondition("process \"{}\" is running; kill it first", r->exec_id()));
+    if (p.state == ProcState::kRunning)
+      return reply(failed_precondition("process \"{}\" is running; kill it first", r->exec_id()));
     resp.set_pid(static_cast<std::uint32_t>(p.pid));
     resp.set_exit_status(p.exit_status);
     set_time(p.exited_at, resp.mutable_exited_at());
@@ -300,7 +327,8 @@ void Service::remove(const std::string& payload, ttrpc::Reply reply) {
   }
   Proc& init = c->init;
   if (init.state == ProcState::kRunning)
-    return reply(failed_precondition("task \"{}\" is running; kill it before deleting it", r->id()));
+    return reply(
+        failed_precondition("task \"{}\" is running; kill it before deleting it", r->id()));
   if (init.state == ProcState::kCreated) {
     // Never started: the init waits on its exec.fifo. It is our child: kill and reap it here.
     ::kill(init.pid, SIGKILL);
@@ -321,10 +349,13 @@ void Service::remove(const std::string& payload, ttrpc::Reply reply) {
     if (p->state == ProcState::kRunning && p->pid > 0) ::kill(p->pid, SIGKILL);
   }
   Status st = runtime_for_bundle(c->bundle).remove(c->id, true);
-  if (!st.ok() && st.code() != Code::kNotFound) std::fprintf(stderr, "berth-shim: delete %s: %s\n", c->id.c_str(), st.message().c_str());
+  if (!st.ok() && st.code() != Code::kNotFound)
+    std::fprintf(stderr, "berth-shim: delete %s: %s\n", c->id.c_str(), st.message().c_str());
   if (c->rootfs_mounted) {
     Status us = core::unmount_all(c->bundle + "/rootfs", true);
-    if (!us.ok()) std::fprintf(stderr, "berth-shim: unmount rootfs of %s: %s\n", c->id.c_str(), us.message().c_str());
+    if (!us.ok())
+      std::fprintf(stderr, "berth-shim: unmount rootfs of %s: %s\n", c->id.c_str(),
+                   us.message().c_str());
   }
   resp.set_pid(static_cast<std::uint32_t>(init.pid));
   resp.set_exit_status(init.exit_status);
@@ -387,7 +418,8 @@ Result<std::string> Service::kill(const std::string& payload) {
     }
     return kEmpty;
   }
-  if (p->state != ProcState::kRunning) return failed_precondition("process \"{}\" is not started", r.exec_id());
+  if (p->state != ProcState::kRunning)
+    return failed_precondition("process \"{}\" is not started", r.exec_id());
   if (::kill(p->pid, sig) < 0) return from_errno(errno, "signal process \"{}\"", r.exec_id());
   return kEmpty;
 }
@@ -421,7 +453,8 @@ Result<std::string> Service::pause(const std::string& payload, bool pause) {
     id = r.id();
   }
   BERTH_TRY(Container * c, find(id));
-  if (c->init.state != ProcState::kRunning) return failed_precondition("task \"{}\" is not running", id);
+  if (c->init.state != ProcState::kRunning)
+    return failed_precondition("task \"{}\" is not running", id);
   oci::Runtime rt = runtime_for_bundle(c->bundle);
   BERTH_RETURN_IF_ERROR(pause ? rt.pause(id) : rt.resume(id));
   c->paused = pause;

@@ -3,8 +3,6 @@
 // another thread's locks; calls that wait (Wait, Delete flushing its events) answer later.
 #pragma once
 
-#include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
-#include <boost/asio.hpp>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -13,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/asio.h"
 #include "shim/oci/cgroups.h"
 #include "shim/oci/container.h"
 #include "shim/process_io.h"

@@ -13,7 +13,7 @@ namespace berth::cli {
 
 struct CreateOptions {
   std::string image, id, snapshotter = "overlayfs", runtime = "io.containerd.berth.v1", platform,
-                       spec_file, memory, cpus;
+                         spec_file, memory, cpus;
   bool rootfs_dir = false;  // `image` is a root filesystem directory
   std::vector<std::string> labels;
   SpecOptions spec;
@@ -22,8 +22,10 @@ struct CreateOptions {
 // Unpacks the image if needed, generates the spec, prepares the read-write snapshot (key = id)
 // and creates the record, under one lease until the record holds the snapshot. With
 // `rootfs_dir`, no image and no snapshot: the spec's root is that directory.
-Result<::containerd::services::containers::v1::Container> create_container(Client& c, CreateOptions o);
-Result<::containerd::services::containers::v1::Container> get_container(Client& c, const std::string& id);
+Result<::containerd::services::containers::v1::Container> create_container(Client& c,
+                                                                           CreateOptions o);
+Result<::containerd::services::containers::v1::Container> get_container(Client& c,
+                                                                        const std::string& id);
 Status remove_container(Client& c, const std::string& id, bool keep_snapshot);
 // The flags of `containers create` (and `run`) that fill CreateOptions.
 void add_create_options(CLI::App* cmd, CreateOptions& co);

@@ -202,9 +202,10 @@ Status resize(Client& c, const std::string& id, const std::string& exec_id) {
 
 Result<int> parse_signal(const std::string& s) {
   static const std::map<std::string, int> names = {
-      {"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"KILL", SIGKILL}, {"USR1", SIGUSR1},
-      {"USR2", SIGUSR2}, {"TERM", SIGTERM}, {"STOP", SIGSTOP}, {"CONT", SIGCONT}, {"WINCH", SIGWINCH},
-      {"ABRT", SIGABRT}, {"ALRM", SIGALRM}, {"PIPE", SIGPIPE}};
+      {"HUP", SIGHUP},   {"INT", SIGINT},     {"QUIT", SIGQUIT}, {"KILL", SIGKILL},
+      {"USR1", SIGUSR1}, {"USR2", SIGUSR2},   {"TERM", SIGTERM}, {"STOP", SIGSTOP},
+      {"CONT", SIGCONT}, {"WINCH", SIGWINCH}, {"ABRT", SIGABRT}, {"ALRM", SIGALRM},
+      {"PIPE", SIGPIPE}};
   if (!s.empty() && std::all_of(s.begin(), s.end(), ::isdigit)) {
     int n = std::stoi(s);
     if (n > 0 && n < 65) return n;
@@ -267,13 +268,16 @@ Result<Exited> foreground(Client& c, const std::string& id, const std::string& e
   return Exited{wresp.exit_status()};
 }
 
-Result<std::vector<::containerd::types::Mount>> snapshot_mounts(Client& c, const std::string& snapshotter, const std::string& key) {
+Result<std::vector<::containerd::types::Mount>> snapshot_mounts(Client& c,
+                                                                const std::string& snapshotter,
+                                                                const std::string& key) {
   spb::MountsRequest req;
   req.set_snapshotter(snapshotter);
   req.set_key(key);
   spb::MountsResponse resp;
   auto ctx = c.context();
-  BERTH_RETURN_IF_ERROR(c.check(spb::Snapshots::NewStub(c.channel())->Mounts(ctx.get(), req, &resp), "snapshot mounts of " + key));
+  BERTH_RETURN_IF_ERROR(c.check(spb::Snapshots::NewStub(c.channel())->Mounts(ctx.get(), req, &resp),
+                                "snapshot mounts of " + key));
   return std::vector<::containerd::types::Mount>(resp.mounts().begin(), resp.mounts().end());
 }
 
@@ -293,7 +297,8 @@ struct StartOptions {
 };
 
 // Creates and starts the task of an existing container; in the foreground, returns its exit status.
-Result<Exited> start_task(Client& c, const ::containerd::services::containers::v1::Container& ct, const StartOptions& o) {
+Result<Exited> start_task(Client& c, const ::containerd::services::containers::v1::Container& ct,
+                          const StartOptions& o) {
   tpb::CreateTaskRequest req;
   req.set_container_id(ct.id());
   if (!ct.snapshot_key().empty()) {
@@ -305,7 +310,9 @@ Result<Exited> start_task(Client& c, const ::containerd::services::containers::v
   Attachment io;
   if (o.detach) {
     if (!o.log_uri.empty()) {
-      std::string uri = o.log_uri.find("://") == std::string::npos ? "file://" + fs::absolute(o.log_uri).string() : o.log_uri;
+      std::string uri = o.log_uri.find("://") == std::string::npos
+                            ? "file://" + fs::absolute(o.log_uri).string()
+                            : o.log_uri;
       req.set_stdout(uri);
       req.set_stderr(uri);
     }
@@ -325,7 +332,8 @@ Result<Exited> start_task(Client& c, const ::containerd::services::containers::v
   } cleanup{fifos};
   tpb::CreateTaskResponse created;
   auto cctx = c.long_context();
-  BERTH_RETURN_IF_ERROR(c.check(tasks(c)->Create(cctx.get(), req, &created), "create task " + ct.id()));
+  BERTH_RETURN_IF_ERROR(
+      c.check(tasks(c)->Create(cctx.get(), req, &created), "create task " + ct.id()));
   auto start = [&]() -> Result<std::uint32_t> {
     tpb::StartRequest sr;
     sr.set_container_id(ct.id());
@@ -386,9 +394,11 @@ json metrics_json(const google::protobuf::Any& data) {
 
 // An event payload as JSON, through the generated message types linked into this binary.
 std::string event_json(const google::protobuf::Any& any) {
-  const auto* desc = google::protobuf::DescriptorPool::generated_pool()->FindMessageTypeByName(any.type_url());
+  const auto* desc =
+      google::protobuf::DescriptorPool::generated_pool()->FindMessageTypeByName(any.type_url());
   if (!desc) return "{}";
-  std::unique_ptr<google::protobuf::Message> m(google::protobuf::MessageFactory::generated_factory()->GetPrototype(desc)->New());
+  std::unique_ptr<google::protobuf::Message> m(
+      google::protobuf::MessageFactory::generated_factory()->GetPrototype(desc)->New());
   if (!m->ParseFromString(any.value())) return "{}";
   std::string text;
   google::protobuf::util::JsonPrintOptions po;
@@ -402,14 +412,16 @@ void add_run_command(CLI::App& app, const GlobalOptions& global) {
   static CreateOptions co;
   static StartOptions so;
   auto* run = app.add_subcommand("run", "create and start a container: IMAGE ID [CMD ARGS...]");
-  run->add_option("image", co.image, "image name (with --rootfs: a root filesystem directory)")->required();
+  run->add_option("image", co.image, "image name (with --rootfs: a root filesystem directory)")
+      ->required();
   run->prefix_command();
   run->allow_extras();
   run->fallthrough(false);
   add_create_options(run, co);
   run->add_flag("--rm", so.rm, "delete the container when it exits");
   run->add_flag("--detach,-d", so.detach, "start it and return");
-  run->add_option("--log-uri", so.log_uri, "detached: file path, file:// or binary:// URI for its output");
+  run->add_option("--log-uri", so.log_uri,
+                  "detached: file path, file:// or binary:// URI for its output");
   set_action(run, global, [run](Client& c) -> Status {
     auto rest = run->remaining();
     if (rest.empty()) return invalid_argument("run: IMAGE ID [CMD ARGS...] (the id is missing)");
@@ -445,12 +457,16 @@ void add_tasks_command(CLI::App& app, const GlobalOptions& global) {
     if (global.format == "json") {
       json out = json::array();
       for (const auto& t : resp.tasks())
-        out.push_back({{"id", t.id()}, {"pid", t.pid()}, {"status", status_name(t.status())}, {"exit_status", t.exit_status()}});
+        out.push_back({{"id", t.id()},
+                       {"pid", t.pid()},
+                       {"status", status_name(t.status())},
+                       {"exit_status", t.exit_status()}});
       print_json(std::cout, out);
       return Status();
     }
     Table t({"TASK", "PID", "STATUS"});
-    for (const auto& task : resp.tasks()) t.add({task.id(), std::to_string(task.pid()), status_name(task.status())});
+    for (const auto& task : resp.tasks())
+      t.add({task.id(), std::to_string(task.pid()), status_name(task.status())});
     t.print(std::cout);
     return Status();
   });
@@ -464,7 +480,8 @@ void add_tasks_command(CLI::App& app, const GlobalOptions& global) {
   set_action(start, global, [](Client& c) -> Status {
     BERTH_TRY(auto ct, get_container(c, id));
     json spec = json::parse(ct.spec().value(), nullptr, false);
-    so.tty = !spec.is_discarded() && spec.contains("process") && spec["process"].value("terminal", false);
+    so.tty = !spec.is_discarded() && spec.contains("process") &&
+             spec["process"].value("terminal", false);
     BERTH_TRY(auto exited, start_task(c, ct, so));
     if (!so.detach) exit_with(exited.status);
     return Status();
@@ -496,7 +513,8 @@ void add_tasks_command(CLI::App& app, const GlobalOptions& global) {
     req.set_container_id(id);
     tpb::ListPidsResponse resp;
     auto ctx = c.context();
-    BERTH_RETURN_IF_ERROR(c.check(tasks(c)->ListPids(ctx.get(), req, &resp), "list processes of " + id));
+    BERTH_RETURN_IF_ERROR(
+        c.check(tasks(c)->ListPids(ctx.get(), req, &resp), "list processes of " + id));
     json out = json::array();
     Table t({"PID", "INFO"});
     for (const auto& p : resp.processes()) {
@@ -508,13 +526,16 @@ void add_tasks_command(CLI::App& app, const GlobalOptions& global) {
       t.add({std::to_string(p.pid()), info});
       out.push_back({{"pid", p.pid()}, {"info", info}});
     }
-    if (global.format == "json") print_json(std::cout, out);
-    else t.print(std::cout);
+    if (global.format == "json")
+      print_json(std::cout, out);
+    else
+      t.print(std::cout);
     return Status();
   });
 
   for (bool pausing : {true, false}) {
-    auto* sub = cmd->add_subcommand(pausing ? "pause" : "resume", pausing ? "freeze a task: ID" : "thaw a task: ID");
+    auto* sub = cmd->add_subcommand(pausing ? "pause" : "resume",
+                                    pausing ? "freeze a task: ID" : "thaw a task: ID");
     sub->add_option("id", id, "container id")->required();
     set_action(sub, global, [pausing](Client& c) -> Status {
       google::protobuf::Empty e;
@@ -592,64 +613,74 @@ void add_tasks_command(CLI::App& app, const GlobalOptions& global) {
   ex->allow_extras();
   ex->fallthrough(false);
   set_action(ex, global, [ex](Client& c) -> Status {
-    auto args = ex->remaining();
-    if (args.empty()) return invalid_argument("exec: ID CMD [ARGS...] (the command is missing)");
-    if (exec_id.empty()) exec_id = "exec-" + random_hex(6);
-    BERTH_TRY(auto ct, get_container(c, id));
-    json spec = json::parse(ct.spec().value(), nullptr, false);
-    if (spec.is_discarded() || !spec.contains("process")) return failed_precondition("container \"{}\" has no process spec", id);
-    json process = spec["process"];
-    process["args"] = args;
-    process["terminal"] = exec_tty;
-    if (!exec_cwd.empty()) process["cwd"] = exec_cwd;
-    for (const auto& e : exec_env) process["env"].push_back(e);
-    tpb::ExecProcessRequest req;
-    req.set_container_id(id);
-    req.set_exec_id(exec_id);
-    req.set_terminal(exec_tty);
-    req.mutable_spec()->set_type_url(kProcessType);
-    req.mutable_spec()->set_value(process.dump());
-    std::optional<Fifos> fifos;
-    Attachment io;
-    if (!exec_detach) {
-      BERTH_TRY(auto f, Fifos::create(exec_id, !exec_tty));
-      fifos = f;
-      req.set_stdin(f.in);
-      req.set_stdout(f.out);
-      req.set_stderr(f.err);
-      BERTH_RETURN_IF_ERROR(io.open(f.in, f.out, f.err));
-    }
-    struct Cleanup {
-      std::optional<Fifos>& f;
-      ~Cleanup() {
-        if (f) f->remove();
+    // The FIFOs go before the exit status becomes ours (exit runs no destructors).
+    auto exited = [&]() -> Result<Exited> {
+      auto args = ex->remaining();
+      if (args.empty()) return invalid_argument("exec: ID CMD [ARGS...] (the command is missing)");
+      if (exec_id.empty()) exec_id = "exec-" + random_hex(6);
+      BERTH_TRY(auto ct, get_container(c, id));
+      json spec = json::parse(ct.spec().value(), nullptr, false);
+      if (spec.is_discarded() || !spec.contains("process"))
+        return failed_precondition("container \"{}\" has no process spec", id);
+      json process = spec["process"];
+      process["args"] = args;
+      process["terminal"] = exec_tty;
+      if (!exec_cwd.empty()) process["cwd"] = exec_cwd;
+      for (const auto& e : exec_env) process["env"].push_back(e);
+      tpb::ExecProcessRequest req;
+      req.set_container_id(id);
+      req.set_exec_id(exec_id);
+      req.set_terminal(exec_tty);
+      req.mutable_spec()->set_type_url(kProcessType);
+      req.mutable_spec()->set_value(process.dump());
+      std::optional<Fifos> fifos;
+      Attachment io;
+      if (!exec_detach) {
+        BERTH_TRY(auto f, Fifos::create(exec_id, !exec_tty));
+        fifos = f;
+        req.set_stdin(f.in);
+        req.set_stdout(f.out);
+        req.set_stderr(f.err);
+        BERTH_RETURN_IF_ERROR(io.open(f.in, f.out, f.err));
       }
-    } cleanup{fifos};
-    google::protobuf::Empty e;
-    auto ctx = c.context();
-    BERTH_RETURN_IF_ERROR(c.check(tasks(c)->Exec(ctx.get(), req, &e), "exec in " + id));
-    auto start = [&]() -> Result<std::uint32_t> {
-      tpb::StartRequest sr;
-      sr.set_container_id(id);
-      sr.set_exec_id(exec_id);
-      tpb::StartResponse resp;
-      auto sctx = c.context();
-      BERTH_RETURN_IF_ERROR(c.check(tasks(c)->Start(sctx.get(), sr, &resp), "start " + exec_id));
-      return resp.pid();
-    };
-    if (exec_detach) return start().status();
-    auto exited = foreground(c, id, exec_id, exec_tty, io, start);
-    tpb::DeleteProcessRequest dr;
-    dr.set_container_id(id);
-    dr.set_exec_id(exec_id);
-    tpb::DeleteResponse dresp;
-    auto dctx = c.context();
-    tasks(c)->DeleteProcess(dctx.get(), dr, &dresp);
+      struct Cleanup {
+        std::optional<Fifos>& f;
+        ~Cleanup() {
+          if (f) f->remove();
+        }
+      } cleanup{fifos};
+      google::protobuf::Empty e;
+      auto ctx = c.context();
+      BERTH_RETURN_IF_ERROR(c.check(tasks(c)->Exec(ctx.get(), req, &e), "exec in " + id));
+      auto start = [&]() -> Result<std::uint32_t> {
+        tpb::StartRequest sr;
+        sr.set_container_id(id);
+        sr.set_exec_id(exec_id);
+        tpb::StartResponse resp;
+        auto sctx = c.context();
+        BERTH_RETURN_IF_ERROR(c.check(tasks(c)->Start(sctx.get(), sr, &resp), "start " + exec_id));
+        return resp.pid();
+      };
+      if (exec_detach) {
+        BERTH_RETURN_IF_ERROR(start().status());
+        return Exited{};
+      }
+      auto exited = foreground(c, id, exec_id, exec_tty, io, start);
+      tpb::DeleteProcessRequest dr;
+      dr.set_container_id(id);
+      dr.set_exec_id(exec_id);
+      tpb::DeleteResponse dresp;
+      auto dctx = c.context();
+      tasks(c)->DeleteProcess(dctx.get(), dr, &dresp);
+      return exited;
+    }();
     if (!exited.ok()) return exited.status();
-    exit_with(exited->status);
+    if (!exec_detach) exit_with(exited->status);
+    return Status();
   });
 
-  auto* attach = cmd->add_subcommand("attach", "attach to a task's stdio (when it was started with FIFOs): ID");
+  auto* attach = cmd->add_subcommand(
+      "attach", "attach to a task's stdio (when it was started with FIFOs): ID");
   attach->add_option("id", id, "container id")->required();
   set_action(attach, global, [](Client& c) -> Status {
     tpb::GetRequest req;
@@ -666,14 +697,16 @@ void add_tasks_command(CLI::App& app, const GlobalOptions& global) {
     }
     Attachment io;
     BERTH_RETURN_IF_ERROR(io.open(p.stdin(), p.stdout(), p.stderr()));
-    BERTH_TRY(auto exited, foreground(c, id, "", p.terminal(), io, [&]() -> Result<std::uint32_t> { return p.pid(); }));
+    BERTH_TRY(auto exited, foreground(c, id, "", p.terminal(), io,
+                                      [&]() -> Result<std::uint32_t> { return p.pid(); }));
     exit_with(exited.status);
   });
 }
 
 void add_events_command(CLI::App& app, const GlobalOptions& global) {
   static std::vector<std::string> filters;
-  auto* events = app.add_subcommand("events", "print events as they happen [FILTER...] (topic==/tasks/exit)");
+  auto* events =
+      app.add_subcommand("events", "print events as they happen [FILTER...] (topic==/tasks/exit)");
   events->add_option("filters", filters, "filters (containerd's syntax)");
   set_action(events, global, [&global](Client& c) -> Status {
     epb::SubscribeRequest req;
@@ -684,12 +717,14 @@ void add_events_command(CLI::App& app, const GlobalOptions& global) {
     while (reader->Read(&e)) {
       std::string payload = event_json(e.event());
       if (global.format == "json") {
-        json j = {{"timestamp", core::format_rfc3339(from_proto(e.timestamp()))}, {"namespace", e.namespace_()},
-                  {"topic", e.topic()}, {"event", json::parse(payload, nullptr, false)}};
+        json j = {{"timestamp", core::format_rfc3339(from_proto(e.timestamp()))},
+                  {"namespace", e.namespace_()},
+                  {"topic", e.topic()},
+                  {"event", json::parse(payload, nullptr, false)}};
         std::cout << j.dump() << std::endl;
       } else {
-        std::cout << core::format_rfc3339(from_proto(e.timestamp())) << " " << e.namespace_() << " " << e.topic() << " "
-                  << payload << std::endl;
+        std::cout << core::format_rfc3339(from_proto(e.timestamp())) << " " << e.namespace_() << " "
+                  << e.topic() << " " << payload << std::endl;
       }
     }
     return c.check(reader->Finish(), "subscribe to events");

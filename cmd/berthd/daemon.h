@@ -2,8 +2,7 @@
 // reverse order.
 #pragma once
 
-#include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
-#include <boost/asio.hpp>
+#include "core/asio.h"
 #include <thread>
 
 #include "shim/ttrpc/ttrpc.h"

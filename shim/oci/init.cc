@@ -527,6 +527,15 @@ static void set_stdio(const InitConfig& c) {
 
 // Signal dispositions and the mask are inherited across exec: a caller that ignores SIGPIPE or
 // blocks SIGTERM (a daemon, a shim) must not pass that on to the container.
+static void mark_fds_cloexec() {
+  constexpr unsigned kCloseRangeCloexec = 1U << 2;
+  if (::syscall(SYS_close_range, 3U, ~0U, kCloseRangeCloexec) == 0) return;
+  for (int fd = 3; fd < 65536; ++fd) {  // kernels before 5.11
+    int flags = ::fcntl(fd, F_GETFD);
+    if (flags >= 0) ::fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+  }
+}
+
 static void reset_signals() {
   struct sigaction sa {};
   sa.sa_handler = SIG_DFL;
@@ -633,6 +642,9 @@ void container_main(InitConfig& c) {
       ::close(*fd);
     }
   };
+  // Nothing of the caller's (a shim's sockets, a daemon's listeners) may reach the process: every
+  // descriptor above stdio closes at exec (before seccomp, which may forbid close_range).
+  mark_fds_cloexec();
   if (!p.no_new_privileges) load_seccomp();
   INIT_TRY(c, capabilities_and_user(c));
   if (p.no_new_privileges && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)

@@ -5,7 +5,12 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <filesystem>
+#include <mutex>
+#include <nlohmann/json.hpp>
 #include <regex>
+#include <sstream>
 #include <thread>
 
 #include "core/fs.h"
@@ -37,6 +42,8 @@ class TasksTest : public ::testing::Test {
   }
   void TearDown() override {
     if (!d_) return;
+    // A test that ended with the daemon down (a failed restart) still cleans up through it.
+    if (d_->pid() <= 0 || ::kill(d_->pid(), 0) != 0) d_->start();
     // berth's tasks rm needs no container record (ctr's does).
     for (const auto& id : ids_) {
       d_->berth({"tasks", "rm", "-f", id});
@@ -230,6 +237,179 @@ TEST_F(TasksTest, MemoryLimitOomIsReported) {
   }
   EXPECT_THAT(seen, HasSubstr("/tasks/oom"));
   EXPECT_THAT(seen, HasSubstr("oom"));
+}
+
+// The pid of a task's init, from `berth tasks ls --format json`.
+std::map<std::string, std::pair<int, std::string>> task_table(Daemon& d) {
+  std::map<std::string, std::pair<int, std::string>> out;
+  auto ls = d.berth({"--format", "json", "tasks", "ls"});
+  if (ls.exit_code != 0) return out;
+  for (const auto& t : nlohmann::json::parse(ls.out)) out[t["id"]] = {t["pid"].get<int>(), t["status"].get<std::string>()};
+  return out;
+}
+
+int parent_of(int pid) {
+  auto stat = core::read_file("/proc/" + std::to_string(pid) + "/stat");
+  if (!stat.ok()) return -1;
+  auto close = stat->rfind(')');
+  std::istringstream in(stat->substr(close + 2));
+  std::string state;
+  int ppid = -1;
+  in >> state >> ppid;
+  return ppid;
+}
+
+bool process_gone(int pid) {
+  for (int i = 0; i < 100; ++i) {
+    if (::kill(pid, 0) < 0 && errno == ESRCH) return true;
+    auto stat = core::read_file("/proc/" + std::to_string(pid) + "/stat");
+    if (stat.ok() && stat->find(") Z") != std::string::npos) return true;  // exited, awaiting its reaper
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+TEST_F(TasksTest, DaemonKilledWithRunningContainersReconnects) {
+  constexpr int kCount = 10;
+  for (int i = 0; i < kCount; ++i) {
+    std::string id = "live" + std::to_string(i);
+    ids_.push_back(id);
+    auto r = d_->berth({"run", "-d", kImage, id, "sleep", "1000"});
+    ASSERT_EQ(r.exit_code, 0) << diag(r);
+  }
+  auto before = task_table(*d_);
+  ASSERT_EQ(before.size(), static_cast<std::size_t>(kCount));
+  d_->kill9();
+  // While berthd is down, one container ends: its shim keeps the exit in the bundle and retries.
+  int victim = before["live0"].first;
+  ASSERT_GT(victim, 0);
+  ::kill(victim, SIGKILL);
+  std::string pending = d_->state() + "/io.containerd.runtime.v2.task/default/live0/events";
+  bool kept = false;
+  for (int i = 0; i < 100 && !kept; ++i) {
+    std::error_code ec;
+    kept = std::filesystem::exists(pending) && !std::filesystem::is_empty(pending, ec);
+    if (!kept) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(kept) << "the exit was not kept in the bundle while the daemon was down";
+
+  auto err = d_->start();
+  ASSERT_FALSE(err.has_value()) << *err;
+  auto after = task_table(*d_);
+  EXPECT_EQ(after.size(), static_cast<std::size_t>(kCount)) << d_->log();
+  EXPECT_EQ(after["live0"].second, "STOPPED");
+  for (int i = 1; i < kCount; ++i) EXPECT_EQ(after["live" + std::to_string(i)].second, "RUNNING") << i;
+  // The exit that happened while the daemon was down was delivered (acknowledged, so removed).
+  bool delivered = false;
+  for (int i = 0; i < 200 && !delivered; ++i) {
+    std::error_code ec;
+    delivered = !std::filesystem::exists(pending) || std::filesystem::is_empty(pending, ec);
+    if (!delivered) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(delivered);
+  EXPECT_THAT(d_->log(), HasSubstr("reconnected to shim"));
+  // Kill and delete still work through the reconnected shims.
+  EXPECT_EQ(d_->berth({"tasks", "kill", "-s", "KILL", "live1"}).exit_code, 0);
+  EXPECT_TRUE(wait_for("live1", "STOPPED"));
+  auto rm = d_->berth({"tasks", "rm", "live1"});
+  EXPECT_EQ(rm.exit_code, 0) << diag(rm);
+}
+
+TEST_F(TasksTest, KilledShimIsReportedExitedAndCleanedUp) {
+  std::string events_log = d_->dir() + "/shim-events.log";
+  auto events = Process::start({bin("berth"), "-a", d_->address(), "events", "topic~=\"^/tasks/(exit|delete)\""}, events_log);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ids_.push_back("doomed");
+  auto r = d_->berth({"run", "-d", kImage, "doomed", "sleep", "1000"});
+  ASSERT_EQ(r.exit_code, 0) << diag(r);
+  int init = task_table(*d_)["doomed"].first;
+  ASSERT_GT(init, 0);
+  int shim = parent_of(init);
+  ASSERT_GT(shim, 1);
+  auto comm = core::read_file("/proc/" + std::to_string(shim) + "/comm");
+  ASSERT_TRUE(comm.ok());
+  ASSERT_THAT(*comm, HasSubstr("berth-shim"));
+  ::kill(shim, SIGKILL);
+
+  std::string seen;
+  for (int i = 0; i < 100 && seen.find("/tasks/delete") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    auto text = core::read_file(events_log);
+    seen = text.ok() ? *text : "";
+  }
+  EXPECT_THAT(seen, ::testing::ContainsRegex("/tasks/exit .*\"containerId\":\"doomed\""));
+  EXPECT_THAT(seen, HasSubstr("/tasks/delete"));
+  EXPECT_EQ(task_table(*d_).count("doomed"), 0u);
+  EXPECT_TRUE(process_gone(init));
+  auto mounts = core::read_file("/proc/self/mountinfo");
+  ASSERT_TRUE(mounts.ok());
+  EXPECT_THAT(*mounts, ::testing::Not(HasSubstr(d_->state())));
+  auto layout = oci::cgroups::probe();
+  ASSERT_TRUE(layout.ok());
+  for (const auto& m : layout->mounts) EXPECT_FALSE(std::filesystem::exists(m.mountpoint + "/default/doomed")) << m.mountpoint;
+  EXPECT_FALSE(std::filesystem::exists(d_->state() + "/io.containerd.runtime.v2.task/default/doomed"));
+}
+
+TEST_F(TasksTest, TwoHundredParallelRunsLeaveNothingBehind) {
+  auto fds = [&] {
+    std::error_code ec;
+    auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(d_->pid()) + "/fd", ec);
+    return std::distance(it, std::filesystem::directory_iterator());
+  };
+  auto fifo_dirs = [] {
+    std::error_code ec;
+    auto it = std::filesystem::directory_iterator("/run/berth/fifo", ec);
+    return ec ? 0 : std::distance(it, std::filesystem::directory_iterator());
+  };
+  // Warm up (first-use allocations in the daemon), then measure.
+  ASSERT_EQ(d_->berth({"run", "--rm", kImage, "warm", "true"}).exit_code, 0);
+  auto fds_before = fds();
+  auto fifos_before = fifo_dirs();
+  constexpr int kTotal = 200, kParallel = 25;
+  std::atomic<int> next{0}, failed{0};
+  std::mutex mu;
+  std::string first_error;
+  std::vector<std::thread> workers;
+  for (int w = 0; w < kParallel; ++w) {
+    workers.emplace_back([&] {
+      for (int i = next++; i < kTotal; i = next++) {
+        std::string id = "p" + std::to_string(i);
+        auto r = d_->berth({"run", "--rm", kImage, id, "sh", "-c", "echo " + id});
+        if (r.exit_code != 0 || r.out != id + "\n") {
+          ++failed;
+          std::lock_guard lock(mu);
+          if (first_error.empty()) first_error = id + ": " + diag(r);
+        }
+      }
+    });
+  }
+  for (auto& t : workers) t.join();
+  EXPECT_EQ(failed.load(), 0) << first_error;
+  EXPECT_TRUE(task_table(*d_).empty());
+  EXPECT_THAT(d_->berth({"containers", "ls", "-q"}).out, ::testing::Not(HasSubstr("p")));
+  auto mounts = core::read_file("/proc/self/mountinfo");
+  ASSERT_TRUE(mounts.ok());
+  EXPECT_THAT(*mounts, ::testing::Not(HasSubstr(d_->state() + "/io.containerd.runtime.v2.task")));
+  auto layout = oci::cgroups::probe();
+  ASSERT_TRUE(layout.ok());
+  for (const auto& m : layout->mounts) {
+    for (int i = 0; i < kTotal; ++i)
+      ASSERT_FALSE(std::filesystem::exists(m.mountpoint + "/default/p" + std::to_string(i))) << m.mountpoint << " p" << i;
+  }
+  EXPECT_EQ(fifo_dirs(), fifos_before);
+  std::error_code ec;
+  auto bundles = std::filesystem::directory_iterator(d_->state() + "/io.containerd.runtime.v2.task/default", ec);
+  EXPECT_EQ(ec ? 0 : std::distance(bundles, std::filesystem::directory_iterator()), 0);
+  // No shim of this daemon is left (they name its socket on their command line).
+  int shims = 0;
+  for (const auto& p : std::filesystem::directory_iterator("/proc", ec)) {
+    auto cmdline = core::read_file(p.path().string() + "/cmdline");
+    if (cmdline.ok() && cmdline->find("berth-shim") != std::string::npos && cmdline->find(d_->address()) != std::string::npos)
+      ++shims;
+  }
+  EXPECT_EQ(shims, 0);
+  // The daemon's descriptors are back where they were (a few may be in flight: gRPC threads).
+  EXPECT_LE(fds(), fds_before + 4);
 }
 
 }  // namespace

@@ -37,7 +37,8 @@ std::vector<Registration> registrations() {
   r.init = [](InitContext& ic) -> Result<std::shared_ptr<Plugin>> {
     Paths p{ic.root(), ic.state(), ic.grpc_address(), ic.ttrpc_address(), self_path()};
     auto exchange = ic.get_as<events::Exchange>(plugin_type::kEvent);
-    BERTH_TRY(auto m, ShimManager::create(ic.config<Config>(), p, exchange.ok() ? *exchange : nullptr));
+    BERTH_TRY(auto m,
+              ShimManager::create(ic.config<Config>(), p, exchange.ok() ? *exchange : nullptr));
     ic.exports()["shims"] = "io.containerd.berth.v1=berth-shim";
     return std::shared_ptr<Plugin>(m);
   };

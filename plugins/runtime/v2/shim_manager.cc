@@ -4,11 +4,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
-#include <boost/asio.hpp>
 #include <filesystem>
 #include <future>
 
+#include "core/asio.h"
 #include "core/fs.h"
 #include "core/log.h"
 #include "core/mount.h"
@@ -32,8 +31,8 @@ constexpr auto kConnectTimeout = std::chrono::seconds(5);
 constexpr auto kCallTimeout = std::chrono::seconds(30);
 
 Timestamp from_pb(const google::protobuf::Timestamp& t) {
-  return Timestamp(std::chrono::duration_cast<Timestamp::duration>(std::chrono::seconds(t.seconds()) +
-                                                                   std::chrono::nanoseconds(t.nanos())));
+  return Timestamp(std::chrono::duration_cast<Timestamp::duration>(
+      std::chrono::seconds(t.seconds()) + std::chrono::nanoseconds(t.nanos())));
 }
 
 void to_pb(Timestamp t, google::protobuf::Timestamp* out) {
@@ -70,27 +69,33 @@ class LogRelay {
       s->sd.non_blocking(true);
       // Until the shim opens its end a read says EOF; epoll says readable only once it did.
       s->sd.async_wait(asio::posix::descriptor_base::wait_read,
-                       [s](const boost::system::error_code& ec) { if (!ec) read(s); });
+                       [s](const boost::system::error_code& ec) {
+                         if (!ec) read(s);
+                       });
     });
   }
 
  private:
   struct Stream {
-    Stream(asio::io_context& io, int fd, std::string n, std::string i) : sd(io, fd), ns(std::move(n)), id(std::move(i)) {}
+    Stream(asio::io_context& io, int fd, std::string n, std::string i)
+        : sd(io, fd), ns(std::move(n)), id(std::move(i)) {}
     asio::posix::stream_descriptor sd;
     std::string ns, id;
     asio::streambuf buf;
   };
   static void read(const std::shared_ptr<Stream>& s) {
-    asio::async_read_until(s->sd, s->buf, '\n', [s](const boost::system::error_code& ec, std::size_t n) {
-      if (n > 0) {
-        std::string line(asio::buffers_begin(s->buf.data()), asio::buffers_begin(s->buf.data()) + static_cast<std::ptrdiff_t>(n));
-        s->buf.consume(n);
-        while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
-        if (!line.empty()) log::info("shim", {{"namespace", s->ns}, {"id", s->id}, {"msg", line}});
-      }
-      if (!ec) read(s);
-    });
+    asio::async_read_until(
+        s->sd, s->buf, '\n', [s](const boost::system::error_code& ec, std::size_t n) {
+          if (n > 0) {
+            std::string line(asio::buffers_begin(s->buf.data()),
+                             asio::buffers_begin(s->buf.data()) + static_cast<std::ptrdiff_t>(n));
+            s->buf.consume(n);
+            while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+            if (!line.empty())
+              log::info("shim", {{"namespace", s->ns}, {"id", s->id}, {"msg", line}});
+          }
+          if (!ec) read(s);
+        });
   }
   asio::io_context io_;
   asio::executor_work_guard<asio::io_context::executor_type> guard_;
@@ -99,8 +104,12 @@ class LogRelay {
 
 class ShimTask final : public Task {
  public:
-  ShimTask(std::string ns, std::string id, std::string runtime, std::string bundle, std::string binary)
-      : ns_(std::move(ns)), id_(std::move(id)), runtime_(std::move(runtime)), bundle_(std::move(bundle)),
+  ShimTask(std::string ns, std::string id, std::string runtime, std::string bundle,
+           std::string binary)
+      : ns_(std::move(ns)),
+        id_(std::move(id)),
+        runtime_(std::move(runtime)),
+        bundle_(std::move(bundle)),
         binary_(std::move(binary)) {}
   ~ShimTask() override { disconnect(); }
 
@@ -117,12 +126,16 @@ class ShimTask final : public Task {
   void set_pid(std::uint32_t p) { pid_ = p; }
 
   Status call(const std::string& method, const google::protobuf::MessageLite& req,
-              google::protobuf::MessageLite* resp, std::chrono::milliseconds timeout = kCallTimeout) {
-    if (!client_) return Status(Code::kUnavailable, fmt::format("task \"{}\": shim is not connected", id_));
+              google::protobuf::MessageLite* resp,
+              std::chrono::milliseconds timeout = kCallTimeout) {
+    if (!client_)
+      return Status(Code::kUnavailable, fmt::format("task \"{}\": shim is not connected", id_));
     ttrpc::Metadata md{{ttrpc::kNamespaceKey, ns_}};
     google::protobuf::Empty empty;
     Status st = client_->call(kTaskService, method, req, resp ? resp : &empty, md, timeout);
-    if (st.code() == Code::kUnavailable) return Status(Code::kUnavailable, fmt::format("task \"{}\": shim is gone ({})", id_, st.message()));
+    if (st.code() == Code::kUnavailable)
+      return Status(Code::kUnavailable,
+                    fmt::format("task \"{}\": shim is gone ({})", id_, st.message()));
     return st;
   }
 
@@ -195,7 +208,9 @@ class ShimTask final : public Task {
           task::WaitResponse resp;
           Status st = call("Wait", req, &resp, std::chrono::milliseconds(0));
           std::lock_guard lock(mu_);
-          w->result = st.ok() ? Result<Exit>(Exit{pid_for(exec_id), resp.exit_status(), from_pb(resp.exited_at())}) : Result<Exit>(st);
+          w->result = st.ok() ? Result<Exit>(Exit{pid_for(exec_id), resp.exit_status(),
+                                                  from_pb(resp.exited_at())})
+                              : Result<Exit>(st);
           w->done = true;
           cv_.notify_all();
         });
@@ -217,7 +232,8 @@ class ShimTask final : public Task {
       if (cancelled && cancelled()) return Status(Code::kCancelled, "wait cancelled");
     }
   }
-  Status resize_pty(const std::string& exec_id, std::uint32_t width, std::uint32_t height) override {
+  Status resize_pty(const std::string& exec_id, std::uint32_t width,
+                    std::uint32_t height) override {
     task::ResizePtyRequest req;
     req.set_id(id_);
     req.set_exec_id(exec_id);
@@ -256,7 +272,8 @@ class ShimTask final : public Task {
     }
     return out;
   }
-  Status update(const std::optional<Any>& resources, const std::map<std::string, std::string>& annotations) override {
+  Status update(const std::optional<Any>& resources,
+                const std::map<std::string, std::string>& annotations) override {
     task::UpdateTaskRequest req;
     req.set_id(id_);
     if (resources) any_to(*resources, req.mutable_resources());
@@ -296,7 +313,9 @@ class ShimTask final : public Task {
     bool done = false;
     Result<Exit> result = Status(Code::kUnavailable, "pending");
   };
-  std::uint32_t pid_for(const std::string& exec_id) const { return exec_id.empty() ? pid_.load() : 0u; }
+  std::uint32_t pid_for(const std::string& exec_id) const {
+    return exec_id.empty() ? pid_.load() : 0u;
+  }
 
   std::string ns_, id_, runtime_, bundle_, binary_;
   std::atomic<std::uint32_t> pid_{0};
@@ -309,13 +328,17 @@ class ShimTask final : public Task {
 };
 
 ShimManager::ShimManager(Config c, Paths p, std::shared_ptr<events::Exchange> exchange)
-    : c_(std::move(c)), p_(std::move(p)), exchange_(std::move(exchange)), logs_(std::make_unique<LogRelay>()) {
+    : c_(std::move(c)),
+      p_(std::move(p)),
+      exchange_(std::move(exchange)),
+      logs_(std::make_unique<LogRelay>()) {
   worker_ = std::thread([this] { worker(); });
 }
 
 ShimManager::~ShimManager() { close().ignore(); }
 
-Result<std::shared_ptr<ShimManager>> ShimManager::create(Config c, Paths p, std::shared_ptr<events::Exchange> exchange) {
+Result<std::shared_ptr<ShimManager>> ShimManager::create(
+    Config c, Paths p, std::shared_ptr<events::Exchange> exchange) {
   std::shared_ptr<ShimManager> m(new ShimManager(std::move(c), std::move(p), std::move(exchange)));
   m->load_existing();
   return m;
@@ -361,7 +384,8 @@ std::string ShimManager::work_dir(const std::string& ns, const std::string& id) 
   return p_.root + "/" + ns + "/" + id;
 }
 
-Result<std::string> ShimManager::resolve_shim(const std::string& runtime, const std::string& runtime_path) const {
+Result<std::string> ShimManager::resolve_shim(const std::string& runtime,
+                                              const std::string& runtime_path) const {
   std::string name;
   if (!runtime_path.empty()) {
     name = runtime_path;
@@ -372,10 +396,14 @@ Result<std::string> ShimManager::resolve_shim(const std::string& runtime, const 
   } else {
     // containerd's rule: the last two dot-separated parts of the name.
     auto last = runtime.rfind('.');
-    auto prev = last == std::string::npos || last == 0 ? std::string::npos : runtime.rfind('.', last - 1);
+    auto prev =
+        last == std::string::npos || last == 0 ? std::string::npos : runtime.rfind('.', last - 1);
     if (last == std::string::npos || prev == std::string::npos || last + 1 >= runtime.size())
-      return invalid_argument("runtime \"{}\" is not of the form <domain>.<name>.<version> (io.containerd.runc.v2)", runtime);
-    name = fmt::format("containerd-shim-{}-{}", runtime.substr(prev + 1, last - prev - 1), runtime.substr(last + 1));
+      return invalid_argument(
+          "runtime \"{}\" is not of the form <domain>.<name>.<version> (io.containerd.runc.v2)",
+          runtime);
+    name = fmt::format("containerd-shim-{}-{}", runtime.substr(prev + 1, last - prev - 1),
+                       runtime.substr(last + 1));
   }
   if (name.find('/') != std::string::npos) {
     if (::access(name.c_str(), X_OK) == 0) return name;
@@ -397,7 +425,8 @@ Result<std::string> ShimManager::resolve_shim(const std::string& runtime, const 
     std::string candidate = d + "/" + name;
     if (::access(candidate.c_str(), X_OK) == 0) return candidate;
   }
-  return not_found("runtime \"{}\": shim binary {} not found next to berthd or in PATH", runtime, name);
+  return not_found("runtime \"{}\": shim binary {} not found next to berthd or in PATH", runtime,
+                   name);
 }
 
 Result<std::shared_ptr<Task>> ShimManager::create(const CreateRequest& r) {
@@ -409,7 +438,8 @@ Result<std::shared_ptr<Task>> ShimManager::create(const CreateRequest& r) {
   std::string bundle = bundle_dir(r.ns, r.id);
   {
     std::lock_guard lock(mu_);
-    if (tasks_.count(key)) return already_exists("task \"{}\" already exists in namespace \"{}\"", r.id, r.ns);
+    if (tasks_.count(key))
+      return already_exists("task \"{}\" already exists in namespace \"{}\"", r.id, r.ns);
     // Reserve the id while the shim starts.
     tasks_[key] = nullptr;
   }
@@ -432,7 +462,8 @@ Result<std::shared_ptr<Task>> ShimManager::create(const CreateRequest& r) {
     unreserve();
     return st;
   };
-  if (Status st = core::write_file_atomic(bundle + "/config.json", r.spec, 0600); !st.ok()) return fail(st);
+  if (Status st = core::write_file_atomic(bundle + "/config.json", r.spec, 0600); !st.ok())
+    return fail(st);
   std::string logfifo = bundle + "/log";
   if (::mkfifo(logfifo.c_str(), 0600) == 0) {
     int lfd = ::open(logfifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
@@ -449,14 +480,15 @@ Result<std::shared_ptr<Task>> ShimManager::create(const CreateRequest& r) {
   so.stdin_data = options;
   so.env = {{"TTRPC_ADDRESS", p_.ttrpc_address}, {"GOMAXPROCS", "2"}};
   so.timeout = c_.start_timeout;
-  auto started = core::run_program({binary, "-namespace", r.ns, "-address", p_.grpc_address, "-publish-binary",
-                                    p_.daemon_binary, "-id", r.id, "start"},
+  auto started = core::run_program({binary, "-namespace", r.ns, "-address", p_.grpc_address,
+                                    "-publish-binary", p_.daemon_binary, "-id", r.id, "start"},
                                    so);
   if (!started.ok()) return fail(started.status().with_context("start shim"));
   if (started->exit_code != 0) {
     std::string err = started->err;
     while (!err.empty() && (err.back() == '\n' || err.back() == ' ')) err.pop_back();
-    return fail(Status(Code::kInternal, fmt::format("start shim {}: exit status {}: {}", binary, started->exit_code, err)));
+    return fail(Status(Code::kInternal, fmt::format("start shim {}: exit status {}: {}", binary,
+                                                    started->exit_code, err)));
   }
   std::string address = started->out;
   while (!address.empty() && (address.back() == '\n' || address.back() == ' ')) address.pop_back();
@@ -506,7 +538,8 @@ Result<std::shared_ptr<Task>> ShimManager::create(const CreateRequest& r) {
 }
 
 Result<std::shared_ptr<ShimTask>> ShimManager::connect(const std::string& ns, const std::string& id,
-                                                       const std::string& bundle, const std::string& binary,
+                                                       const std::string& bundle,
+                                                       const std::string& binary,
                                                        std::uint32_t pid_hint) {
   auto address = core::read_file(bundle + "/address");
   if (!address.ok()) return address.status().with_context("shim address");
@@ -523,7 +556,8 @@ Result<std::shared_ptr<ShimTask>> ShimManager::connect(const std::string& ns, co
     work_.push_back([this, ns, id] { shim_died(ns, id); });
     work_cv_.notify_all();
   });
-  if (!client.ok()) return client.status().with_context(fmt::format("connect to shim of \"{}\"", id));
+  if (!client.ok())
+    return client.status().with_context(fmt::format("connect to shim of \"{}\"", id));
   t->attach(std::move(*client), pid_hint);
   return t;
 }
@@ -565,7 +599,9 @@ Result<Exit> ShimManager::remove(const std::string& ns, const std::string& id) {
   if (!ds.ok()) {
     // The shim died under us: clean up as for a dead shim.
     cleanup_dead(ns, id, t->bundle(), t->binary(), t);
-    return Exit{t->pid(), 255, std::chrono::time_point_cast<Timestamp::duration>(std::chrono::system_clock::now())};
+    return Exit{
+        t->pid(), 255,
+        std::chrono::time_point_cast<Timestamp::duration>(std::chrono::system_clock::now())};
   }
   task::ShutdownRequest sr;
   sr.set_id(id);
@@ -583,7 +619,8 @@ void ShimManager::publish_leftover_events(const std::string& bundle) {
   if (!exchange_) return;
   std::error_code ec;
   std::vector<std::string> files;
-  for (const auto& e : fs::directory_iterator(bundle + "/events", ec)) files.push_back(e.path().string());
+  for (const auto& e : fs::directory_iterator(bundle + "/events", ec))
+    files.push_back(e.path().string());
   std::sort(files.begin(), files.end());
   for (const auto& f : files) {
     auto data = core::read_file(f);
@@ -628,15 +665,17 @@ void ShimManager::shim_died(const std::string& ns, const std::string& id) {
   cleanup_dead(ns, id, t->bundle(), t->binary(), t);
 }
 
-void ShimManager::cleanup_dead(const std::string& ns, const std::string& id, const std::string& bundle,
-                               const std::string& binary, const std::shared_ptr<ShimTask>& t) {
+void ShimManager::cleanup_dead(const std::string& ns, const std::string& id,
+                               const std::string& bundle, const std::string& binary,
+                               const std::shared_ptr<ShimTask>& t) {
   core::SpawnOptions so;
   so.cwd = bundle;
   so.env = {{"TTRPC_ADDRESS", p_.ttrpc_address}};
   so.timeout = std::chrono::seconds(10);
-  Exit exit{t ? t->pid() : 0, 255, std::chrono::time_point_cast<Timestamp::duration>(std::chrono::system_clock::now())};
-  auto r = core::run_program({binary, "-namespace", ns, "-address", p_.grpc_address, "-publish-binary",
-                              p_.daemon_binary, "-id", id, "delete"},
+  Exit exit{t ? t->pid() : 0, 255,
+            std::chrono::time_point_cast<Timestamp::duration>(std::chrono::system_clock::now())};
+  auto r = core::run_program({binary, "-namespace", ns, "-address", p_.grpc_address,
+                              "-publish-binary", p_.daemon_binary, "-id", id, "delete"},
                              so);
   task::DeleteResponse resp;
   if (r.ok() && r->exit_code == 0 && resp.ParseFromString(r->out)) {
@@ -644,7 +683,8 @@ void ShimManager::cleanup_dead(const std::string& ns, const std::string& id, con
     exit.status = resp.exit_status();
     if (resp.exited_at().seconds()) exit.at = from_pb(resp.exited_at());
   } else {
-    log::warn("shim delete failed", {{"id", id}, {"error", r.ok() ? r->err : r.status().message()}});
+    log::warn("shim delete failed",
+              {{"id", id}, {"error", r.ok() ? r->err : r.status().message()}});
   }
   publish_leftover_events(bundle);
   if (exchange_) {
@@ -654,14 +694,16 @@ void ShimManager::cleanup_dead(const std::string& ns, const std::string& id, con
     e.set_pid(exit.pid);
     e.set_exit_status(exit.status);
     to_pb(exit.at, e.mutable_exited_at());
-    exchange_->publish(ns, "/tasks/exit", e.GetDescriptor()->full_name(), e.SerializeAsString()).ignore();
+    exchange_->publish(ns, "/tasks/exit", e.GetDescriptor()->full_name(), e.SerializeAsString())
+        .ignore();
     ev::TaskDelete d;
     d.set_container_id(id);
     d.set_id(id);
     d.set_pid(exit.pid);
     d.set_exit_status(exit.status);
     to_pb(exit.at, d.mutable_exited_at());
-    exchange_->publish(ns, "/tasks/delete", d.GetDescriptor()->full_name(), d.SerializeAsString()).ignore();
+    exchange_->publish(ns, "/tasks/delete", d.GetDescriptor()->full_name(), d.SerializeAsString())
+        .ignore();
   }
   if (t) {
     t->mark_dead(exit);
@@ -678,7 +720,9 @@ void ShimManager::load_existing() {
   for (const auto& nsd : fs::directory_iterator(p_.state, ec)) {
     if (!nsd.is_directory()) continue;
     for (const auto& b : fs::directory_iterator(nsd.path(), ec)) {
-      if (b.is_directory()) bundles.emplace_back(nsd.path().filename().string(), b.path().filename().string(), b.path().string());
+      if (b.is_directory())
+        bundles.emplace_back(nsd.path().filename().string(), b.path().filename().string(),
+                             b.path().string());
     }
   }
   // Every shim in parallel: a slow or hung one does not hold up the others.
@@ -705,7 +749,8 @@ void ShimManager::load_existing() {
           (*t)->set_pid(resp.task_pid());
           std::lock_guard lock(mu_);
           tasks_[{ns, id}] = *t;
-          log::info("reconnected to shim", {{"namespace", ns}, {"id", id}, {"pid", std::to_string(resp.task_pid())}});
+          log::info("reconnected to shim",
+                    {{"namespace", ns}, {"id", id}, {"pid", std::to_string(resp.task_pid())}});
           return;
         }
         (*t)->removing = true;

@@ -1,8 +1,8 @@
 // io.containerd.runtime.v2.task: tasks run by shims speaking containerd's runtime v2 protocol.
 //
 //   bundle   <state>/<ns>/<id>/  config.json, rootfs/ (the shim mounts it), address,
-//            shim-binary-path, runtime-name, log (a FIFO the daemon relays into its log), work -> the work dir,
-//            events/ (events the shim has not had acknowledged yet)
+//            shim-binary-path, runtime-name, log (a FIFO the daemon relays into its log), work ->
+//            the work dir, events/ (events the shim has not had acknowledged yet)
 //   work dir <root>/<ns>/<id>/   persistent scratch for the shim
 //
 // The shim for a runtime name: a configured binary, a path, or containerd's rule
@@ -36,9 +36,9 @@ struct Config {
 };
 
 struct Paths {
-  std::string root, state;            // the plugin's directories
+  std::string root, state;  // the plugin's directories
   std::string grpc_address, ttrpc_address;
-  std::string daemon_binary;          // berthd itself: -publish-binary, and where shims are looked for
+  std::string daemon_binary;  // berthd itself: -publish-binary, and where shims are looked for
 };
 
 class ShimTask;
@@ -57,7 +57,8 @@ class ShimManager final : public TaskManager {
   Status close() override;
 
   // Where the shim for a runtime name is (NotFound naming where it looked).
-  Result<std::string> resolve_shim(const std::string& runtime, const std::string& runtime_path) const;
+  Result<std::string> resolve_shim(const std::string& runtime,
+                                   const std::string& runtime_path) const;
 
  private:
   ShimManager(Config c, Paths p, std::shared_ptr<events::Exchange> exchange);

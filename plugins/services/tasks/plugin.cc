@@ -21,7 +21,8 @@ void any_to(const Any& a, google::protobuf::Any* out) {
   out->set_value(a.value);
 }
 
-void to_proto(const std::string& container_id, const runtime::ProcessState& s, types::Process* out) {
+void to_proto(const std::string& container_id, const runtime::ProcessState& s,
+              types::Process* out) {
   out->set_container_id(container_id);
   out->set_id(s.id);
   out->set_pid(s.pid);
@@ -31,20 +32,24 @@ void to_proto(const std::string& container_id, const runtime::ProcessState& s, t
   out->set_stderr(s.io.stderr);
   out->set_terminal(s.io.terminal);
   out->set_exit_status(s.exit_status);
-  if (s.status == runtime::TaskStatus::kStopped) berth::to_proto(s.exited_at, out->mutable_exited_at());
+  if (s.status == runtime::TaskStatus::kStopped)
+    berth::to_proto(s.exited_at, out->mutable_exited_at());
 }
 
 class TasksService final : public Plugin, public GrpcService, public pb::Tasks::Service {
  public:
-  TasksService(std::shared_ptr<metadata::MetadataStore> store, std::shared_ptr<runtime::TaskManager> tasks)
+  TasksService(std::shared_ptr<metadata::MetadataStore> store,
+               std::shared_ptr<runtime::TaskManager> tasks)
       : store_(std::move(store)), tasks_(std::move(tasks)) {}
   void register_grpc(grpc::ServerBuilder& builder) override { builder.RegisterService(this); }
 
-  grpc::Status Create(grpc::ServerContext* ctx, const pb::CreateTaskRequest* req, pb::CreateTaskResponse* resp) override {
+  grpc::Status Create(grpc::ServerContext* ctx, const pb::CreateTaskRequest* req,
+                      pb::CreateTaskResponse* resp) override {
     auto rc = request_context(*ctx);
     if (!rc.ok()) return to_grpc(rc.status());
     if (req->has_checkpoint() && !req->checkpoint().digest().empty())
-      return to_grpc(Status(Code::kUnimplemented, "restoring a task from a checkpoint is not implemented"));
+      return to_grpc(
+          Status(Code::kUnimplemented, "restoring a task from a checkpoint is not implemented"));
     auto c = store_->containers().get(*rc, req->container_id());
     if (!c.ok()) return to_grpc(c.status());
     if (!c->spec) return to_grpc(failed_precondition("container \"{}\" has no spec", c->id));
@@ -57,7 +62,8 @@ class TasksService final : public Plugin, public GrpcService, public pb::Tasks::
     r.runtime_path = req->runtime_path();
     r.spec = c->spec->value;
     for (const auto& m : req->rootfs())
-      r.rootfs.push_back(Mount{m.type(), m.source(), m.target(), {m.options().begin(), m.options().end()}});
+      r.rootfs.push_back(
+          Mount{m.type(), m.source(), m.target(), {m.options().begin(), m.options().end()}});
     r.io = runtime::IO{req->stdin(), req->stdout(), req->stderr(), req->terminal()};
     auto t = tasks_->create(r);
     if (!t.ok()) return to_grpc(t.status());
@@ -66,7 +72,8 @@ class TasksService final : public Plugin, public GrpcService, public pb::Tasks::
     return grpc::Status::OK;
   }
 
-  grpc::Status Start(grpc::ServerContext* ctx, const pb::StartRequest* req, pb::StartResponse* resp) override {
+  grpc::Status Start(grpc::ServerContext* ctx, const pb::StartRequest* req,
+                     pb::StartResponse* resp) override {
     return with_task(ctx, req->container_id(), [&](runtime::Task& t) -> Status {
       BERTH_TRY(auto pid, t.start(req->exec_id()));
       resp->set_pid(pid);
@@ -74,7 +81,8 @@ class TasksService final : public Plugin, public GrpcService, public pb::Tasks::
     });
   }
 
-  grpc::Status Delete(grpc::ServerContext* ctx, const pb::DeleteTaskRequest* req, pb::DeleteResponse* resp) override {
+  grpc::Status Delete(grpc::ServerContext* ctx, const pb::DeleteTaskRequest* req,
+                      pb::DeleteResponse* resp) override {
     auto ns = request_namespace(*ctx);
     if (!ns.ok()) return to_grpc(ns.status());
     auto exit = tasks_->remove(*ns, req->container_id());
@@ -86,8 +94,10 @@ class TasksService final : public Plugin, public GrpcService, public pb::Tasks::
     return grpc::Status::OK;
   }
 
-  grpc::Status DeleteProcess(grpc::ServerContext* ctx, const pb::DeleteProcessRequest* req, pb::DeleteResponse* resp) override {
-    if (req->exec_id().empty()) return to_grpc(invalid_argument("exec_id is required (Delete removes the task itself)"));
+  grpc::Status DeleteProcess(grpc::ServerContext* ctx, const pb::DeleteProcessRequest* req,
+                             pb::DeleteResponse* resp) override {
+    if (req->exec_id().empty())
+      return to_grpc(invalid_argument("exec_id is required (Delete removes the task itself)"));
     return with_task(ctx, req->container_id(), [&](runtime::Task& t) -> Status {
       BERTH_TRY(auto exit, t.delete_process(req->exec_id()));
       resp->set_id(req->exec_id());
@@ -98,7 +108,8 @@ class TasksService final : public Plugin, public GrpcService, public pb::Tasks::
     });
   }
 
-  grpc::Status Get(grpc::ServerContext* ctx, const pb::GetRequest* req, pb::GetResponse* resp) override {
+  grpc::Status Get(grpc::ServerContext* ctx, const pb::GetRequest* req,
+                   pb::GetResponse* resp) override {
     return with_task(ctx, req->container_id(), [&](runtime::Task& t) -> Status {
       BERTH_TRY(auto s, t.state(req->exec_id()));
       to_proto(req->container_id(), s, resp->mutable_process());
@@ -106,7 +117,8 @@ class TasksService final : public Plugin, public GrpcService, public pb::Tasks::
     });
   }
 
-  grpc::Status List(grpc::ServerContext* ctx, const pb::ListTasksRequest* req, pb::ListTasksResponse* resp) override {
+  grpc::Status List(grpc::ServerContext* ctx, const pb::ListTasksRequest* req,
+                    pb::ListTasksResponse* resp) override {
     auto ns = request_namespace(*ctx);
     if (!ns.ok()) return to_grpc(ns.status());
     for (const auto& t : tasks_->list(*ns)) {
@@ -124,38 +136,49 @@ class TasksService final : public Plugin, public GrpcService, public pb::Tasks::
     return grpc::Status::OK;
   }
 
-  grpc::Status Kill(grpc::ServerContext* ctx, const pb::KillRequest* req, google::protobuf::Empty*) override {
-    return with_task(ctx, req->container_id(),
-                     [&](runtime::Task& t) { return t.kill(req->exec_id(), req->signal(), req->all()); });
+  grpc::Status Kill(grpc::ServerContext* ctx, const pb::KillRequest* req,
+                    google::protobuf::Empty*) override {
+    return with_task(ctx, req->container_id(), [&](runtime::Task& t) {
+      return t.kill(req->exec_id(), req->signal(), req->all());
+    });
   }
 
-  grpc::Status Exec(grpc::ServerContext* ctx, const pb::ExecProcessRequest* req, google::protobuf::Empty*) override {
+  grpc::Status Exec(grpc::ServerContext* ctx, const pb::ExecProcessRequest* req,
+                    google::protobuf::Empty*) override {
     if (req->exec_id().empty()) return to_grpc(invalid_argument("exec_id is required"));
     if (!req->has_spec()) return to_grpc(invalid_argument("exec process spec is required"));
     return with_task(ctx, req->container_id(), [&](runtime::Task& t) {
-      return t.exec(req->exec_id(), runtime::IO{req->stdin(), req->stdout(), req->stderr(), req->terminal()},
+      return t.exec(req->exec_id(),
+                    runtime::IO{req->stdin(), req->stdout(), req->stderr(), req->terminal()},
                     Any{req->spec().type_url(), req->spec().value()});
     });
   }
 
-  grpc::Status ResizePty(grpc::ServerContext* ctx, const pb::ResizePtyRequest* req, google::protobuf::Empty*) override {
+  grpc::Status ResizePty(grpc::ServerContext* ctx, const pb::ResizePtyRequest* req,
+                         google::protobuf::Empty*) override {
+    return with_task(ctx, req->container_id(), [&](runtime::Task& t) {
+      return t.resize_pty(req->exec_id(), req->width(), req->height());
+    });
+  }
+
+  grpc::Status CloseIO(grpc::ServerContext* ctx, const pb::CloseIORequest* req,
+                       google::protobuf::Empty*) override {
     return with_task(ctx, req->container_id(),
-                     [&](runtime::Task& t) { return t.resize_pty(req->exec_id(), req->width(), req->height()); });
+                     [&](runtime::Task& t) { return t.close_io(req->exec_id(), req->stdin()); });
   }
 
-  grpc::Status CloseIO(grpc::ServerContext* ctx, const pb::CloseIORequest* req, google::protobuf::Empty*) override {
-    return with_task(ctx, req->container_id(), [&](runtime::Task& t) { return t.close_io(req->exec_id(), req->stdin()); });
-  }
-
-  grpc::Status Pause(grpc::ServerContext* ctx, const pb::PauseTaskRequest* req, google::protobuf::Empty*) override {
+  grpc::Status Pause(grpc::ServerContext* ctx, const pb::PauseTaskRequest* req,
+                     google::protobuf::Empty*) override {
     return with_task(ctx, req->container_id(), [&](runtime::Task& t) { return t.pause(); });
   }
 
-  grpc::Status Resume(grpc::ServerContext* ctx, const pb::ResumeTaskRequest* req, google::protobuf::Empty*) override {
+  grpc::Status Resume(grpc::ServerContext* ctx, const pb::ResumeTaskRequest* req,
+                      google::protobuf::Empty*) override {
     return with_task(ctx, req->container_id(), [&](runtime::Task& t) { return t.resume(); });
   }
 
-  grpc::Status ListPids(grpc::ServerContext* ctx, const pb::ListPidsRequest* req, pb::ListPidsResponse* resp) override {
+  grpc::Status ListPids(grpc::ServerContext* ctx, const pb::ListPidsRequest* req,
+                        pb::ListPidsResponse* resp) override {
     return with_task(ctx, req->container_id(), [&](runtime::Task& t) -> Status {
       BERTH_TRY(auto pids, t.pids());
       for (const auto& p : pids) {
@@ -167,11 +190,13 @@ class TasksService final : public Plugin, public GrpcService, public pb::Tasks::
     });
   }
 
-  grpc::Status Checkpoint(grpc::ServerContext*, const pb::CheckpointTaskRequest*, pb::CheckpointTaskResponse*) override {
+  grpc::Status Checkpoint(grpc::ServerContext*, const pb::CheckpointTaskRequest*,
+                          pb::CheckpointTaskResponse*) override {
     return to_grpc(Status(Code::kUnimplemented, "checkpointing a task is not implemented"));
   }
 
-  grpc::Status Update(grpc::ServerContext* ctx, const pb::UpdateTaskRequest* req, google::protobuf::Empty*) override {
+  grpc::Status Update(grpc::ServerContext* ctx, const pb::UpdateTaskRequest* req,
+                      google::protobuf::Empty*) override {
     return with_task(ctx, req->container_id(), [&](runtime::Task& t) {
       std::optional<Any> res;
       if (req->has_resources()) res = Any{req->resources().type_url(), req->resources().value()};
@@ -179,29 +204,35 @@ class TasksService final : public Plugin, public GrpcService, public pb::Tasks::
     });
   }
 
-  grpc::Status Metrics(grpc::ServerContext* ctx, const pb::MetricsRequest* req, pb::MetricsResponse* resp) override {
+  grpc::Status Metrics(grpc::ServerContext* ctx, const pb::MetricsRequest* req,
+                       pb::MetricsResponse* resp) override {
     auto ns = request_namespace(*ctx);
     if (!ns.ok()) return to_grpc(ns.status());
-    auto filter = core::Filter::parse(std::vector<std::string>(req->filters().begin(), req->filters().end()));
+    auto filter =
+        core::Filter::parse(std::vector<std::string>(req->filters().begin(), req->filters().end()));
     if (!filter.ok()) return to_grpc(filter.status());
     for (const auto& t : tasks_->list(*ns)) {
-      bool match = filter->match([&](const std::vector<std::string>& path) -> std::optional<std::string> {
-        if (path.size() == 1 && path[0] == "id") return t->id();
-        if (path.size() == 1 && path[0] == "runtime") return t->runtime();
-        return std::nullopt;
-      });
+      bool match =
+          filter->match([&](const std::vector<std::string>& path) -> std::optional<std::string> {
+            if (path.size() == 1 && path[0] == "id") return t->id();
+            if (path.size() == 1 && path[0] == "runtime") return t->runtime();
+            return std::nullopt;
+          });
       if (!match) continue;
       auto stats = t->stats();
       if (!stats.ok()) continue;  // a task that stopped meanwhile
       auto* m = resp->add_metrics();
-      berth::to_proto(std::chrono::time_point_cast<Timestamp::duration>(std::chrono::system_clock::now()), m->mutable_timestamp());
+      berth::to_proto(
+          std::chrono::time_point_cast<Timestamp::duration>(std::chrono::system_clock::now()),
+          m->mutable_timestamp());
       m->set_id(t->id());
       any_to(*stats, m->mutable_data());
     }
     return grpc::Status::OK;
   }
 
-  grpc::Status Wait(grpc::ServerContext* ctx, const pb::WaitRequest* req, pb::WaitResponse* resp) override {
+  grpc::Status Wait(grpc::ServerContext* ctx, const pb::WaitRequest* req,
+                    pb::WaitResponse* resp) override {
     return with_task(ctx, req->container_id(), [&](runtime::Task& t) -> Status {
       BERTH_TRY(auto exit, t.wait(req->exec_id(), [ctx] { return ctx->IsCancelled(); }));
       resp->set_exit_status(exit.status);
@@ -232,7 +263,8 @@ std::vector<Registration> registrations() {
   r.init = [](InitContext& ic) -> Result<std::shared_ptr<Plugin>> {
     BERTH_TRY(auto store, ic.get_as<metadata::MetadataStore>(plugin_type::kMetadata));
     BERTH_TRY(auto tasks, ic.get_as<runtime::TaskManager>(plugin_type::kRuntimeV2));
-    return std::shared_ptr<Plugin>(std::make_shared<TasksService>(std::move(store), std::move(tasks)));
+    return std::shared_ptr<Plugin>(
+        std::make_shared<TasksService>(std::move(store), std::move(tasks)));
   };
   return {r};
 }

@@ -24,7 +24,14 @@ namespace berth::runtime {
 using containers::Any;
 
 // containerd.v1.types.Status numbers.
-enum class TaskStatus { kUnknown = 0, kCreated = 1, kRunning = 2, kStopped = 3, kPaused = 4, kPausing = 5 };
+enum class TaskStatus {
+  kUnknown = 0,
+  kCreated = 1,
+  kRunning = 2,
+  kStopped = 3,
+  kPaused = 4,
+  kPausing = 5
+};
 
 struct IO {
   std::string stdin, stdout, stderr;
@@ -55,11 +62,11 @@ struct ProcessInfo {
 
 struct CreateRequest {
   std::string ns, id;
-  std::string runtime;                  // "io.containerd.berth.v1", "io.containerd.runc.v2", a path
-  std::optional<Any> runtime_options;   // the container record's
-  std::optional<Any> task_options;      // the Create request's (runc Options)
-  std::string runtime_path;             // a shim binary named by the client
-  std::string spec;                     // config.json bytes
+  std::string runtime;                 // "io.containerd.berth.v1", "io.containerd.runc.v2", a path
+  std::optional<Any> runtime_options;  // the container record's
+  std::optional<Any> task_options;     // the Create request's (runc Options)
+  std::string runtime_path;            // a shim binary named by the client
+  std::string spec;                    // config.json bytes
   std::vector<Mount> rootfs;
   IO io;
 };
@@ -80,7 +87,8 @@ class BERTH_API Task {
   virtual Result<Exit> delete_process(const std::string& exec_id) = 0;
   // Blocks until the process exits, `cancelled` returns true (Cancelled), or the shim dies.
   virtual Result<Exit> wait(const std::string& exec_id, const std::function<bool()>& cancelled) = 0;
-  virtual Status resize_pty(const std::string& exec_id, std::uint32_t width, std::uint32_t height) = 0;
+  virtual Status resize_pty(const std::string& exec_id, std::uint32_t width,
+                            std::uint32_t height) = 0;
   virtual Status close_io(const std::string& exec_id, bool stdin) = 0;
   virtual Status pause() = 0;
   virtual Status resume() = 0;
