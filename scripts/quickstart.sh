@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Berth's main job, from a fresh machine: install dependencies, build, start berthd on its default
 # embedded configuration (root /var/lib/berth, state /run/berth, socket /run/berth/berth.sock),
-# build a busybox image from the host's busybox-static, and show it through berth and containerd's
-# ctr. Needs root.
+# build a busybox image from the host's busybox-static, show it through berth and containerd's ctr,
+# and run a container from it with both. Needs root.
 #
 # The daemon is stopped at the end; BERTH_KEEP=1 leaves it running.
 set -euo pipefail
@@ -67,6 +67,14 @@ echo "== berth images ls"
 echo
 echo "== containerd's ctr against berthd: ctr -a $SOCK images ls"
 ctr -a "$SOCK" images ls
+echo
+echo "== berth run --rm docker.io/library/busybox:latest quickstart-\$\$ (a container through berthd and berth-shim)"
+"$BIN/berth" run --rm docker.io/library/busybox:latest "quickstart-$$" \
+  sh -c 'echo "hello from a Berth container: $(hostname), pid $$, $(ls /bin | wc -l) busybox applets"'
+echo
+echo "== the same with containerd's ctr: ctr -a $SOCK run --rm --runtime io.containerd.berth.v1 ..."
+ctr -a "$SOCK" run --rm --runtime io.containerd.berth.v1 docker.io/library/busybox:latest "quickstart-ctr-$$" \
+  echo "hello through ctr"
 if [[ "${BERTH_KEEP:-0}" == 1 && -n "$pid" ]]; then
   echo
   echo "== berthd keeps running as pid $pid (stop it with: kill $pid)"
