@@ -226,7 +226,8 @@ Result<Exited> foreground(Client& c, const std::string& id, const std::string& e
                           Attachment& io, const std::function<Result<std::uint32_t>()>& start) {
   sigset_t set;
   ::sigemptyset(&set);
-  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGWINCH}) ::sigaddset(&set, s);
+  // SIGUSR2 only wakes the relay thread when the process is done.
+  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGWINCH, SIGUSR2}) ::sigaddset(&set, s);
   ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
   std::optional<RawTerminal> raw;
   if (tty) raw.emplace();
@@ -236,9 +237,8 @@ Result<Exited> foreground(Client& c, const std::string& id, const std::string& e
   std::atomic<bool> done{false};
   std::thread signals([&] {
     while (!done) {
-      timespec ts{0, 100'000'000};
-      int sig = ::sigtimedwait(&set, nullptr, &ts);
-      if (sig <= 0) continue;
+      int sig = ::sigwaitinfo(&set, nullptr);
+      if (sig <= 0 || sig == SIGUSR2) continue;
       if (sig == SIGWINCH) {
         if (tty) resize(c, id, exec_id).ignore();
         continue;
@@ -260,6 +260,7 @@ Result<Exited> foreground(Client& c, const std::string& id, const std::string& e
   auto wctx = c.long_context();
   Status ws = c.check(tasks(c)->Wait(wctx.get(), wr, &wresp), "wait for " + id);
   done = true;
+  ::pthread_kill(signals.native_handle(), SIGUSR2);
   signals.join();
   io.finish(std::chrono::seconds(2));
   raw.reset();
