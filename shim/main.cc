@@ -201,14 +201,18 @@ Status start(const Flags& f, char** argv) {
 
 Status remove(const Flags& f) {
   if (f.id.empty()) return invalid_argument("delete: -id is required");
-  oci::Runtime rt = shim::runtime_for_bundle(f.bundle);
   ::containerd::task::v2::DeleteResponse resp;
-  if (auto st = rt.state(f.id); st.ok()) {
-    resp.set_pid(static_cast<std::uint32_t>(st->pid));
-    if (st->status != oci::RunState::kStopped) rt.kill(f.id, SIGKILL, true).ignore();
-    Status rs = rt.remove(f.id, true);
-    if (!rs.ok()) std::fprintf(stderr, "berth-shim delete: %s\n", rs.message().c_str());
+  if (auto pid = core::read_file(f.bundle + "/.runtime/" + f.id + "/state.json"); pid.ok()) {
+    auto j = nlohmann::json::parse(*pid, nullptr, false);
+    if (j.is_object()) resp.set_pid(j.value("pid", 0u));
+  } else if (auto p = core::read_file(f.bundle + "/init.pid"); p.ok()) {
+    resp.set_pid(static_cast<std::uint32_t>(std::atoi(p->c_str())));
   }
+  auto backend = shim::backend_for_bundle(f.bundle);
+  backend->kill(f.id, SIGKILL, true).ignore();
+  Status rs = backend->remove(f.id);
+  if (!rs.ok() && rs.code() != Code::kNotFound)
+    std::fprintf(stderr, "berth-shim delete: %s\n", rs.message().c_str());
   Status us = core::unmount_all(f.bundle + "/rootfs", true);
   if (!us.ok()) std::fprintf(stderr, "berth-shim delete: %s\n", us.message().c_str());
   resp.set_exit_status(128 + SIGKILL);

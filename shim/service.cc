@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
+#include "core/fs.h"
 #include "core/mount.h"
 #include "github.com/containerd/cgroups/stats/v1/metrics.pb.h"
 #include "github.com/containerd/cgroups/v2/stats/metrics.pb.h"
@@ -63,8 +65,30 @@ bool same_pid_ns(pid_t pid) {
 Service::Service(asio::io_context& io, ServiceOptions o, Publisher& publisher)
     : io_(io), o_(std::move(o)), publisher_(publisher) {}
 
-oci::Runtime runtime_for_bundle(const std::string& bundle) {
-  return oci::Runtime(oci::RuntimeOptions{bundle + "/" + kRuntimeDir});
+std::unique_ptr<Backend> backend_for_bundle(const std::string& bundle) {
+  auto saved = core::read_file(bundle + "/" + kBackendFile);
+  if (!saved.ok()) return in_process_backend(bundle);
+  auto nl = saved->find('\n');
+  return binary_backend(saved->substr(0, nl), nl == std::string::npos ? "" : saved->substr(nl + 1),
+                        bundle);
+}
+
+Result<std::string> find_program(const std::string& name) {
+  if (name.find('/') != std::string::npos) {
+    if (::access(name.c_str(), X_OK) == 0) return name;
+    return not_found("runtime binary {} is not executable", name);
+  }
+  const char* path = std::getenv("PATH");
+  std::string all = path ? path : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  std::size_t start = 0;
+  while (start <= all.size()) {
+    auto end = all.find(':', start);
+    if (end == std::string::npos) end = all.size();
+    std::string candidate = all.substr(start, end - start) + "/" + name;
+    if (end > start && ::access(candidate.c_str(), X_OK) == 0) return candidate;
+    start = end + 1;
+  }
+  return not_found("runtime binary \"{}\" not found in PATH", name);
 }
 
 Service::~Service() = default;
@@ -132,7 +156,8 @@ Result<std::string> Service::create(const std::string& payload) {
     return already_exists("container \"{}\" already has a task", r.id());
   if (!r.checkpoint().empty())
     return Status(Code::kUnimplemented, "berth-shim: restoring a checkpoint is not implemented");
-  oci::CreateOptions co;
+  CreateRequest cr;
+  std::string binary, binary_root;
   if (r.has_options() && r.options().type_url().ends_with("containerd.runc.v1.Options")) {
     ::containerd::runc::v1::Options opts;
     if (!opts.ParseFromString(r.options().value()))
@@ -140,8 +165,10 @@ Result<std::string> Service::create(const std::string& payload) {
     if (opts.systemd_cgroup())
       return Status(Code::kUnimplemented,
                     "berth-shim: SystemdCgroup is not supported (cgroupsPath is a path)");
-    co.no_pivot = opts.no_pivot_root();
-    co.no_new_keyring = opts.no_new_keyring();
+    cr.no_pivot = opts.no_pivot_root();
+    cr.no_new_keyring = opts.no_new_keyring();
+    binary = opts.binary_name();
+    binary_root = opts.root();
   }
   if (r.bundle().empty() || r.bundle()[0] != '/')
     return invalid_argument("Create: bundle \"{}\" must be an absolute path", r.bundle());
@@ -149,6 +176,16 @@ Result<std::string> Service::create(const std::string& payload) {
   auto c = std::make_unique<Container>();
   c->id = r.id();
   c->bundle = r.bundle();
+  if (binary.empty()) {
+    c->backend = in_process_backend(c->bundle);
+  } else {
+    // BinaryName: an external runc-compatible runtime instead of libberth-oci; `delete` after a
+    // crash finds it in the bundle.
+    BERTH_TRY(binary, find_program(binary));
+    c->backend = binary_backend(binary, binary_root, c->bundle);
+    BERTH_RETURN_IF_ERROR(
+        core::write_file_atomic(c->bundle + "/" + kBackendFile, binary + "\n" + binary_root, 0600));
+  }
   std::string rootfs = c->bundle + "/rootfs";
   if (r.rootfs_size() > 0) {
     std::vector<Mount> mounts;
@@ -168,17 +205,16 @@ Result<std::string> Service::create(const std::string& payload) {
     undo_mounts();
     return pio.status();
   }
-  co.bundle = c->bundle;
-  co.keep_parent = true;
-  std::copy((*pio)->child_fds(), (*pio)->child_fds() + 3, co.stdio);
-  int console = -1;
-  if (r.terminal()) co.console_master = &console;
-  auto st = runtime_for_bundle(c->bundle).create(c->id, co);
+  cr.id = c->id;
+  cr.bundle = c->bundle;
+  cr.terminal = r.terminal();
+  std::copy((*pio)->child_fds(), (*pio)->child_fds() + 3, cr.stdio);
+  auto st = c->backend->create(cr);
   if (!st.ok()) {
     undo_mounts();
     return st.status();
   }
-  (*pio)->start(console);
+  (*pio)->start(st->console);
   c->init.pid = st->pid;
   c->init.io = std::move(*pio);
   c->init.io_config = ioc;
@@ -247,7 +283,7 @@ Result<std::string> Service::start(const std::string& payload) {
   if (r.exec_id().empty()) {
     if (c->init.state != ProcState::kCreated)
       return failed_precondition("container \"{}\" is already started", r.id());
-    BERTH_RETURN_IF_ERROR(runtime_for_bundle(c->bundle).start(r.id()));
+    BERTH_RETURN_IF_ERROR(c->backend->start(r.id()));
     c->init.state = ProcState::kRunning;
     ev::TaskStart e;
     e.set_container_id(r.id());
@@ -263,13 +299,15 @@ Result<std::string> Service::start(const std::string& payload) {
     return failed_precondition("container \"{}\" is not running", r.id());
   auto pio = ProcessIO::open(io_, p->io_config);
   if (!pio.ok()) return pio.status();
-  oci::ExecOptions eo;
-  eo.process = *p->spec;
-  std::copy((*pio)->child_fds(), (*pio)->child_fds() + 3, eo.stdio);
-  int console = -1;
-  if (p->io_config.terminal) eo.console_master = &console;
-  BERTH_TRY(pid_t pid, runtime_for_bundle(c->bundle).exec(r.id(), eo));
-  (*pio)->start(console);
+  ExecRequest er;
+  er.id = r.id();
+  er.exec_id = r.exec_id();
+  er.process = *p->spec;
+  er.process_json = p->spec_json;
+  std::copy((*pio)->child_fds(), (*pio)->child_fds() + 3, er.stdio);
+  BERTH_TRY(auto started, c->backend->exec(er));
+  pid_t pid = started.pid;
+  (*pio)->start(started.console);
   p->io = std::move(*pio);
   p->pid = pid;
   p->state = ProcState::kRunning;
@@ -296,6 +334,12 @@ Result<std::string> Service::exec(const std::string& payload) {
   p->exec_id = r.exec_id();
   p->spec = std::move(spec);
   p->spec->terminal = r.terminal();
+  {
+    // The external runtimes get the process as JSON, with the terminal the request asks for.
+    auto j = nlohmann::json::parse(r.spec().value(), nullptr, false);
+    if (j.is_object()) j["terminal"] = r.terminal();
+    p->spec_json = j.is_object() ? j.dump() : r.spec().value();
+  }
   p->io_config = IoConfig{r.stdin(), r.stdout(), r.stderr(), r.terminal(), r.id(), o_.ns};
   c->execs[r.exec_id()] = std::move(p);
   ev::TaskExecAdded e;
@@ -348,7 +392,7 @@ void Service::remove(const std::string& payload, ttrpc::Reply reply) {
   for (auto& [id, p] : c->execs) {
     if (p->state == ProcState::kRunning && p->pid > 0) ::kill(p->pid, SIGKILL);
   }
-  Status st = runtime_for_bundle(c->bundle).remove(c->id, true);
+  Status st = c->backend->remove(c->id);
   if (!st.ok() && st.code() != Code::kNotFound)
     std::fprintf(stderr, "berth-shim: delete %s: %s\n", c->id.c_str(), st.message().c_str());
   if (c->rootfs_mounted) {
@@ -410,7 +454,7 @@ Result<std::string> Service::kill(const std::string& payload) {
   if (sig <= 0 || sig >= 65) return invalid_argument("Kill: invalid signal {}", r.signal());
   if (p->state == ProcState::kStopped || p->reaped) return not_found("process already finished");
   if (r.exec_id().empty()) {
-    BERTH_RETURN_IF_ERROR(runtime_for_bundle(c->bundle).kill(c->id, sig, r.all()));
+    BERTH_RETURN_IF_ERROR(c->backend->kill(c->id, sig, r.all()));
     // A frozen process cannot act on SIGKILL until it is thawed.
     if (c->paused && sig == SIGKILL && c->cgroup) {
       c->cgroup->freeze(false).ignore();
@@ -427,7 +471,7 @@ Result<std::string> Service::kill(const std::string& payload) {
 Result<std::string> Service::pids(const std::string& payload) {
   BERTH_TRY(auto r, parse<task::PidsRequest>(payload, "Pids"));
   BERTH_TRY(Container * c, find(r.id()));
-  BERTH_TRY(auto list, runtime_for_bundle(c->bundle).pids(r.id()));
+  BERTH_TRY(auto list, c->backend->pids(r.id()));
   task::PidsResponse resp;
   for (pid_t pid : list) {
     auto* info = resp.add_processes();
@@ -455,8 +499,7 @@ Result<std::string> Service::pause(const std::string& payload, bool pause) {
   BERTH_TRY(Container * c, find(id));
   if (c->init.state != ProcState::kRunning)
     return failed_precondition("task \"{}\" is not running", id);
-  oci::Runtime rt = runtime_for_bundle(c->bundle);
-  BERTH_RETURN_IF_ERROR(pause ? rt.pause(id) : rt.resume(id));
+  BERTH_RETURN_IF_ERROR(pause ? c->backend->pause(id) : c->backend->resume(id));
   c->paused = pause;
   if (pause) {
     ev::TaskPaused e;
@@ -490,8 +533,7 @@ Result<std::string> Service::update(const std::string& payload) {
   BERTH_TRY(Container * c, find(r.id()));
   if (!r.has_resources()) return kEmpty;
   // containerd sends specs.LinuxResources as JSON in the Any.
-  BERTH_TRY(auto res, oci::parse_resources(r.resources().value(), "Update resources"));
-  BERTH_RETURN_IF_ERROR(runtime_for_bundle(c->bundle).update(r.id(), res));
+  BERTH_RETURN_IF_ERROR(c->backend->update(r.id(), r.resources().value()));
   return kEmpty;
 }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/asio.h"
+#include "shim/backend.h"
 #include "shim/oci/cgroups.h"
 #include "shim/oci/container.h"
 #include "shim/process_io.h"
@@ -22,11 +23,13 @@ namespace berth::shim {
 
 inline constexpr const char* kTaskService = "containerd.task.v2.Task";
 
-// libberth-oci keeps a container's state in its bundle: <bundle>/.runtime/<id>. Per bundle, so
+// libberth-oci keeps a container's state in its bundle (<bundle>/.runtime/<id>): per bundle, so
 // two daemons (or test runs) with the same namespace and id never share it, and it goes with the
-// bundle.
-inline constexpr const char* kRuntimeDir = ".runtime";
-oci::Runtime runtime_for_bundle(const std::string& bundle);
+// bundle. A container run by an external binary has it named in <bundle>/.backend.
+inline constexpr const char* kBackendFile = ".backend";
+std::unique_ptr<Backend> backend_for_bundle(const std::string& bundle);
+// A program name looked up in PATH (or a path that must be executable).
+Result<std::string> find_program(const std::string& name);
 
 struct ServiceOptions {
   std::string ns;
@@ -55,10 +58,12 @@ class Service {
     std::unique_ptr<ProcessIO> io;
     IoConfig io_config;
     std::optional<oci::Process> spec;  // exec: what Start runs
+    std::string spec_json;
     std::vector<ttrpc::Reply> waiters;
   };
   struct Container {
     std::string id, bundle;
+    std::unique_ptr<Backend> backend;
     bool own_pid_ns = true;
     bool rootfs_mounted = false;
     bool paused = false;

@@ -14,7 +14,8 @@ namespace berth::cli {
 struct CreateOptions {
   std::string image, id, snapshotter = "overlayfs", runtime = "io.containerd.berth.v1", platform,
                          spec_file, memory, cpus;
-  bool rootfs_dir = false;  // `image` is a root filesystem directory
+  bool rootfs_dir = false;    // `image` is a root filesystem directory
+  std::string runtime_binary; // runc options' BinaryName: the shim runs this runc-compatible binary
   std::vector<std::string> labels;
   SpecOptions spec;
 };

@@ -19,6 +19,7 @@
 #include "github.com/containerd/containerd/api/services/containers/v1/containers.grpc.pb.h"
 #include "github.com/containerd/containerd/api/services/snapshots/v1/snapshots.grpc.pb.h"
 #include "github.com/containerd/containerd/api/services/tasks/v1/tasks.grpc.pb.h"
+#include "github.com/containerd/containerd/runtime/v2/runc/options/oci.pb.h"
 
 namespace berth::cli {
 namespace pb = ::containerd::services::containers::v1;
@@ -112,6 +113,12 @@ Result<pb::Container> create_container(Client& c, CreateOptions o) {
   ct->set_id(o.id);
   ct->set_image(o.image);
   ct->mutable_runtime()->set_name(o.runtime);
+  if (!o.runtime_binary.empty()) {
+    ::containerd::runc::v1::Options opts;
+    opts.set_binary_name(o.runtime_binary);
+    ct->mutable_runtime()->mutable_options()->set_type_url("containerd.runc.v1.Options");
+    opts.SerializeToString(ct->mutable_runtime()->mutable_options()->mutable_value());
+  }
   if (rootfs.empty()) {
     ct->set_snapshotter(o.snapshotter);
     ct->set_snapshot_key(o.id);
@@ -169,6 +176,7 @@ Status remove_container(Client& c, const std::string& id, bool keep_snapshot) {
 void add_create_options(CLI::App* cmd, CreateOptions& co) {
   cmd->add_option("--snapshotter", co.snapshotter, "snapshotter")->capture_default_str();
   cmd->add_option("--runtime", co.runtime, "runtime name (io.containerd.runc.v2: containerd's runc shim)")->capture_default_str();
+  cmd->add_option("--runc-binary", co.runtime_binary, "a runc-compatible runtime binary for the shim to run (runc, crun, berth-runtime)");
   cmd->add_option("--platform", co.platform, "image platform (default: this host's)");
   cmd->add_option("--label", co.labels, "KEY=VALUE labels")->allow_extra_args(false);
   cmd->add_option("--config", co.spec_file, "use this OCI spec file instead of generating one");

@@ -239,6 +239,37 @@ TEST_F(TasksTest, MemoryLimitOomIsReported) {
   EXPECT_THAT(seen, HasSubstr("oom"));
 }
 
+TEST_F(TasksTest, ShimRunsAnExternalRuntimeBinary) {
+  if (::access("/usr/bin/runc", X_OK) != 0) GTEST_SKIP() << "runc is not installed";
+  // runc options' BinaryName: berth-shim drives runc instead of libberth-oci.
+  ids_.insert(ids_.end(), {"ext1", "ext2"});
+  auto fg = d_->berth({"run", "--rm", "--runc-binary", "runc", kImage, "ext1", "sh", "-c", "echo via runc; exit 5"});
+  EXPECT_EQ(fg.exit_code, 5) << diag(fg) << d_->log();
+  EXPECT_EQ(fg.out, "via runc\n");
+  auto d = d_->berth({"run", "-d", "--runc-binary", "/usr/bin/runc", kImage, "ext2", "sleep", "1000"});
+  ASSERT_EQ(d.exit_code, 0) << diag(d);
+  auto backend = core::read_file(d_->state() + "/io.containerd.runtime.v2.task/default/ext2/.backend");
+  ASSERT_TRUE(backend.ok());
+  EXPECT_THAT(*backend, HasSubstr("/usr/bin/runc"));
+  auto ex = d_->berth({"tasks", "exec", "ext2", "sh", "-c", "echo exec via runc"});
+  EXPECT_EQ(ex.exit_code, 0) << diag(ex);
+  EXPECT_EQ(ex.out, "exec via runc\n");
+  EXPECT_EQ(d_->berth({"tasks", "pause", "ext2"}).exit_code, 0);
+  EXPECT_TRUE(wait_for("ext2", "PAUSED"));
+  EXPECT_EQ(d_->berth({"tasks", "resume", "ext2"}).exit_code, 0);
+  auto ps = d_->berth({"tasks", "ps", "ext2"});
+  EXPECT_EQ(ps.exit_code, 0) << diag(ps);
+  EXPECT_EQ(d_->berth({"tasks", "kill", "-s", "KILL", "ext2"}).exit_code, 0);
+  EXPECT_TRUE(wait_for("ext2", "STOPPED"));
+  auto rm = d_->berth({"tasks", "rm", "ext2"});
+  EXPECT_EQ(rm.exit_code, 0) << diag(rm);
+  // A binary that is not there is a clear error.
+  auto bad = d_->berth({"run", "--rm", "--runc-binary", "no-such-runtime", kImage, "ext3", "true"});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_THAT(bad.err, HasSubstr("no-such-runtime"));
+  d_->berth({"containers", "rm", "ext3"});
+}
+
 // The pid of a task's init, from `berth tasks ls --format json`.
 std::map<std::string, std::pair<int, std::string>> task_table(Daemon& d) {
   std::map<std::string, std::pair<int, std::string>> out;

@@ -514,7 +514,13 @@ Result<std::shared_ptr<Task>> ShimManager::create(const CreateRequest& r) {
   req.set_stdin(r.io.stdin);
   req.set_stdout(r.io.stdout);
   req.set_stderr(r.io.stderr);
-  if (r.task_options) any_to(*r.task_options, req.mutable_options());
+  // As containerd: without task options the shim gets the container's runtime options (where
+  // `ctr run --runc-binary` and `berth run --runc-binary` put BinaryName).
+  if (r.task_options && !r.task_options->value.empty()) {
+    any_to(*r.task_options, req.mutable_options());
+  } else if (r.runtime_options) {
+    any_to(*r.runtime_options, req.mutable_options());
+  }
   task::CreateTaskResponse resp;
   Status cs = st->call("Create", req, &resp);
   if (!cs.ok()) {
