@@ -213,6 +213,7 @@ class Binary final : public Backend {
       int moved[3];
       for (int i = 0; i < 3; ++i) moved[i] = ::fcntl(fds[i] >= 0 ? fds[i] : null, F_DUPFD, 10);
       for (int i = 0; i < 3; ++i) ::dup2(moved[i], i);
+      for (int i = 0; i < 3; ++i) ::close(moved[i]);
       struct sigaction sa {};
       sa.sa_handler = SIG_DFL;
       for (int s = 1; s < NSIG; ++s) ::sigaction(s, &sa, nullptr);

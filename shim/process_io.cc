@@ -197,6 +197,9 @@ Status start_logger(const Uri& u, const IoConfig& c, int& out, int& err) {
     ::dup2(a, 3);
     ::dup2(b, 4);
     ::dup2(r, 5);
+    ::close(a);  // else the logger holds a second copy of the ready pipe and never reads as ready
+    ::close(b);
+    ::close(r);
     int null = ::open("/dev/null", O_RDWR);
     ::dup2(null, 0);
     ::dup2(null, 1);

@@ -191,6 +191,9 @@ void add_create_options(CLI::App* cmd, CreateOptions& co) {
   cmd->add_option("--cap-add", co.spec.cap_add, "add a capability (or ALL)")->allow_extra_args(false);
   cmd->add_option("--cap-drop", co.spec.cap_drop, "drop a capability (or ALL)")->allow_extra_args(false);
   cmd->add_option("--mount", co.spec.mounts, "type=bind,src=/a,dst=/b,options=rbind:ro")->allow_extra_args(false);
+  cmd->add_option("--annotation", co.spec.annotations,
+                  "KEY=VALUE in the spec (io.containerd.runc.v2.group=G: containers of a group share a shim)")
+      ->allow_extra_args(false);
   cmd->add_option("--memory-limit", co.memory, "memory limit, e.g. 256m");
   cmd->add_option("--cpus", co.cpus, "CPU limit, e.g. 0.5");
 }

@@ -202,6 +202,11 @@ Result<json> generate_spec(const std::string& config_json, const SpecOptions& o)
     BERTH_TRY(auto mount, parse_mount(m));
     spec["mounts"].push_back(mount);
   }
+  for (const auto& kv : o.annotations) {
+    auto eq = kv.find('=');
+    if (eq == 0 || eq == std::string::npos) return invalid_argument("--annotation \"{}\": expected KEY=VALUE", kv);
+    spec["annotations"][kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
   if (o.memory_limit > 0) spec["linux"]["resources"]["memory"] = {{"limit", o.memory_limit}};
   if (o.cpus > 0) {
     std::int64_t period = 100000;

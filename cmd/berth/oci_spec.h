@@ -23,6 +23,7 @@ struct SpecOptions {
   bool read_only = false;
   std::vector<std::string> cap_add, cap_drop;
   std::vector<std::string> mounts;  // type=bind,src=/a,dst=/b,options=rbind:ro
+  std::vector<std::string> annotations;  // KEY=VALUE
   std::int64_t memory_limit = 0;    // bytes
   double cpus = 0;                  // CFS quota = cpus * period
 };

@@ -232,8 +232,10 @@ Result<Exited> foreground(Client& c, const std::string& id, const std::string& e
   std::optional<RawTerminal> raw;
   if (tty) raw.emplace();
   io.start();
+  // A task's pty exists from Create: sized before the process runs (an exec's comes with Start).
+  if (tty && exec_id.empty()) resize(c, id, exec_id).ignore();
   BERTH_RETURN_IF_ERROR(start().status());
-  if (tty) resize(c, id, exec_id).ignore();
+  if (tty && !exec_id.empty()) resize(c, id, exec_id).ignore();
   std::atomic<bool> done{false};
   std::thread signals([&] {
     while (!done) {

@@ -270,6 +270,58 @@ TEST_F(TasksTest, ShimRunsAnExternalRuntimeBinary) {
   d_->berth({"containers", "rm", "ext3"});
 }
 
+std::map<std::string, std::pair<int, std::string>> task_table(Daemon& d);
+int parent_of(int pid);
+bool process_gone(int pid);
+
+TEST_F(TasksTest, DetachedOutputGoesToFileAndBinaryLogUris) {
+  ids_.insert(ids_.end(), {"logf", "logb"});
+  std::string file = d_->dir() + "/logs/out.log";
+  auto f = d_->berth({"run", "-d", "--log-uri", "file://" + file, kImage, "logf", "sh", "-c", "echo to-file; echo err-to-file >&2"});
+  ASSERT_EQ(f.exit_code, 0) << diag(f);
+  // A logging program (containerd's binary:// protocol): fd 3 stdout, fd 4 stderr, fd 5 ready.
+  std::string logger = d_->dir() + "/logger.sh";
+  std::string captured = d_->dir() + "/captured.log";
+  test::write_file(logger, "#!/bin/sh\nexec 5>&-\necho \"$CONTAINER_NAMESPACE/$CONTAINER_ID $1=$2\" > " + captured +
+                               "\ncat <&3 >> " + captured + "\n");
+  ::chmod(logger.c_str(), 0755);
+  auto b = d_->berth({"run", "-d", "--log-uri", "binary://" + logger + "?tag=t1", kImage, "logb", "sh", "-c", "echo to-binary"});
+  ASSERT_EQ(b.exit_code, 0) << diag(b);
+  EXPECT_TRUE(wait_for("logf", "STOPPED"));
+  EXPECT_TRUE(wait_for("logb", "STOPPED"));
+  std::string got_file, got_binary;
+  for (int i = 0; i < 50; ++i) {
+    got_file = core::read_file(file).value_or("");
+    got_binary = core::read_file(captured).value_or("");
+    if (got_file.find("err-to-file") != std::string::npos && got_binary.find("to-binary") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_THAT(got_file, HasSubstr("to-file\n"));
+  EXPECT_THAT(got_file, HasSubstr("err-to-file\n"));
+  EXPECT_THAT(got_binary, HasSubstr("default/logb tag=t1"));
+  EXPECT_THAT(got_binary, HasSubstr("to-binary\n"));
+}
+
+TEST_F(TasksTest, ContainersOfAGroupShareOneShim) {
+  ids_.insert(ids_.end(), {"g1", "g2", "solo"});
+  for (const char* id : {"g1", "g2"}) {
+    auto r = d_->berth({"run", "-d", "--annotation", "io.containerd.runc.v2.group=pod1", kImage, id, "sleep", "1000"});
+    ASSERT_EQ(r.exit_code, 0) << diag(r) << d_->log();
+  }
+  ASSERT_EQ(d_->berth({"run", "-d", kImage, "solo", "sleep", "1000"}).exit_code, 0);
+  auto tasks = task_table(*d_);
+  int shim1 = parent_of(tasks["g1"].first), shim2 = parent_of(tasks["g2"].first), shim3 = parent_of(tasks["solo"].first);
+  EXPECT_GT(shim1, 1);
+  EXPECT_EQ(shim1, shim2);
+  EXPECT_NE(shim1, shim3);
+  // Deleting one container of the group leaves the shim serving the other.
+  EXPECT_EQ(d_->berth({"tasks", "rm", "-f", "g1"}).exit_code, 0);
+  EXPECT_EQ(::kill(shim1, 0), 0);
+  EXPECT_EQ(d_->berth({"tasks", "exec", "g2", "echo", "still-served"}).out, "still-served\n");
+  EXPECT_EQ(d_->berth({"tasks", "rm", "-f", "g2"}).exit_code, 0);
+  EXPECT_TRUE(process_gone(shim1));
+}
+
 // The pid of a task's init, from `berth tasks ls --format json`.
 std::map<std::string, std::pair<int, std::string>> task_table(Daemon& d) {
   std::map<std::string, std::pair<int, std::string>> out;
