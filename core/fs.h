@@ -15,6 +15,9 @@ Result<std::string> read_file(const std::string& path);
 Status write_file_atomic(const std::string& path, std::string_view content, mode_t mode = 0644);
 // Directory of the running executable (/proc/self/exe).
 std::string executable_dir();
+// Whether something accepts connections on the unix socket at `path` (a file alone is not enough:
+// a server binds before it listens).
+bool socket_accepts(const std::string& path);
 
 // Removes a directory tree on destruction (tests and scratch space).
 class TempDir {

@@ -126,16 +126,6 @@ std::string group_of(const Flags& f) {
   return f.id;
 }
 
-bool socket_alive(const std::string& path) {
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un sa{};
-  sa.sun_family = AF_UNIX;
-  std::strncpy(sa.sun_path, path.c_str(), sizeof sa.sun_path - 1);
-  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
-  ::close(fd);
-  return ok;
-}
-
 Status start(const Flags& f, char** argv) {
   if (f.id.empty()) return invalid_argument("start: -id is required");
   BERTH_RETURN_IF_ERROR(oci::validate_id(f.id));
@@ -146,7 +136,7 @@ Status start(const Flags& f, char** argv) {
           ? fmt::format("{}/{}", kSocketDir, sha256_hex(f.address + "/" + f.ns + "/" + group_of(f)))
           : f.socket;
   std::string address = "unix://" + path;
-  if (!socket_alive(path)) {
+  if (!core::socket_accepts(path)) {
     std::error_code ec;
     fs::create_directories(fs::path(path).parent_path(), ec);
     ::unlink(path.c_str());

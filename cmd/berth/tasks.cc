@@ -53,30 +53,6 @@ std::string random_hex(int bytes) {
 
 std::unique_ptr<tpb::Tasks::Stub> tasks(Client& c) { return tpb::Tasks::NewStub(c.channel()); }
 
-// The FIFOs of one process, removed with their directory when done.
-struct Fifos {
-  std::string dir, in, out, err;
-  static Result<Fifos> create(const std::string& id, bool with_stderr) {
-    Fifos f;
-    f.dir = fmt::format("{}/{}", kFifoRoot, random_hex(16));
-    std::error_code ec;
-    fs::create_directories(f.dir, ec);
-    if (ec) return internal_error("create {}: {}", f.dir, ec.message());
-    ::chmod(f.dir.c_str(), 0700);
-    f.in = f.dir + "/" + id + "-stdin";
-    f.out = f.dir + "/" + id + "-stdout";
-    if (with_stderr) f.err = f.dir + "/" + id + "-stderr";
-    for (const auto& p : {f.in, f.out, f.err}) {
-      if (!p.empty() && ::mkfifo(p.c_str(), 0700) < 0) return from_errno(errno, "mkfifo {}", p);
-    }
-    return f;
-  }
-  void remove() const {
-    std::error_code ec;
-    if (!dir.empty()) fs::remove_all(dir, ec);
-  }
-};
-
 // Relays our stdio to and from a process's FIFOs.
 class Attachment {
  public:
@@ -166,6 +142,36 @@ class Attachment {
   std::vector<std::thread> copiers_;
   std::atomic<int> open_outputs_{0};
   std::atomic<bool> stop_{false};
+};
+
+// The FIFOs of one process (in /run/berth/fifo/<random>/), attached to our stdio; the directory
+// goes with the object.
+class Fifos {
+ public:
+  static Result<std::unique_ptr<Fifos>> attach(const std::string& id, bool tty, Attachment& io) {
+    std::unique_ptr<Fifos> f(new Fifos);
+    f->dir = fmt::format("{}/{}", kFifoRoot, random_hex(16));
+    std::error_code ec;
+    fs::create_directories(f->dir, ec);
+    if (ec) return internal_error("create {}: {}", f->dir, ec.message());
+    ::chmod(f->dir.c_str(), 0700);
+    f->in = f->dir + "/" + id + "-stdin";
+    f->out = f->dir + "/" + id + "-stdout";
+    if (!tty) f->err = f->dir + "/" + id + "-stderr";  // a terminal has no separate stderr
+    for (const auto& p : {f->in, f->out, f->err}) {
+      if (!p.empty() && ::mkfifo(p.c_str(), 0700) < 0) return from_errno(errno, "mkfifo {}", p);
+    }
+    BERTH_RETURN_IF_ERROR(io.open(f->in, f->out, f->err));
+    return f;
+  }
+  ~Fifos() {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+  std::string dir, in, out, err;
+
+ private:
+  Fifos() = default;
 };
 
 // Raw mode on our terminal for the life of the object.
@@ -309,8 +315,8 @@ Result<Exited> start_task(Client& c, const ::containerd::services::containers::v
     for (auto& m : mounts) *req.add_rootfs() = std::move(m);
   }
   req.set_terminal(o.tty);
-  std::optional<Fifos> fifos;
   Attachment io;
+  std::unique_ptr<Fifos> fifos;
   if (o.detach) {
     if (!o.log_uri.empty()) {
       std::string uri = o.log_uri.find("://") == std::string::npos
@@ -320,19 +326,11 @@ Result<Exited> start_task(Client& c, const ::containerd::services::containers::v
       req.set_stderr(uri);
     }
   } else {
-    BERTH_TRY(auto f, Fifos::create(ct.id(), !o.tty));
-    fifos = f;
-    req.set_stdin(f.in);
-    req.set_stdout(f.out);
-    req.set_stderr(f.err);
-    BERTH_RETURN_IF_ERROR(io.open(f.in, f.out, f.err));
+    BERTH_TRY(fifos, Fifos::attach(ct.id(), o.tty, io));
+    req.set_stdin(fifos->in);
+    req.set_stdout(fifos->out);
+    req.set_stderr(fifos->err);
   }
-  struct Cleanup {
-    std::optional<Fifos>& f;
-    ~Cleanup() {
-      if (f) f->remove();
-    }
-  } cleanup{fifos};
   tpb::CreateTaskResponse created;
   auto cctx = c.long_context();
   BERTH_RETURN_IF_ERROR(
@@ -636,22 +634,14 @@ void add_tasks_command(CLI::App& app, const GlobalOptions& global) {
       req.set_terminal(exec_tty);
       req.mutable_spec()->set_type_url(kProcessType);
       req.mutable_spec()->set_value(process.dump());
-      std::optional<Fifos> fifos;
       Attachment io;
+      std::unique_ptr<Fifos> fifos;
       if (!exec_detach) {
-        BERTH_TRY(auto f, Fifos::create(exec_id, !exec_tty));
-        fifos = f;
-        req.set_stdin(f.in);
-        req.set_stdout(f.out);
-        req.set_stderr(f.err);
-        BERTH_RETURN_IF_ERROR(io.open(f.in, f.out, f.err));
+        BERTH_TRY(fifos, Fifos::attach(exec_id, exec_tty, io));
+        req.set_stdin(fifos->in);
+        req.set_stdout(fifos->out);
+        req.set_stderr(fifos->err);
       }
-      struct Cleanup {
-        std::optional<Fifos>& f;
-        ~Cleanup() {
-          if (f) f->remove();
-        }
-      } cleanup{fifos};
       google::protobuf::Empty e;
       auto ctx = c.context();
       BERTH_RETURN_IF_ERROR(c.check(tasks(c)->Exec(ctx.get(), req, &e), "exec in " + id));

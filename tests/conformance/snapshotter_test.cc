@@ -2,10 +2,6 @@
 // Every test runs against overlayfs, native and a proxy; each cleans up its mounts, processes and
 // directories even when it fails.
 #include <gtest/gtest.h>
-
-#include <cstring>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -54,16 +50,6 @@ class NativeBackend : public Backend {
   }
 };
 
-bool accepts(const std::string& path) {
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un sa{};
-  sa.sun_family = AF_UNIX;
-  std::strncpy(sa.sun_path, path.c_str(), sizeof sa.sun_path - 1);
-  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
-  ::close(fd);
-  return ok;
-}
-
 // The native snapshotter in its own process (berth-test-snapshotter), reached over gRPC.
 class ProxyBackend : public Backend {
  public:
@@ -81,7 +67,7 @@ class ProxyBackend : public Backend {
     for (int i = 0; i < 400; ++i) {
       // Bound is not yet listening: wait until a connection is accepted (a busy machine shows
       // the gap).
-      if (accepts(sock)) {
+      if (core::socket_accepts(sock)) {
         return std::shared_ptr<snapshots::Snapshotter>(
             std::make_shared<ProxySnapshotter>("proxy", sock));
       }

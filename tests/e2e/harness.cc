@@ -10,6 +10,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -111,15 +112,15 @@ RunResult run(const std::vector<std::string>& argv_in, std::chrono::milliseconds
   return result;
 }
 
-bool socket_accepts(const std::string& path) {
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
-  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  ::close(fd);
-  return ok;
+bool socket_accepts(const std::string& path) { return core::socket_accepts(path); }
+
+bool wait_for_task(const std::string& id, const std::string& status, const std::function<RunResult()>& tasks_ls) {
+  std::regex row(id + " +[0-9]+ +" + status);
+  for (int i = 0; i < 200; ++i) {
+    if (std::regex_search(tasks_ls().out, row)) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
 }
 
 std::unique_ptr<Daemon> Daemon::create() {

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -80,6 +81,9 @@ class Daemon {
 };
 
 bool socket_accepts(const std::string& path);
+
+// Polls `tasks_ls` (ctr's or berth's `tasks ls` table) until task `id` shows `status` (10 s).
+bool wait_for_task(const std::string& id, const std::string& status, const std::function<RunResult()>& tasks_ls);
 
 // A helper process the test started (a proxy plugin server, ...): SIGTERM by PID on destruction,
 // SIGKILL if it does not stop.

@@ -70,12 +70,7 @@ class TasksTest : public ::testing::Test {
     return d_->ctr(args, stdin_path);
   }
   bool wait_for(const std::string& id, const std::string& status) {
-    for (int i = 0; i < 200; ++i) {
-      auto ls = d_->ctr({"tasks", "ls"});
-      if (std::regex_search(ls.out, std::regex(id + " +[0-9]+ +" + status))) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return false;
+    return wait_for_task(id, status, [this] { return d_->ctr({"tasks", "ls"}); });
   }
   std::unique_ptr<Daemon> d_;
   std::vector<std::string> ids_;

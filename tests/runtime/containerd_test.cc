@@ -10,9 +10,7 @@
 #include <thread>
 
 #include "core/fs.h"
-#include "shim/oci/cgroups.h"
-#include "tests/e2e/harness.h"
-#include "tests/support/oci_layout.h"
+#include "tests/e2e/containerd_tasks.h"
 
 namespace berth::e2e {
 namespace {
@@ -20,52 +18,13 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-const std::string kCgroupParent = "/berth-ctr-test-" + std::to_string(::getpid());
-
-std::string busybox_archive(const std::string& path) {
-  test::write_file(path, test::busybox_image_tar("example.com/busybox:1"));
-  return "example.com/busybox:1";
-}
-
-class ContainerdRuncShimTest : public ::testing::Test {
+class ContainerdRuncShimTest : public ContainerdTasksTest {
  protected:
-  void SetUp() override {
-    if (::geteuid() != 0) GTEST_SKIP() << "containers need root";
-    std::string why;
-    containerd_ = Containerd::start(&why);
-    ASSERT_TRUE(containerd_) << why;
-    image_ = busybox_archive(containerd_->dir() + "/busybox.tar");
-    auto imp = containerd_->ctr({"images", "import", containerd_->dir() + "/busybox.tar"});
-    ASSERT_EQ(imp.exit_code, 0) << diag(imp);
-  }
-  void TearDown() override {
-    if (!containerd_) return;
-    for (const auto& id : ids_) {
-      containerd_->ctr({"tasks", "kill", "-s", "KILL", id});
-      containerd_->ctr({"tasks", "rm", "-f", id});
-      containerd_->ctr({"containers", "rm", id});
-    }
-    containerd_.reset();
-    auto layout = oci::cgroups::probe();
-    if (layout.ok()) {
-      for (const auto& m : layout->mounts) ::rmdir((m.mountpoint + kCgroupParent).c_str());
-    }
-  }
   // ctr run with berth-runtime as the runc binary, state under our directory.
   RunResult run(std::vector<std::string> flags, const std::string& id, std::vector<std::string> cmd) {
-    ids_.push_back(id);
-    std::vector<std::string> args = {"run", "--runc-binary", bin("berth-runtime"), "--runc-root",
-                                     containerd_->dir() + "/runc", "--cgroup",
-                                     kCgroupParent + "/" + id};
-    args.insert(args.end(), flags.begin(), flags.end());
-    args.push_back(image_);
-    args.push_back(id);
-    args.insert(args.end(), cmd.begin(), cmd.end());
-    return containerd_->ctr(args);
+    return ContainerdTasksTest::run({"--runc-binary", bin("berth-runtime"), "--runc-root", containerd_->dir() + "/runc"},
+                                    flags, id, cmd);
   }
-  std::unique_ptr<Containerd> containerd_;
-  std::string image_;
-  std::vector<std::string> ids_;
 };
 
 TEST_F(ContainerdRuncShimTest, RunExecPauseResumeKillDelete) {
@@ -88,12 +47,7 @@ TEST_F(ContainerdRuncShimTest, RunExecPauseResumeKillDelete) {
   ASSERT_EQ(containerd_->ctr({"tasks", "resume", "bg"}).exit_code, 0);
   EXPECT_THAT(containerd_->ctr({"tasks", "ls"}).out, ::testing::ContainsRegex("bg +[0-9]+ +RUNNING"));
   ASSERT_EQ(containerd_->ctr({"tasks", "kill", "-s", "KILL", "bg"}).exit_code, 0);
-  bool stopped = false;
-  for (int i = 0; i < 100 && !stopped; ++i) {
-    stopped = containerd_->ctr({"tasks", "ls"}).out.find("STOPPED") != std::string::npos;
-    if (!stopped) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  EXPECT_TRUE(stopped);
+  EXPECT_TRUE(wait_for("bg", "STOPPED"));
   auto rm = containerd_->ctr({"tasks", "rm", "bg"});
   EXPECT_EQ(rm.exit_code, 0) << diag(rm);
   auto crm = containerd_->ctr({"containers", "rm", "bg"});

@@ -1,7 +1,7 @@
 // containerd driving berth-shim: Debian's containerd (a private instance) runs a busybox image with
 // runtime "io.containerd.berth.v1", which it resolves to containerd-shim-berth-v1 on PATH (our
-// build directory). Foreground and detached runs, exec, ps, pause/resume, metrics, kill, delete,
-// and the event sequence containerd publishes for them.
+// build directory). Foreground output and exit codes, stdin, and a detached run that is exec'd
+// into, listed, measured, paused, resumed, killed and deleted, leaving nothing behind.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -13,8 +13,7 @@
 
 #include "core/fs.h"
 #include "shim/oci/cgroups.h"
-#include "tests/e2e/harness.h"
-#include "tests/support/oci_layout.h"
+#include "tests/e2e/containerd_tasks.h"
 
 namespace berth::e2e {
 namespace {
@@ -22,54 +21,18 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-const std::string kCgroupParent = "/berth-shim-test-" + std::to_string(::getpid());
-
-class ContainerdBerthShimTest : public ::testing::Test {
+class ContainerdBerthShimTest : public ContainerdTasksTest {
  protected:
   void SetUp() override {
-    if (::geteuid() != 0) GTEST_SKIP() << "containers need root";
+    // containerd finds containerd-shim-berth-v1 in its PATH: our build directory first.
     std::string path = fs::path(bin("berth-shim")).parent_path().string() + ":" + std::getenv("PATH");
     ::setenv("PATH", path.c_str(), 1);
-    std::string why;
-    containerd_ = Containerd::start(&why);
-    ASSERT_TRUE(containerd_) << why;
-    test::write_file(containerd_->dir() + "/busybox.tar", test::busybox_image_tar(image_));
-    auto imp = containerd_->ctr({"images", "import", containerd_->dir() + "/busybox.tar"});
-    ASSERT_EQ(imp.exit_code, 0) << diag(imp);
+    ContainerdTasksTest::SetUp();
   }
-  void TearDown() override {
-    if (!containerd_) return;
-    for (const auto& id : ids_) {
-      containerd_->ctr({"tasks", "kill", "-s", "KILL", id});
-      containerd_->ctr({"tasks", "rm", "-f", id});
-      containerd_->ctr({"containers", "rm", id});
-    }
-    containerd_.reset();
-    auto layout = oci::cgroups::probe();
-    if (layout.ok()) {
-      for (const auto& m : layout->mounts) ::rmdir((m.mountpoint + kCgroupParent).c_str());
-    }
+  RunResult run(std::vector<std::string> flags, const std::string& id, std::vector<std::string> cmd,
+                const std::string& stdin_path = "") {
+    return ContainerdTasksTest::run({"--runtime", "io.containerd.berth.v1"}, flags, id, cmd, stdin_path);
   }
-  RunResult run(std::vector<std::string> flags, const std::string& id, std::vector<std::string> cmd) {
-    ids_.push_back(id);
-    std::vector<std::string> args = {"run", "--runtime", "io.containerd.berth.v1", "--cgroup", kCgroupParent + "/" + id};
-    args.insert(args.end(), flags.begin(), flags.end());
-    args.push_back(image_);
-    args.push_back(id);
-    args.insert(args.end(), cmd.begin(), cmd.end());
-    return containerd_->ctr(args);
-  }
-  bool wait_for(const std::string& id, const std::string& status) {
-    for (int i = 0; i < 200; ++i) {
-      auto ls = containerd_->ctr({"tasks", "ls"});
-      if (std::regex_search(ls.out, std::regex(id + " +[0-9]+ +" + status))) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return false;
-  }
-  std::unique_ptr<Containerd> containerd_;
-  std::string image_ = "example.com/busybox:1";
-  std::vector<std::string> ids_;
 };
 
 TEST_F(ContainerdBerthShimTest, ForegroundRunPrintsOutputAndExitCode) {
@@ -84,9 +47,7 @@ TEST_F(ContainerdBerthShimTest, ForegroundRunPrintsOutputAndExitCode) {
 TEST_F(ContainerdBerthShimTest, StdinReachesTheContainer) {
   std::string in = containerd_->dir() + "/stdin.txt";
   test::write_file(in, "line one\nline two\n");
-  ids_.push_back("cat");
-  auto r = containerd_->ctr({"run", "--rm", "--runtime", "io.containerd.berth.v1", "--cgroup", kCgroupParent + "/cat",
-                             image_, "cat", "sh", "-c", "wc -l"}, in);
+  auto r = run({"--rm"}, "cat", {"sh", "-c", "wc -l"}, in);
   EXPECT_EQ(r.exit_code, 0) << diag(r);
   EXPECT_THAT(r.out, HasSubstr("2"));
 }
@@ -121,7 +82,7 @@ TEST_F(ContainerdBerthShimTest, DetachedLifecycle) {
   EXPECT_THAT(*mounts, ::testing::Not(HasSubstr(containerd_->dir() + "/state")));
   auto layout = oci::cgroups::probe();
   ASSERT_TRUE(layout.ok());
-  for (const auto& m : layout->mounts) EXPECT_FALSE(fs::exists(m.mountpoint + kCgroupParent + "/bg")) << m.mountpoint;
+  for (const auto& m : layout->mounts) EXPECT_FALSE(fs::exists(m.mountpoint + cgroup_parent_ + "/bg")) << m.mountpoint;
 }
 
 }  // namespace

@@ -694,22 +694,18 @@ void ShimManager::cleanup_dead(const std::string& ns, const std::string& id,
   }
   publish_leftover_events(bundle);
   if (exchange_) {
-    ev::TaskExit e;
-    e.set_container_id(id);
-    e.set_id(id);
-    e.set_pid(exit.pid);
-    e.set_exit_status(exit.status);
-    to_pb(exit.at, e.mutable_exited_at());
-    exchange_->publish(ns, "/tasks/exit", e.GetDescriptor()->full_name(), e.SerializeAsString())
-        .ignore();
-    ev::TaskDelete d;
-    d.set_container_id(id);
-    d.set_id(id);
-    d.set_pid(exit.pid);
-    d.set_exit_status(exit.status);
-    to_pb(exit.at, d.mutable_exited_at());
-    exchange_->publish(ns, "/tasks/delete", d.GetDescriptor()->full_name(), d.SerializeAsString())
-        .ignore();
+    // The shim cannot say it any more: the daemon publishes the exit and the delete.
+    auto publish = [&](auto msg, const char* topic) {
+      msg.set_container_id(id);
+      msg.set_id(id);
+      msg.set_pid(exit.pid);
+      msg.set_exit_status(exit.status);
+      to_pb(exit.at, msg.mutable_exited_at());
+      exchange_->publish(ns, topic, msg.GetDescriptor()->full_name(), msg.SerializeAsString())
+          .ignore();
+    };
+    publish(ev::TaskExit(), "/tasks/exit");
+    publish(ev::TaskDelete(), "/tasks/delete");
   }
   if (t) {
     t->mark_dead(exit);
