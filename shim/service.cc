@@ -32,7 +32,7 @@ namespace {
 
 // How long an exit waits for the process's output to reach the client before it is reported
 // anyway (a daemonised grandchild may hold the pipe open forever).
-constexpr auto kOutputGrace = std::chrono::seconds(2);
+constexpr auto kOutputGrace = std::chrono::seconds(5);
 // How long Delete and Shutdown wait for their events to be acknowledged.
 constexpr auto kFlushWait = std::chrono::seconds(3);
 

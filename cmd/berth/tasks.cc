@@ -14,6 +14,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <filesystem>
 #include <iostream>
@@ -71,8 +72,12 @@ class Attachment {
     return Status();
   }
   void start() {
-    if (out_ >= 0) copiers_.emplace_back([this] { copy_out(out_, 1); });
-    if (err_ >= 0) copiers_.emplace_back([this] { copy_out(err_, 2); });
+    // Counted here, not in the threads: finish() must not see 0 before a slow thread has begun.
+    for (int fd : {out_, err_}) {
+      if (fd < 0) continue;
+      ++open_outputs_;
+      copiers_.emplace_back([this, fd] { copy_out(fd, fd == out_ ? 1 : 2); });
+    }
     if (in_ >= 0) {
       // Never joined: a read of our stdin may block until we exit.
       std::thread([fd = in_] {
@@ -121,7 +126,6 @@ class Attachment {
     return true;
   }
   void copy_out(int fd, int to) {
-    ++open_outputs_;
     char buf[32 * 1024];
     // Until the shim opens its end a read says EOF; poll reports readable only once data is
     // there or a writer came and left.
@@ -223,6 +227,55 @@ Result<int> parse_signal(const std::string& s) {
   return invalid_argument("unknown signal \"{}\"", s);
 }
 
+// The foreground's signals arrive on a pipe: the handler is process-wide, so whichever thread takes
+// a signal (gRPC's own threads included, which a blocked mask would not cover) passes it on.
+int g_relay_fd = -1;
+extern "C" void relay_signal(int sig) {
+  int saved = errno;
+  unsigned char b = static_cast<unsigned char>(sig);
+  (void)!::write(g_relay_fd, &b, 1);
+  errno = saved;
+}
+
+class SignalRelay {
+ public:
+  SignalRelay() {
+    if (::pipe2(fds_, O_CLOEXEC) < 0) return;
+    g_relay_fd = fds_[1];
+    struct sigaction sa {};
+    sa.sa_handler = relay_signal;
+    sa.sa_flags = SA_RESTART;
+    ::sigemptyset(&sa.sa_mask);
+    for (std::size_t i = 0; i < kSignals.size(); ++i) ::sigaction(kSignals[i], &sa, &old_[i]);
+  }
+  ~SignalRelay() {
+    for (std::size_t i = 0; i < kSignals.size(); ++i) ::sigaction(kSignals[i], &old_[i], nullptr);
+    g_relay_fd = -1;
+    for (int fd : fds_) {
+      if (fd >= 0) ::close(fd);
+    }
+  }
+  // The next signal; 0 once stop() was called.
+  int next() {
+    unsigned char b = 0;
+    for (;;) {
+      ssize_t n = ::read(fds_[0], &b, 1);
+      if (n == 1) return b;
+      if (n < 0 && errno == EINTR) continue;
+      return 0;
+    }
+  }
+  void stop() {
+    unsigned char zero = 0;
+    (void)!::write(fds_[1], &zero, 1);
+  }
+
+ private:
+  static constexpr std::array<int, 4> kSignals = {SIGINT, SIGTERM, SIGHUP, SIGWINCH};
+  int fds_[2] = {-1, -1};
+  struct sigaction old_[4]{};
+};
+
 struct Exited {
   std::uint32_t status = 0;
 };
@@ -230,11 +283,7 @@ struct Exited {
 // Runs a created process in the foreground: relays IO, forwards signals (resizes with -t), waits.
 Result<Exited> foreground(Client& c, const std::string& id, const std::string& exec_id, bool tty,
                           Attachment& io, const std::function<Result<std::uint32_t>()>& start) {
-  sigset_t set;
-  ::sigemptyset(&set);
-  // SIGUSR2 only wakes the relay thread when the process is done.
-  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGWINCH, SIGUSR2}) ::sigaddset(&set, s);
-  ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  SignalRelay relay;
   std::optional<RawTerminal> raw;
   if (tty) raw.emplace();
   io.start();
@@ -242,11 +291,8 @@ Result<Exited> foreground(Client& c, const std::string& id, const std::string& e
   if (tty && exec_id.empty()) resize(c, id, exec_id).ignore();
   BERTH_RETURN_IF_ERROR(start().status());
   if (tty && !exec_id.empty()) resize(c, id, exec_id).ignore();
-  std::atomic<bool> done{false};
   std::thread signals([&] {
-    while (!done) {
-      int sig = ::sigwaitinfo(&set, nullptr);
-      if (sig <= 0 || sig == SIGUSR2) continue;
+    for (int sig; (sig = relay.next()) > 0;) {
       if (sig == SIGWINCH) {
         if (tty) resize(c, id, exec_id).ignore();
         continue;
@@ -267,12 +313,10 @@ Result<Exited> foreground(Client& c, const std::string& id, const std::string& e
   tpb::WaitResponse wresp;
   auto wctx = c.long_context();
   Status ws = c.check(tasks(c)->Wait(wctx.get(), wr, &wresp), "wait for " + id);
-  done = true;
-  ::pthread_kill(signals.native_handle(), SIGUSR2);
+  relay.stop();
   signals.join();
   io.finish(std::chrono::seconds(2));
   raw.reset();
-  ::pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
   BERTH_RETURN_IF_ERROR(ws);
   return Exited{wresp.exit_status()};
 }

@@ -206,13 +206,17 @@ TEST_F(TasksTest, BerthRunExecAndEvents) {
 TEST_F(TasksTest, BerthRunWithATerminal) {
   if (::access("/usr/bin/script", X_OK) != 0) GTEST_SKIP() << "script(1) is not installed";
   ids_.push_back("tty");
-  // script(1) gives berth a real terminal; the container sees a pty of the same size.
-  std::string cmd = "stty cols 91 rows 33; " + bin("berth") + " -a " + d_->address() + " run -t --rm " + kImage +
-                    " tty sh -c 'tty; stty size; exit 6'";
+  // script(1) gives berth a real terminal; the container sees a pty of the same size, and of the
+  // new size after the terminal is resized (SIGWINCH -> ResizePty). Without job control the
+  // resizing subshell shares berth's process group, so berth gets the SIGWINCH.
+  std::string cmd = "stty cols 91 rows 33; (sleep 1; stty cols 100 rows 40 </dev/tty) & " + bin("berth") + " -a " +
+                    d_->address() + " run -t --rm " + kImage +
+                    " tty sh -c 'tty; stty size; sleep 2; stty size; exit 6'";
   auto r = e2e::run({"script", "-qec", cmd, "/dev/null"}, std::chrono::seconds(60));
   EXPECT_EQ(r.exit_code, 6) << diag(r);
   EXPECT_THAT(r.out, HasSubstr("/dev/pts/"));
   EXPECT_THAT(r.out, HasSubstr("33 91"));
+  EXPECT_THAT(r.out, HasSubstr("40 100"));
 }
 
 TEST_F(TasksTest, MemoryLimitOomIsReported) {
@@ -268,6 +272,28 @@ TEST_F(TasksTest, ShimRunsAnExternalRuntimeBinary) {
 std::map<std::string, std::pair<int, std::string>> task_table(Daemon& d);
 int parent_of(int pid);
 bool process_gone(int pid);
+
+TEST_F(TasksTest, BadSpecIsRefusedNamingTheFieldAndLeavesNothing) {
+  ids_.push_back("badspec");
+  std::string spec = d_->dir() + "/bad.json";
+  test::write_file(spec, R"({"ociVersion": "1.0.2", "root": {"path": "rootfs"},
+    "process": {"args": ["true"], "cwd": "/", "rlimits": [{"type": "RLIMIT_BOGUS", "hard": 1, "soft": 1}]},
+    "linux": {"namespaces": [{"type": "mount"}]}})");
+  auto c = d_->berth({"containers", "create", "--config", spec, kImage, "badspec"});
+  ASSERT_EQ(c.exit_code, 0) << diag(c);
+  auto start = d_->berth({"tasks", "start", "badspec"});
+  EXPECT_NE(start.exit_code, 0);
+  EXPECT_THAT(start.err, HasSubstr("RLIMIT_BOGUS"));
+  EXPECT_EQ(task_table(*d_).count("badspec"), 0u);
+  EXPECT_FALSE(std::filesystem::exists(d_->state() + "/io.containerd.runtime.v2.task/default/badspec"));
+  auto mounts = core::read_file("/proc/self/mountinfo");
+  ASSERT_TRUE(mounts.ok());
+  EXPECT_THAT(*mounts, ::testing::Not(HasSubstr(d_->state() + "/io.containerd.runtime.v2.task")));
+  // The daemon is fine: the next container runs.
+  ids_.push_back("after");
+  auto ok = d_->berth({"run", "--rm", kImage, "after", "echo", "fine"});
+  EXPECT_EQ(ok.out, "fine\n") << diag(ok);
+}
 
 TEST_F(TasksTest, DetachedOutputGoesToFileAndBinaryLogUris) {
   ids_.insert(ids_.end(), {"logf", "logb"});
