@@ -19,7 +19,7 @@ PACKAGES=(
   # containerd's API protos, compiled at build time
   golang-github-containerd-containerd-dev
   # OCI peers used by the e2e tests and benchmarks
-  containerd runc crun skopeo umoci busybox-static
+  containerd runc crun skopeo umoci busybox-static docker-registry
   # tools the tests use
   iproute2 procps util-linux
 )

@@ -121,4 +121,22 @@ class Containerd {
   std::unique_ptr<Process> process_;
 };
 
+// A private OCI registry (Debian's docker-registry, CNCF distribution) on 127.0.0.1 with its
+// storage in a temporary directory, plain HTTP. Stopped by PID when destroyed.
+class Registry {
+ public:
+  // nullptr (with *error set) when docker-registry is missing or does not come up.
+  static std::unique_ptr<Registry> start(std::string* error);
+  ~Registry();
+  std::string host() const { return "127.0.0.1:" + std::to_string(port_); }
+  // Pushes an OCI layout tar as host()/repo:tag with skopeo.
+  RunResult push_oci_archive(const std::string& archive, const std::string& repo_tag) const;
+
+ private:
+  explicit Registry(core::TempDir dir) : dir_(std::move(dir)) {}
+  core::TempDir dir_;
+  int port_ = 0;
+  std::unique_ptr<Process> process_;
+};
+
 }  // namespace berth::e2e

@@ -1,0 +1,50 @@
+// Client-side pull through the standard API: containerd's ctr pulls an image from a real registry
+// (docker-registry on 127.0.0.1) into berthd, writing through Content, Diff, Snapshots and Images;
+// the pulled image then runs.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include "core/fs.h"
+#include "shim/oci/cgroups.h"
+#include "tests/e2e/harness.h"
+#include "tests/support/oci_layout.h"
+
+namespace berth::e2e {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(PullTest, CtrPullsFromARegistryIntoBerthdAndTheImageRuns) {
+  if (::geteuid() != 0) GTEST_SKIP() << "unpacking and running need root";
+  std::string why;
+  auto registry = Registry::start(&why);
+  ASSERT_TRUE(registry) << why;
+  auto d = Daemon::create();
+  ASSERT_TRUE(d);
+  auto err = d->start();
+  ASSERT_FALSE(err.has_value()) << *err;
+  std::string tar = d->dir() + "/busybox.tar";
+  test::write_file(tar, test::busybox_image_tar("example.com/busybox:1"));
+  auto push = registry->push_oci_archive(tar, "library/busybox:1");
+  ASSERT_EQ(push.exit_code, 0) << diag(push);
+
+  std::string ref = registry->host() + "/library/busybox:1";
+  auto pull = d->ctr({"images", "pull", "--plain-http", ref});
+  ASSERT_EQ(pull.exit_code, 0) << diag(pull) << d->log();
+  EXPECT_THAT(d->berth({"images", "ls", "-q"}).out, HasSubstr(ref));
+  auto check = d->berth({"images", "check"});
+  EXPECT_THAT(check.out, ::testing::ContainsRegex("complete"));
+  auto ran = d->ctr({"run", "--rm", "--runtime", "io.containerd.berth.v1", ref, "pulled", "echo",
+                     "pulled and ran"});
+  EXPECT_EQ(ran.exit_code, 0) << diag(ran) << d->log();
+  EXPECT_EQ(ran.out, "pulled and ran\n");
+  d->stop();
+  auto layout = oci::cgroups::probe();
+  if (layout.ok()) {
+    for (const auto& m : layout->mounts) ::rmdir((m.mountpoint + "/default").c_str());
+  }
+}
+
+}  // namespace
+}  // namespace berth::e2e
