@@ -1,12 +1,15 @@
 // berth content ls|get|ingest|active|rm|label
 #include <berth/grpc.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <iostream>
+#include <thread>
 
 #include "cmd/berth/commands.h"
 #include "cmd/berth/output.h"
 #include "github.com/containerd/containerd/api/services/content/v1/content.grpc.pb.h"
+#include "plugins/remotes/registry/client.h"
 
 namespace berth::cli {
 namespace {
@@ -100,6 +103,78 @@ void add_content_command(CLI::App& app, const GlobalOptions& global) {
         auto digest,
         write_content(c, 0, {.ref = ref, .size = expected_size, .expected = expected_digest}));
     std::cout << digest << "\n";
+    return Status();
+  });
+
+  // ctr content fetch-blob: blobs straight from a registry into the content store.
+  static std::string remote, user, ca_file;
+  static std::vector<std::string> digests, fetch_labels;
+  static bool plain_http = false, skip_verify = false;
+  auto* fetch =
+      content->add_subcommand("fetch-blob", "fetch blobs from a registry: REMOTE DIGEST...");
+  fetch->add_option("remote", remote, "repository, e.g. 127.0.0.1:5000/library/busybox")
+      ->required();
+  fetch->add_option("digests", digests, "blob digests")->required();
+  fetch->add_flag("--plain-http", plain_http, "http:// instead of https://");
+  fetch->add_flag("--skip-verify", skip_verify, "do not verify the registry's TLS certificate");
+  fetch->add_option("--ca", ca_file, "a PEM CA certificate to trust");
+  fetch->add_option("--user,-u", user, "USER[:PASSWORD] for the registry");
+  fetch->add_option("--label", fetch_labels, "KEY=VALUE labels for the blobs")
+      ->allow_extra_args(false);
+  set_action(fetch, global, [](Client& c) -> Status {
+    BERTH_TRY(auto repo, remotes::Repository::parse(remote));
+    remotes::HostOptions ho;
+    ho.plain_http = plain_http;
+    ho.skip_verify = skip_verify;
+    ho.ca_file = ca_file;
+    auto colon = user.find(':');
+    ho.username = user.substr(0, colon);
+    if (colon != std::string::npos) ho.password = user.substr(colon + 1);
+    remotes::RegistryClient registry(ho);
+    std::size_t failed = 0;
+    for (const auto& digest : digests) {
+      Status st = [&]() -> Status {
+        // The fetch pushes into one end of a socket pair, the content writer pulls from the other.
+        int sv[2];
+        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+          return from_errno(errno, "socketpair");
+        Status fetched;
+        std::thread producer([&] {
+          fetched = registry.fetch_blob(
+              repo, digest,
+              [&](std::string_view data) -> Status {
+                while (!data.empty()) {
+                  ssize_t n = ::send(sv[1], data.data(), data.size(), MSG_NOSIGNAL);
+                  if (n < 0 && errno == EINTR) continue;
+                  if (n <= 0) return Status(Code::kAborted, "the content writer stopped");
+                  data.remove_prefix(static_cast<std::size_t>(n));
+                }
+                return Status();
+              },
+              nullptr);
+          ::shutdown(sv[1], SHUT_WR);
+        });
+        auto written = write_content(c, sv[0],
+                                     {.ref = "fetch-blob-" + digest,
+                                      .expected = digest,
+                                      .labels = parse_labels(fetch_labels)});
+        ::shutdown(sv[0], SHUT_RDWR);
+        producer.join();
+        ::close(sv[0]);
+        ::close(sv[1]);
+        BERTH_RETURN_IF_ERROR(fetched);  // the registry's error says more than a digest mismatch
+        return written.status();
+      }();
+      if (st.ok()) {
+        std::cout << digest << "\n";
+      } else {
+        ++failed;
+        std::cerr << "berth: " << st.message() << "\n";
+      }
+    }
+    if (failed)
+      return Status(Code::kUnavailable,
+                    fmt::format("{} of {} blobs not fetched", failed, digests.size()));
     return Status();
   });
 

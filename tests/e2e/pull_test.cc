@@ -5,6 +5,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
+
+#include "core/digest.h"
 #include "core/fs.h"
 #include "shim/oci/cgroups.h"
 #include "tests/e2e/harness.h"
@@ -44,6 +47,45 @@ TEST(PullTest, CtrPullsFromARegistryIntoBerthdAndTheImageRuns) {
   if (layout.ok()) {
     for (const auto& m : layout->mounts) ::rmdir((m.mountpoint + "/default").c_str());
   }
+}
+
+TEST(PullTest, BerthContentFetchBlobFromARegistry) {
+  if (::geteuid() != 0) GTEST_SKIP() << "the daemon's state is root's";
+  std::string why;
+  auto registry = Registry::start(&why);
+  ASSERT_TRUE(registry) << why;
+  auto d = Daemon::create();
+  ASSERT_TRUE(d);
+  auto err = d->start();
+  ASSERT_FALSE(err.has_value()) << *err;
+  std::string tar = d->dir() + "/busybox.tar";
+  test::write_file(tar, test::busybox_image_tar("example.com/busybox:1"));
+  ASSERT_EQ(registry->push_oci_archive(tar, "library/busybox:1").exit_code, 0);
+  auto raw = run({"skopeo", "inspect", "--raw", "--tls-verify=false", "docker://" + registry->host() + "/library/busybox:1"});
+  ASSERT_EQ(raw.exit_code, 0) << diag(raw);
+  auto manifest = nlohmann::json::parse(raw.out);
+  std::string config = manifest["config"]["digest"], layer = manifest["layers"][0]["digest"];
+
+  std::string remote = registry->host() + "/library/busybox";
+  auto fetch = d->berth({"content", "fetch-blob", "--plain-http", "--label", "containerd.io/gc.root=now", remote, config, layer});
+  ASSERT_EQ(fetch.exit_code, 0) << diag(fetch);
+  for (const auto& digest : {config, layer}) {
+    auto get = d->berth({"content", "get", digest});
+    ASSERT_EQ(get.exit_code, 0) << diag(get);
+    EXPECT_EQ(core::Sha256::digest_of(get.out), digest);
+  }
+  // Clear errors, nothing stored.
+  std::string missing = "sha256:" + std::string(64, 'a');
+  auto nf = d->berth({"content", "fetch-blob", "--plain-http", remote, missing});
+  EXPECT_NE(nf.exit_code, 0);
+  EXPECT_THAT(nf.err, HasSubstr("not found"));
+  EXPECT_NE(d->berth({"content", "get", missing}).exit_code, 0);
+  auto tls = d->berth({"content", "fetch-blob", remote, layer});  // the registry speaks plain HTTP
+  EXPECT_NE(tls.exit_code, 0);
+  EXPECT_THAT(tls.err, HasSubstr(registry->host().substr(0, registry->host().find(':'))));
+  auto bad = d->berth({"content", "fetch-blob", "--plain-http", remote, "sha256:nothex"});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_THAT(bad.err, HasSubstr("not a sha256 digest"));
 }
 
 }  // namespace
