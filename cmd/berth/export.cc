@@ -12,6 +12,7 @@
 
 #include "cmd/berth/commands.h"
 #include "cmd/berth/image_client.h"
+#include "core/archive_text.h"
 #include "github.com/containerd/containerd/api/services/content/v1/content.grpc.pb.h"
 #include "github.com/containerd/containerd/api/services/images/v1/images.grpc.pb.h"
 #include "plugins/images/model/model.h"
@@ -32,7 +33,7 @@ class LayoutWriter {
 
   Status open(const std::string& path) {
     if (archive_write_open_filename(a_, path.c_str()) != ARCHIVE_OK) {
-      return invalid_argument("export: cannot write \"{}\": {}", path, archive_error_string(a_));
+      return invalid_argument("export: cannot write \"{}\": {}", path, core::archive_error(a_));
     }
     return Status();
   }
@@ -80,8 +81,7 @@ class LayoutWriter {
     return Status();
   }
   Status error(const std::string& what) {
-    return internal_error("export: writing {}: {}", what,
-                          archive_error_string(a_) ? archive_error_string(a_) : "?");
+    return internal_error("export: writing {}: {}", what, core::archive_error(a_));
   }
   Client& c_;
   archive* a_;

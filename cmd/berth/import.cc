@@ -17,12 +17,13 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <set>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "cmd/berth/commands.h"
 #include "cmd/berth/image_client.h"
 #include "cmd/berth/output.h"
+#include "core/archive_text.h"
 #include "core/time.h"
 
 namespace berth::cli {
@@ -99,8 +100,10 @@ class Progress {
 class Reader {
  public:
   Reader(Client& c, const std::string& lease, Progress& progress)
-      : c_(c), lease_(lease), progress_(progress), prefix_("import-" + std::to_string(::getpid()) +
-                                                           "-" + std::to_string(::time(nullptr))) {}
+      : c_(c),
+        lease_(lease),
+        progress_(progress),
+        prefix_("import-" + std::to_string(::getpid()) + "-" + std::to_string(::time(nullptr))) {}
 
   std::optional<std::string> oci_layout, index_json, manifest_json;
   std::map<std::string, Blob> blobs;
@@ -140,7 +143,8 @@ class Reader {
           return got;
         },
         {.ref = prefix_ + "-" + name, .size = size, .expected = expected, .lease = lease_});
-    if (!r.ok()) return Status(r.status().code(), fmt::format("\"{}\": {}", name, r.status().message()));
+    if (!r.ok())
+      return Status(r.status().code(), fmt::format("\"{}\": {}", name, r.status().message()));
     b.digest = *r;
     blobs[name] = b;
     progress_.blob(name, size);
@@ -179,14 +183,14 @@ Status read_archive(Reader& r, const std::string& source) {
                          : archive_read_open_filename(a.get(), source.c_str(), 1 << 20);
   std::string shown = source == "-" ? "standard input" : "\"" + source + "\"";
   if (rc != ARCHIVE_OK)
-    return invalid_argument("import: cannot read {}: {}", shown, archive_error_string(a.get()));
+    return invalid_argument("import: cannot read {}: {}", shown, core::archive_error(a.get()));
   archive_entry* e = nullptr;
   for (;;) {
     rc = archive_read_next_header(a.get(), &e);
     if (rc == ARCHIVE_EOF) break;
     if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN)
       return invalid_argument("import: {} is not a readable tar archive: {}", shown,
-                              archive_error_string(a.get()));
+                              core::archive_error(a.get()));
     std::string name = archive_entry_pathname(e) ? archive_entry_pathname(e) : "";
     auto type = archive_entry_filetype(e);
     if (type == AE_IFLNK) {
@@ -201,7 +205,7 @@ Status read_archive(Reader& r, const std::string& source) {
             la_ssize_t k = archive_read_data(a.get(), buf + got, n - got);
             if (k < 0)
               return invalid_argument("reading \"{}\" from {}: {}", name, shown,
-                                      archive_error_string(a.get()));
+                                      core::archive_error(a.get()));
             if (k == 0) break;
             got += static_cast<std::size_t>(k);
           }
@@ -247,9 +251,10 @@ Result<model::Descriptor> docker_index(Client& c, Reader& r, const std::string& 
   for (const auto& [name, target] : r.symlinks) {
     auto it = r.blobs.find(target);
     if (it == r.blobs.end())
-      return invalid_argument("manifest.json: symlink \"{}\" points to \"{}\", which is not in "
-                              "the archive",
-                              name, target);
+      return invalid_argument(
+          "manifest.json: symlink \"{}\" points to \"{}\", which is not in "
+          "the archive",
+          name, target);
     r.blobs[name] = it->second;
   }
   json index = {{"schemaVersion", 2}, {"mediaType", mt::kOciIndex}, {"manifests", json::array()}};
@@ -277,9 +282,10 @@ Result<model::Descriptor> docker_index(Client& c, Reader& r, const std::string& 
       if (magic.size() >= 2 && magic[0] == '\x1f' && magic[1] == '\x8b')
         type = "application/vnd.docker.image.rootfs.diff.tar.gzip";
       else if (magic.size() >= 4 && magic.compare(0, 4, "\x28\xb5\x2f\xfd") == 0)
-        return invalid_argument("{}.Layers[{}]: zstd layers cannot be described by a Docker "
-                                "manifest",
-                                where, k);
+        return invalid_argument(
+            "{}.Layers[{}]: zstd layers cannot be described by a Docker "
+            "manifest",
+            where, k);
       else
         type = "application/vnd.docker.image.rootfs.diff.tar";
       layers.push_back(
@@ -293,16 +299,15 @@ Result<model::Descriptor> docker_index(Client& c, Reader& r, const std::string& 
                        {"size", cfg->second.size}}},
                      {"layers", layers}};
     std::string body = manifest.dump();
-    BERTH_TRY(auto digest, put_bytes(c, body, "import-docker-manifest-" + std::to_string(i), {},
-                                     lease));
+    BERTH_TRY(auto digest,
+              put_bytes(c, body, "import-docker-manifest-" + std::to_string(i), {}, lease));
     json desc = {{"mediaType", mt::kDockerManifest}, {"digest", digest}, {"size", body.size()}};
     BERTH_TRY(auto config_body, read_blob(c, cfg->second.digest));
     auto config = model::parse_config(config_body);
     if (!config.ok()) return invalid_argument("{}: config: {}", where, config.status().message());
     desc["platform"] = {{"os", config->platform.os},
                         {"architecture", config->platform.architecture}};
-    if (!config->platform.variant.empty())
-      desc["platform"]["variant"] = config->platform.variant;
+    if (!config->platform.variant.empty()) desc["platform"]["variant"] = config->platform.variant;
     std::vector<std::string> tags;
     if (m.contains("RepoTags") && m["RepoTags"].is_array()) {
       for (const auto& t : m["RepoTags"]) {
@@ -313,12 +318,12 @@ Result<model::Descriptor> docker_index(Client& c, Reader& r, const std::string& 
     for (const auto& t : tags) {
       auto normalized = model::normalize_reference(t);
       if (!normalized.ok())
-        return invalid_argument("{}.RepoTags: \"{}\": {}", where, t,
-                                normalized.status().message());
+        return invalid_argument("{}.RepoTags: \"{}\": {}", where, t, normalized.status().message());
       json tagged = desc;
       auto colon = normalized->rfind(':');
-      tagged["annotations"] = {{"io.containerd.image.name", *normalized},
-                               {"org.opencontainers.image.ref.name", normalized->substr(colon + 1)}};
+      tagged["annotations"] = {
+          {"io.containerd.image.name", *normalized},
+          {"org.opencontainers.image.ref.name", normalized->substr(colon + 1)}};
       index["manifests"].push_back(tagged);
     }
   }
@@ -334,8 +339,8 @@ Result<model::Descriptor> docker_index(Client& c, Reader& r, const std::string& 
 // ctr's name rules for an index entry; "" when the entry gets no name.
 std::string image_name(const Options& o, const std::string& prefix,
                        const std::map<std::string, std::string>& annotations) {
-  if (auto it = annotations.find("io.containerd.image.name"); it != annotations.end() &&
-                                                              !it->second.empty())
+  if (auto it = annotations.find("io.containerd.image.name");
+      it != annotations.end() && !it->second.empty())
     return it->second;
   auto it = annotations.find("org.opencontainers.image.ref.name");
   if (it == annotations.end() || it->second.empty()) return "";
@@ -344,8 +349,8 @@ std::string image_name(const Options& o, const std::string& prefix,
   if (!o.base_name.empty()) {
     // With --base-name, full references must be under it.
     if (ref.rfind(o.base_name, 0) != 0) return "";
-    if (ref.size() > o.base_name.size() && std::string_view("/:@").find(ref[o.base_name.size()]) ==
-                                               std::string_view::npos)
+    if (ref.size() > o.base_name.size() &&
+        std::string_view("/:@").find(ref[o.base_name.size()]) == std::string_view::npos)
       return "";
   }
   return ref;
@@ -391,14 +396,12 @@ class Walker {
       }
       if (e.platform && only_ && !matches(*e.platform)) continue;
       if (mt::is_manifest(e.descriptor.media_type))
-        labels[fmt::format("containerd.io/gc.ref.content.m.{}", manifests++)] =
-            e.descriptor.digest;
+        labels[fmt::format("containerd.io/gc.ref.content.m.{}", manifests++)] = e.descriptor.digest;
       else
         labels[fmt::format("containerd.io/gc.ref.content.{}", others++)] = e.descriptor.digest;
       Status st = walk(e.descriptor, false, depth + 1);
       if (!st.ok()) {
-        return Status(st.code(),
-                      fmt::format("{} (listed in index {})", st.message(), d.digest));
+        return Status(st.code(), fmt::format("{} (listed in index {})", st.message(), d.digest));
       }
     }
     if (labels.empty()) return Status();
@@ -544,7 +547,8 @@ void add_import_command(CLI::App& images, const GlobalOptions& global) {
   cmd->add_flag("--skip-digest-for-named", o.skip_digest_for_named,
                 "with --digests: only for images without a name");
   cmd->add_option("--index-name", o.index_name, "name the whole index as one image");
-  cmd->add_option("--platform", o.platform, "import and unpack only this platform (os/arch[/variant])");
+  cmd->add_option("--platform", o.platform,
+                  "import and unpack only this platform (os/arch[/variant])");
   cmd->add_flag("--all-platforms", o.all_platforms, "keep every platform's content");
   cmd->add_flag("--no-unpack", o.no_unpack, "do not unpack into the snapshotter");
   cmd->add_option("--snapshotter", o.snapshotter, "snapshotter to unpack into")

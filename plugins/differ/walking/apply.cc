@@ -1,6 +1,5 @@
 #include "plugins/differ/walking/apply.h"
 
-#include "core/fd.h"
 #include <archive.h>
 #include <archive_entry.h>
 #include <dirent.h>
@@ -19,8 +18,10 @@
 #include <memory>
 #include <set>
 
+#include "core/archive_text.h"
 #include "core/copy.h"
 #include "core/digest.h"
+#include "core/fd.h"
 
 namespace berth::plugins::differ {
 namespace {
@@ -82,7 +83,7 @@ class Applier {
 
   Status entry(archive* a, archive_entry* e) {
     BERTH_TRY(auto parts, clean_path(archive_entry_pathname(e), "entry"));
-    std::string display = archive_entry_pathname(e);
+    std::string display = core::archive_text(archive_entry_pathname(e));
     if (parts.empty()) return Status();  // the root itself
     const std::string base = parts.back();
     if (base.rfind(".wh.", 0) == 0) return whiteout(parts, display, e);
@@ -352,7 +353,7 @@ class Applier {
           break;
         }
         return Status(Code::kDataLoss,
-                      fmt::format("layer entry \"{}\": {}", display, archive_error_string(a)));
+                      fmt::format("layer entry \"{}\": {}", display, core::archive_error(a)));
       }
       end = std::max<la_int64_t>(end, offset + static_cast<la_int64_t>(size));
       const char* p = static_cast<const char*>(buf);
@@ -446,8 +447,7 @@ struct Pipeline {
     auto* p = static_cast<Pipeline*>(self);
     la_ssize_t n = archive_read_data(p->raw, p->out_buf.data(), p->out_buf.size());
     if (n < 0) {
-      p->error =
-          archive_error_string(p->raw) ? archive_error_string(p->raw) : "decompression failed";
+      p->error = "decompression failed: " + core::archive_error(p->raw);
       return -1;
     }
     p->hash.update(p->out_buf.data(), static_cast<std::size_t>(n));
@@ -469,18 +469,18 @@ Result<ApplyResult> apply_layer(const ReadFn& read, const std::string& root,
   p.raw = raw.get();
   if (archive_read_open(raw.get(), &p, nullptr, Pipeline::read_compressed, nullptr) != ARCHIVE_OK) {
     return invalid_argument("layer: cannot read the stream: {}",
-                            p.error.empty() ? archive_error_string(raw.get()) : p.error);
+                            p.error.empty() ? core::archive_error(raw.get()) : p.error);
   }
   archive_entry* rawentry = nullptr;
   if (archive_read_next_header(raw.get(), &rawentry) != ARCHIVE_OK) {
-    return invalid_argument("layer: {}", archive_error_string(raw.get()));
+    return invalid_argument("layer: {}", core::archive_error(raw.get()));
   }
   std::unique_ptr<archive, int (*)(archive*)> tar(archive_read_new(), archive_read_free);
   archive_read_support_format_tar(tar.get());
   archive_read_support_format_gnutar(tar.get());
   if (archive_read_open(tar.get(), &p, nullptr, Pipeline::read_tar, nullptr) != ARCHIVE_OK) {
     return invalid_argument("layer: cannot read it as tar: {}",
-                            p.error.empty() ? archive_error_string(tar.get()) : p.error);
+                            p.error.empty() ? core::archive_error(tar.get()) : p.error);
   }
   Applier applier(root, options);
   BERTH_RETURN_IF_ERROR(applier.open_root());
@@ -489,9 +489,7 @@ Result<ApplyResult> apply_layer(const ReadFn& read, const std::string& root,
     int r = archive_read_next_header(tar.get(), &e);
     if (r == ARCHIVE_EOF || (r < ARCHIVE_WARN && applier.unpadded_end())) break;
     if (r < ARCHIVE_WARN) {
-      std::string why = !p.error.empty()                  ? p.error
-                        : archive_error_string(tar.get()) ? archive_error_string(tar.get())
-                                                          : "unknown error";
+      std::string why = !p.error.empty() ? p.error : core::archive_error(tar.get());
       return Status(Code::kDataLoss, fmt::format("layer is corrupt or truncated: {}", why));
     }
     BERTH_RETURN_IF_ERROR(applier.entry(tar.get(), e));

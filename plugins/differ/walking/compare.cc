@@ -14,6 +14,7 @@
 #include <set>
 #include <vector>
 
+#include "core/archive_text.h"
 #include "core/digest.h"
 
 namespace berth::plugins::differ {
@@ -139,7 +140,7 @@ class DiffWriter {
     archive_entry_set_size(e.get(), 0);
     archive_entry_set_mtime(e.get(), 0, 0);
     if (archive_write_header(tar_, e.get()) != ARCHIVE_OK)
-      return internal_error("diff: {}", archive_error_string(tar_));
+      return internal_error("diff: {}", core::archive_error(tar_));
     return Status();
   }
 
@@ -189,7 +190,7 @@ class DiffWriter {
       }
     }
     if (archive_write_header(tar_, e.get()) != ARCHIVE_OK) {
-      return internal_error("diff: writing \"{}\": {}", path, archive_error_string(tar_));
+      return internal_error("diff: writing \"{}\": {}", path, core::archive_error(tar_));
     }
     if (S_ISREG(st.st_mode) && !is_link_copy && st.st_size > 0) {
       int fd = ::open(full.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -205,7 +206,7 @@ class DiffWriter {
         if (n == 0) break;
         if (archive_write_data(tar_, buf.data(), static_cast<std::size_t>(n)) < 0) {
           ::close(fd);
-          return internal_error("diff: writing \"{}\": {}", path, archive_error_string(tar_));
+          return internal_error("diff: writing \"{}\": {}", path, core::archive_error(tar_));
         }
       }
       ::close(fd);
@@ -233,7 +234,7 @@ Result<DiffWritten> write_diff(const std::string& lower, const std::string& uppe
     archive_write_add_filter_gzip(gz.get());
     archive_write_set_bytes_in_last_block(gz.get(), 1);
     if (archive_write_open(gz.get(), &sink, nullptr, Sink::to_content, nullptr) != ARCHIVE_OK) {
-      return internal_error("diff: gzip: {}", archive_error_string(gz.get()));
+      return internal_error("diff: gzip: {}", core::archive_error(gz.get()));
     }
     raw_entry.reset(archive_entry_new());
     archive_entry_set_filetype(raw_entry.get(), AE_IFREG);
@@ -245,14 +246,14 @@ Result<DiffWritten> write_diff(const std::string& lower, const std::string& uppe
   archive_write_set_format_pax_restricted(tar.get());
   archive_write_set_bytes_in_last_block(tar.get(), 1);
   if (archive_write_open(tar.get(), &sink, nullptr, Sink::from_tar, nullptr) != ARCHIVE_OK) {
-    return internal_error("diff: tar: {}", archive_error_string(tar.get()));
+    return internal_error("diff: tar: {}", core::archive_error(tar.get()));
   }
   DiffWriter w(lower, upper, tar.get());
   BERTH_RETURN_IF_ERROR(w.walk(""));
   if (archive_write_close(tar.get()) != ARCHIVE_OK)
-    return internal_error("diff: closing tar: {}", archive_error_string(tar.get()));
+    return internal_error("diff: closing tar: {}", core::archive_error(tar.get()));
   if (gzip && archive_write_close(gz.get()) != ARCHIVE_OK)
-    return internal_error("diff: closing gzip: {}", archive_error_string(gz.get()));
+    return internal_error("diff: closing gzip: {}", core::archive_error(gz.get()));
   BERTH_RETURN_IF_ERROR(sink.error);
   return DiffWritten{sink.hash.digest(), sink.written};
 }
