@@ -18,20 +18,28 @@ namespace {
 
 using ::testing::HasSubstr;
 
-TEST(PullTest, CtrPullsFromARegistryIntoBerthdAndTheImageRuns) {
-  if (::geteuid() != 0) GTEST_SKIP() << "unpacking and running need root";
-  std::string why;
-  auto registry = Registry::start(&why);
-  ASSERT_TRUE(registry) << why;
-  auto d = Daemon::create();
-  ASSERT_TRUE(d);
-  auto err = d->start();
-  ASSERT_FALSE(err.has_value()) << *err;
-  std::string tar = d->dir() + "/busybox.tar";
-  test::write_file(tar, test::busybox_image_tar("example.com/busybox:1"));
-  auto push = registry->push_oci_archive(tar, "library/busybox:1");
-  ASSERT_EQ(push.exit_code, 0) << diag(push);
+// A registry holding library/busybox:1 and a fresh daemon.
+class PullTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "unpacking and running need root";
+    std::string why;
+    registry = Registry::start(&why);
+    ASSERT_TRUE(registry) << why;
+    d = Daemon::create();
+    ASSERT_TRUE(d);
+    auto err = d->start();
+    ASSERT_FALSE(err.has_value()) << *err;
+    std::string tar = d->dir() + "/busybox.tar";
+    test::write_file(tar, test::busybox_image_tar("example.com/busybox:1"));
+    auto push = registry->push_oci_archive(tar, "library/busybox:1");
+    ASSERT_EQ(push.exit_code, 0) << diag(push);
+  }
+  std::unique_ptr<Registry> registry;
+  std::unique_ptr<Daemon> d;
+};
 
+TEST_F(PullTest, CtrPullsFromARegistryIntoBerthdAndTheImageRuns) {
   std::string ref = registry->host() + "/library/busybox:1";
   auto pull = d->ctr({"images", "pull", "--plain-http", ref});
   ASSERT_EQ(pull.exit_code, 0) << diag(pull) << d->log();
@@ -49,25 +57,16 @@ TEST(PullTest, CtrPullsFromARegistryIntoBerthdAndTheImageRuns) {
   }
 }
 
-TEST(PullTest, BerthContentFetchBlobFromARegistry) {
-  if (::geteuid() != 0) GTEST_SKIP() << "the daemon's state is root's";
-  std::string why;
-  auto registry = Registry::start(&why);
-  ASSERT_TRUE(registry) << why;
-  auto d = Daemon::create();
-  ASSERT_TRUE(d);
-  auto err = d->start();
-  ASSERT_FALSE(err.has_value()) << *err;
-  std::string tar = d->dir() + "/busybox.tar";
-  test::write_file(tar, test::busybox_image_tar("example.com/busybox:1"));
-  ASSERT_EQ(registry->push_oci_archive(tar, "library/busybox:1").exit_code, 0);
-  auto raw = run({"skopeo", "inspect", "--raw", "--tls-verify=false", "docker://" + registry->host() + "/library/busybox:1"});
+TEST_F(PullTest, BerthContentFetchBlobFromARegistry) {
+  auto raw = run({"skopeo", "inspect", "--raw", "--tls-verify=false",
+                  "docker://" + registry->host() + "/library/busybox:1"});
   ASSERT_EQ(raw.exit_code, 0) << diag(raw);
   auto manifest = nlohmann::json::parse(raw.out);
   std::string config = manifest["config"]["digest"], layer = manifest["layers"][0]["digest"];
 
   std::string remote = registry->host() + "/library/busybox";
-  auto fetch = d->berth({"content", "fetch-blob", "--plain-http", "--label", "containerd.io/gc.root=now", remote, config, layer});
+  auto fetch = d->berth({"content", "fetch-blob", "--plain-http", "--label",
+                         "containerd.io/gc.root=now", remote, config, layer});
   ASSERT_EQ(fetch.exit_code, 0) << diag(fetch);
   for (const auto& digest : {config, layer}) {
     auto get = d->berth({"content", "get", digest});

@@ -1,5 +1,6 @@
 #include "plugins/runtime/v2/shim_manager.h"
 
+#include <berth/convert/events.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -631,15 +632,8 @@ void ShimManager::publish_leftover_events(const std::string& bundle) {
   for (const auto& f : files) {
     auto data = core::read_file(f);
     ::containerd::services::events::ttrpc::v1::ForwardRequest req;
-    if (data.ok() && req.ParseFromString(*data)) {
-      events::Envelope e;
-      e.timestamp = from_pb(req.envelope().timestamp());
-      e.ns = req.envelope().namespace_();
-      e.topic = req.envelope().topic();
-      e.type_url = req.envelope().event().type_url();
-      e.payload = req.envelope().event().value();
-      exchange_->forward(std::move(e)).ignore();
-    }
+    if (data.ok() && req.ParseFromString(*data))
+      exchange_->forward(convert::envelope_from(req.envelope())).ignore();
     ::unlink(f.c_str());
   }
 }

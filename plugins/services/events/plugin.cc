@@ -1,4 +1,5 @@
 // io.containerd.grpc.v1.events: containerd.services.events.v1.Events over the exchange.
+#include <berth/convert/events.h>
 #include <berth/events.h>
 #include <berth/grpc.h>
 #include <berth/ttrpc.h>
@@ -11,7 +12,10 @@ namespace {
 
 namespace pb = ::containerd::services::events::v1;
 
-class EventsService final : public Plugin, public GrpcService, public TtrpcService, public pb::Events::Service {
+class EventsService final : public Plugin,
+                            public GrpcService,
+                            public TtrpcService,
+                            public pb::Events::Service {
  public:
   explicit EventsService(std::shared_ptr<events::Exchange> exchange)
       : exchange_(std::move(exchange)) {}
@@ -20,17 +24,12 @@ class EventsService final : public Plugin, public GrpcService, public TtrpcServi
 
   // Shims forward their events over ttrpc (containerd.services.events.ttrpc.v1.Events/Forward).
   std::vector<Method> ttrpc_methods() override {
-    return {{"containerd.services.events.ttrpc.v1.Events", "Forward", [this](const std::string& payload) -> Result<std::string> {
+    return {{"containerd.services.events.ttrpc.v1.Events", "Forward",
+             [this](const std::string& payload) -> Result<std::string> {
                ::containerd::services::events::ttrpc::v1::ForwardRequest req;
-               if (!req.ParseFromString(payload)) return invalid_argument("Forward: malformed request");
-               const auto& in = req.envelope();
-               events::Envelope e;
-               e.timestamp = from_proto(in.timestamp());
-               e.ns = in.namespace_();
-               e.topic = in.topic();
-               e.type_url = in.event().type_url();
-               e.payload = in.event().value();
-               BERTH_RETURN_IF_ERROR(exchange_->forward(std::move(e)));
+               if (!req.ParseFromString(payload))
+                 return invalid_argument("Forward: malformed request");
+               BERTH_RETURN_IF_ERROR(exchange_->forward(convert::envelope_from(req.envelope())));
                return google::protobuf::Empty().SerializeAsString();
              }}};
   }
@@ -45,14 +44,7 @@ class EventsService final : public Plugin, public GrpcService, public TtrpcServi
 
   grpc::Status Forward(grpc::ServerContext*, const pb::ForwardRequest* req,
                        google::protobuf::Empty*) override {
-    const auto& in = req->envelope();
-    events::Envelope e;
-    e.timestamp = from_proto(in.timestamp());
-    e.ns = in.namespace_();
-    e.topic = in.topic();
-    e.type_url = in.event().type_url();
-    e.payload = in.event().value();
-    return to_grpc(exchange_->forward(std::move(e)));
+    return to_grpc(exchange_->forward(convert::envelope_from(req->envelope())));
   }
 
   grpc::Status Subscribe(grpc::ServerContext* ctx, const pb::SubscribeRequest* req,
