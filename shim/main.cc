@@ -203,6 +203,12 @@ Status remove(const Flags& f) {
   Status rs = backend->remove(f.id);
   if (!rs.ok() && rs.code() != Code::kNotFound)
     std::fprintf(stderr, "berth-shim delete: %s\n", rs.message().c_str());
+  // The dead shim's socket file, unless a live shim (of another container of its group) serves it.
+  if (auto address = core::read_file(f.bundle + "/address"); address.ok()) {
+    std::string path = address->rfind("unix://", 0) == 0 ? address->substr(7) : *address;
+    while (!path.empty() && (path.back() == '\n' || path.back() == ' ')) path.pop_back();
+    if (path.rfind(kSocketDir, 0) == 0 && !core::socket_accepts(path)) ::unlink(path.c_str());
+  }
   Status us = core::unmount_all(f.bundle + "/rootfs", true);
   if (!us.ok()) std::fprintf(stderr, "berth-shim delete: %s\n", us.message().c_str());
   resp.set_exit_status(128 + SIGKILL);

@@ -433,6 +433,9 @@ TEST_F(TasksTest, KilledShimIsReportedExitedAndCleanedUp) {
   auto comm = core::read_file("/proc/" + std::to_string(shim) + "/comm");
   ASSERT_TRUE(comm.ok());
   ASSERT_THAT(*comm, HasSubstr("berth-shim"));
+  auto address = core::read_file(d_->state() + "/io.containerd.runtime.v2.task/default/doomed/address");
+  ASSERT_TRUE(address.ok());
+  std::string socket = address->substr(std::string("unix://").size());
   ::kill(shim, SIGKILL);
 
   std::string seen;
@@ -452,6 +455,7 @@ TEST_F(TasksTest, KilledShimIsReportedExitedAndCleanedUp) {
   ASSERT_TRUE(layout.ok());
   for (const auto& m : layout->mounts) EXPECT_FALSE(std::filesystem::exists(m.mountpoint + "/default/doomed")) << m.mountpoint;
   EXPECT_FALSE(std::filesystem::exists(d_->state() + "/io.containerd.runtime.v2.task/default/doomed"));
+  EXPECT_FALSE(std::filesystem::exists(socket)) << "the dead shim's socket file is left";
 }
 
 TEST_F(TasksTest, TwoHundredParallelRunsLeaveNothingBehind) {
