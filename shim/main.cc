@@ -205,8 +205,7 @@ Status remove(const Flags& f) {
     std::fprintf(stderr, "berth-shim delete: %s\n", rs.message().c_str());
   // The dead shim's socket file, unless a live shim (of another container of its group) serves it.
   if (auto address = core::read_file(f.bundle + "/address"); address.ok()) {
-    std::string path = address->rfind("unix://", 0) == 0 ? address->substr(7) : *address;
-    while (!path.empty() && (path.back() == '\n' || path.back() == ' ')) path.pop_back();
+    std::string path = ttrpc::socket_path(*address);
     if (path.rfind(kSocketDir, 0) == 0 && !core::socket_accepts(path)) ::unlink(path.c_str());
   }
   Status us = core::unmount_all(f.bundle + "/rootfs", true);

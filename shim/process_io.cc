@@ -229,7 +229,7 @@ Status start_logger(const Uri& u, const IoConfig& c, int& out, int& err) {
 }  // namespace
 
 Result<std::unique_ptr<ProcessIO>> ProcessIO::open(asio::io_context& io, const IoConfig& c) {
-  std::unique_ptr<ProcessIO> p(new ProcessIO(io, c));
+  std::unique_ptr<ProcessIO> p(new ProcessIO(io));
   auto fail = [&](Status st) -> Status {
     for (int* fd : {&p->child_[0], &p->child_[1], &p->child_[2], &p->stdin_fifo_, &p->stdin_pipe_,
                     &p->out_src_[0], &p->out_src_[1], &p->out_dst_[0], &p->out_dst_[1]})

@@ -44,14 +44,12 @@ class ProcessIO {
   // `done` runs once stdout and stderr reached EOF (at once when nothing is copied).
   void on_output_done(std::function<void()> done);
   Status resize(unsigned width, unsigned height);
-  const IoConfig& config() const { return config_; }
 
  private:
-  explicit ProcessIO(boost::asio::io_context& io, IoConfig c) : io_(io), config_(std::move(c)) {}
+  explicit ProcessIO(boost::asio::io_context& io) : io_(io) {}
   void output_finished();
 
   boost::asio::io_context& io_;
-  IoConfig config_;
   int child_[3] = {-1, -1, -1};
   int stdin_fifo_ = -1, stdin_pipe_ = -1;  // stdin: ours until start()
   int out_src_[2] = {-1, -1}, out_dst_[2] = {-1, -1};

@@ -23,14 +23,10 @@ namespace {
 constexpr auto kCallTimeout = std::chrono::seconds(10);
 constexpr const char* kService = "containerd.services.events.ttrpc.v1.Events";
 
-std::string strip_unix(std::string a) {
-  if (a.rfind("unix://", 0) == 0) a.erase(0, 7);
-  return a;
-}
 }  // namespace
 
 Publisher::Publisher(asio::io_context& io, std::string ttrpc_address)
-    : io_(io), address_(strip_unix(std::move(ttrpc_address))), retry_timer_(io), call_timer_(io) {
+    : io_(io), address_(ttrpc::socket_path(ttrpc_address)), retry_timer_(io), call_timer_(io) {
   // Sequence numbers order the files of one shim; starting from the clock keeps them above those
   // of an earlier shim of the same bundle.
   seq_ = static_cast<std::uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());

@@ -38,7 +38,6 @@ class Publisher {
   void when_flushed_all(std::chrono::milliseconds timeout, std::function<void()> done) {
     when_flushed("", timeout, std::move(done));
   }
-  std::size_t pending() const { return queue_.size(); }
 
  private:
   struct Item {

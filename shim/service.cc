@@ -221,6 +221,7 @@ Result<std::string> Service::create(const std::string& payload) {
   c->own_pid_ns = !same_pid_ns(st->pid);
   auto layout = oci::cgroups::probe();
   if (layout.ok()) {
+    c->pure_v2 = layout->pure_v2();
     auto cg = oci::cgroups::Cgroup::open(*layout, st->cgroup_path);
     if (cg.ok()) c->cgroup = std::move(*cg);
   }
@@ -556,10 +557,9 @@ Result<std::string> Service::stats(const std::string& payload) {
   BERTH_TRY(Container * c, find(r.id()));
   if (!c->cgroup) return failed_precondition("container \"{}\" has no cgroup", r.id());
   BERTH_TRY(auto s, c->cgroup->stats());
-  BERTH_TRY(auto layout, oci::cgroups::probe());
   task::StatsResponse resp;
   auto* any = resp.mutable_stats();
-  if (layout.pure_v2()) {
+  if (c->pure_v2) {
     ::io::containerd::cgroups::v2::Metrics m;
     m.mutable_pids()->set_current(s.pids_current);
     m.mutable_pids()->set_limit(s.pids_limit);

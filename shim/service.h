@@ -70,6 +70,7 @@ class Service {
     Proc init;
     std::map<std::string, std::unique_ptr<Proc>> execs;
     std::optional<oci::cgroups::Cgroup> cgroup;
+    bool pure_v2 = false;  // which Metrics Stats returns
     std::unique_ptr<boost::asio::posix::stream_descriptor> oom;
     std::uint64_t oom_kills = 0;
   };

@@ -11,9 +11,9 @@
 
 #include <berth/result.h>
 
+#include <atomic>
 #include <boost/asio.hpp>
 #include <chrono>
-#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -22,6 +22,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -49,6 +50,14 @@ Header decode_header(const unsigned char* b);
 // "containerd-namespace-ttrpc".
 using Metadata = std::multimap<std::string, std::string>;
 inline constexpr const char* kNamespaceKey = "containerd-namespace-ttrpc";
+
+// The socket path of an address as shims print and daemons pass it ("unix:///run/x.sock\n").
+inline std::string socket_path(std::string_view address) {
+  if (address.rfind("unix://", 0) == 0) address.remove_prefix(7);
+  while (!address.empty() && (address.back() == '\n' || address.back() == ' '))
+    address.remove_suffix(1);
+  return std::string(address);
+}
 
 struct Call {
   std::string service, method, payload;
@@ -90,7 +99,8 @@ class Client {
  public:
   // `on_close` runs (on the reader thread) when the server closes the connection or dies; not
   // when this client is destroyed.
-  static Result<std::unique_ptr<Client>> connect(const std::string& path, std::function<void()> on_close = {});
+  static Result<std::unique_ptr<Client>> connect(const std::string& path,
+                                                 std::function<void()> on_close = {});
   ~Client();
   // timeout 0: none. Errors: the server's status, or Unavailable when the connection is gone.
   Result<std::string> call(const std::string& service, const std::string& method,

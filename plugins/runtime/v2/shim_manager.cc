@@ -1,6 +1,7 @@
 #include "plugins/runtime/v2/shim_manager.h"
 
 #include <berth/convert/events.h>
+#include <berth/grpc.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -31,20 +32,10 @@ constexpr const char* kTaskService = "containerd.task.v2.Task";
 constexpr auto kConnectTimeout = std::chrono::seconds(5);
 constexpr auto kCallTimeout = std::chrono::seconds(30);
 
-Timestamp from_pb(const google::protobuf::Timestamp& t) {
-  return Timestamp(std::chrono::duration_cast<Timestamp::duration>(
-      std::chrono::seconds(t.seconds()) + std::chrono::nanoseconds(t.nanos())));
-}
-
-void to_pb(Timestamp t, google::protobuf::Timestamp* out) {
-  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
-  out->set_seconds(ns / 1'000'000'000);
-  out->set_nanos(static_cast<int>(ns % 1'000'000'000));
-}
-
-std::string strip_unix(std::string a) {
-  if (a.rfind("unix://", 0) == 0) a.erase(0, 7);
-  return a;
+// Output of a helper program without its trailing newline.
+std::string trimmed(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
 }
 
 void any_to(const Any& a, google::protobuf::Any* out) {
@@ -154,7 +145,7 @@ class ShimTask final : public Task {
     s.status = static_cast<TaskStatus>(resp.status());
     s.io = IO{resp.stdin(), resp.stdout(), resp.stderr(), resp.terminal()};
     s.exit_status = resp.exit_status();
-    s.exited_at = from_pb(resp.exited_at());
+    s.exited_at = from_proto(resp.exited_at());
     return s;
   }
   Result<std::uint32_t> start(const std::string& exec_id) override {
@@ -190,34 +181,47 @@ class ShimTask final : public Task {
     req.set_exec_id(exec_id);
     task::DeleteResponse resp;
     BERTH_RETURN_IF_ERROR(call("Delete", req, &resp));
-    return Exit{resp.pid(), resp.exit_status(), from_pb(resp.exited_at())};
+    return Exit{resp.pid(), resp.exit_status(), from_proto(resp.exited_at())};
   }
   Result<Exit> wait(const std::string& exec_id, const std::function<bool()>& cancelled) override {
     // One Wait per process goes to the shim; every caller here shares its answer, and can give up
     // (a client that went away) without leaving anything behind in the shim.
     std::shared_ptr<WaitState> w;
+    std::vector<std::thread> finished;
     {
       std::lock_guard lock(mu_);
       if (dead_) return *dead_;
+      // Threads whose Wait has answered are joined here, not kept until the task goes: a long-lived
+      // task with many execs would pile them up.
+      for (auto it = threads_.begin(); it != threads_.end();) {
+        if (it->first->done) {
+          finished.push_back(std::move(it->second));
+          it = threads_.erase(it);
+        } else {
+          ++it;
+        }
+      }
       auto& slot = waits_[exec_id];
       if (!slot || (slot->done && !slot->result.ok())) {
         slot = std::make_shared<WaitState>();
-        threads_.emplace_back([this, w = slot, exec_id] {
-          task::WaitRequest req;
-          req.set_id(id_);
-          req.set_exec_id(exec_id);
-          task::WaitResponse resp;
-          Status st = call("Wait", req, &resp, std::chrono::milliseconds(0));
-          std::lock_guard lock(mu_);
-          w->result = st.ok() ? Result<Exit>(Exit{pid_for(exec_id), resp.exit_status(),
-                                                  from_pb(resp.exited_at())})
-                              : Result<Exit>(st);
-          w->done = true;
-          cv_.notify_all();
-        });
+        threads_.emplace_back(
+            slot, std::thread([this, w = slot, exec_id] {
+              task::WaitRequest req;
+              req.set_id(id_);
+              req.set_exec_id(exec_id);
+              task::WaitResponse resp;
+              Status st = call("Wait", req, &resp, std::chrono::milliseconds(0));
+              std::lock_guard lock(mu_);
+              w->result = st.ok() ? Result<Exit>(Exit{pid_for(exec_id), resp.exit_status(),
+                                                      from_proto(resp.exited_at())})
+                                  : Result<Exit>(st);
+              w->done = true;
+              cv_.notify_all();
+            }));
       }
       w = slot;
     }
+    for (auto& t : finished) t.join();
     std::unique_lock lock(mu_);
     std::optional<std::chrono::steady_clock::time_point> grace;
     for (;;) {
@@ -298,13 +302,13 @@ class ShimTask final : public Task {
   // Closes the connection and joins the wait threads (their calls fail at once).
   void disconnect() {
     if (client_) client_->close();
-    std::vector<std::thread> threads;
+    std::vector<std::pair<std::shared_ptr<WaitState>, std::thread>> threads;
     {
       std::lock_guard lock(mu_);
       threads.swap(threads_);
       cv_.notify_all();
     }
-    for (auto& t : threads) t.join();
+    for (auto& [state, t] : threads) t.join();
     client_.reset();
   }
   std::atomic<bool> removing{false};
@@ -324,7 +328,7 @@ class ShimTask final : public Task {
   std::mutex mu_;
   std::condition_variable cv_;
   std::map<std::string, std::shared_ptr<WaitState>> waits_;
-  std::vector<std::thread> threads_;
+  std::vector<std::pair<std::shared_ptr<WaitState>, std::thread>> threads_;  // with their Waits
   std::optional<Exit> dead_;
 };
 
@@ -486,13 +490,11 @@ Result<std::shared_ptr<Task>> ShimManager::create(const CreateRequest& r) {
                                    so);
   if (!started.ok()) return fail(started.status().with_context("start shim"));
   if (started->exit_code != 0) {
-    std::string err = started->err;
-    while (!err.empty() && (err.back() == '\n' || err.back() == ' ')) err.pop_back();
+    std::string err = trimmed(started->err);
     return fail(Status(Code::kInternal, fmt::format("start shim {}: exit status {}: {}", binary,
                                                     started->exit_code, err)));
   }
-  std::string address = started->out;
-  while (!address.empty() && (address.back() == '\n' || address.back() == ' ')) address.pop_back();
+  std::string address = trimmed(started->out);
   if (address.empty()) return fail(internal_error("start shim {}: it printed no address", binary));
   core::write_file_atomic(bundle + "/address", address, 0600).ignore();
   core::write_file_atomic(bundle + "/shim-binary-path", binary, 0600).ignore();
@@ -550,12 +552,10 @@ Result<std::shared_ptr<ShimTask>> ShimManager::connect(const std::string& ns, co
                                                        std::uint32_t pid_hint) {
   auto address = core::read_file(bundle + "/address");
   if (!address.ok()) return address.status().with_context("shim address");
-  std::string a = *address;
-  while (!a.empty() && (a.back() == '\n' || a.back() == ' ')) a.pop_back();
   auto runtime = core::read_file(bundle + "/runtime-name");
   auto t = std::make_shared<ShimTask>(ns, id, runtime.ok() ? *runtime : "", bundle, binary);
   std::weak_ptr<ShimTask> weak = t;
-  auto client = ttrpc::Client::connect(strip_unix(a), [this, ns, id, weak] {
+  auto client = ttrpc::Client::connect(ttrpc::socket_path(*address), [this, ns, id, weak] {
     auto t = weak.lock();
     if (!t || t->removing) return;
     std::lock_guard lock(work_mu_);
@@ -602,7 +602,7 @@ Result<Exit> ShimManager::remove(const std::string& ns, const std::string& id) {
     t->removing = false;
     return ds;
   }
-  Exit exit{resp.pid(), resp.exit_status(), from_pb(resp.exited_at())};
+  Exit exit{resp.pid(), resp.exit_status(), from_proto(resp.exited_at())};
   if (!ds.ok()) {
     // The shim died under us: clean up as for a dead shim.
     cleanup_dead(ns, id, t->bundle(), t->binary(), t);
@@ -681,7 +681,7 @@ void ShimManager::cleanup_dead(const std::string& ns, const std::string& id,
   if (r.ok() && r->exit_code == 0 && resp.ParseFromString(r->out)) {
     if (resp.pid()) exit.pid = resp.pid();
     exit.status = resp.exit_status();
-    if (resp.exited_at().seconds()) exit.at = from_pb(resp.exited_at());
+    if (resp.exited_at().seconds()) exit.at = from_proto(resp.exited_at());
   } else {
     log::warn("shim delete failed",
               {{"id", id}, {"error", r.ok() ? r->err : r.status().message()}});
@@ -694,7 +694,7 @@ void ShimManager::cleanup_dead(const std::string& ns, const std::string& id,
       msg.set_id(id);
       msg.set_pid(exit.pid);
       msg.set_exit_status(exit.status);
-      to_pb(exit.at, msg.mutable_exited_at());
+      to_proto(exit.at, msg.mutable_exited_at());
       exchange_->publish(ns, topic, msg.GetDescriptor()->full_name(), msg.SerializeAsString())
           .ignore();
     };
