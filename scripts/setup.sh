@@ -22,6 +22,8 @@ PACKAGES=(
   containerd runc crun skopeo umoci busybox-static docker-registry
   # tools the tests use
   iproute2 procps util-linux
+  # registry fixtures: certificates, htpasswd (bcrypt), the token issuer's JSON
+  openssl apache2-utils jq
 )
 
 missing=()

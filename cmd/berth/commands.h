@@ -48,5 +48,6 @@ void add_import_rootfs_command(CLI::App& images, const GlobalOptions& global);
 void add_export_command(CLI::App& images, const GlobalOptions& global);
 void add_import_command(CLI::App& images, const GlobalOptions& global);
 void add_unpack_commands(CLI::App& images, const GlobalOptions& global);
+void add_transfer_commands(CLI::App& images, const GlobalOptions& global);
 
 }  // namespace berth::cli

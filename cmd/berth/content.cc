@@ -126,7 +126,7 @@ void add_content_command(CLI::App& app, const GlobalOptions& global) {
     remotes::HostOptions ho;
     ho.plain_http = plain_http;
     ho.skip_verify = skip_verify;
-    ho.ca_file = ca_file;
+    if (!ca_file.empty()) ho.ca_files = {ca_file};
     auto colon = user.find(':');
     ho.username = user.substr(0, colon);
     if (colon != std::string::npos) ho.password = user.substr(colon + 1);

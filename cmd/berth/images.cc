@@ -1,4 +1,4 @@
-// berth images ls|rm|tag|label|inspect
+// berth images ls|rm|tag|label|inspect (pull and push: transfer.cc)
 #include <berth/convert/descriptor.h>
 #include <berth/grpc.h>
 
@@ -177,6 +177,7 @@ void add_images_command(CLI::App& app, const GlobalOptions& global) {
   add_export_command(*images, global);
   add_import_command(*images, global);
   add_unpack_commands(*images, global);
+  add_transfer_commands(*images, global);
 
   static std::string inspect_name;
   auto* inspect = images->add_subcommand("inspect", "show an image record as JSON: NAME");

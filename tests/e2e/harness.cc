@@ -34,7 +34,8 @@ std::vector<char*> to_cargv(std::vector<std::string>& v) {
   return out;
 }
 
-// Waits for pid up to `timeout`; returns the exit code or nullopt if still running.
+}  // namespace
+
 std::optional<int> wait_for(pid_t pid, std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (true) {
@@ -46,8 +47,6 @@ std::optional<int> wait_for(pid_t pid, std::chrono::milliseconds timeout) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
 }
-
-}  // namespace
 
 std::string bin(const std::string& name) { return std::string(BERTH_BIN_DIR) + "/" + name; }
 
@@ -296,74 +295,6 @@ RunResult Containerd::ctr(const std::vector<std::string>& args,
   std::vector<std::string> argv = {"ctr", "-a", address()};
   argv.insert(argv.end(), args.begin(), args.end());
   return run(argv, std::chrono::seconds(120), {}, stdin_path);
-}
-
-namespace {
-
-// A port the kernel just handed out on 127.0.0.1 (free now; a registry binds it right after).
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof sa;
-  int port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) == 0)
-    port = ntohs(sa.sin_port);
-  ::close(fd);
-  return port;
-}
-
-bool tcp_accepts(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(static_cast<std::uint16_t>(port));
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
-  ::close(fd);
-  return ok;
-}
-
-}  // namespace
-
-std::unique_ptr<Registry> Registry::start(std::string* error) {
-  if (::access("/usr/bin/docker-registry", X_OK) != 0) {
-    *error = "docker-registry is not installed (scripts/setup.sh installs it)";
-    return nullptr;
-  }
-  auto dir = core::TempDir::create("berth-registry-");
-  if (!dir.ok()) {
-    *error = dir.status().message();
-    return nullptr;
-  }
-  std::unique_ptr<Registry> r(new Registry(std::move(*dir)));
-  std::string d = r->dir_.path();
-  for (int attempt = 0; attempt < 5; ++attempt) {
-    r->port_ = free_port();
-    std::ofstream(d + "/config.yml") << "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
-                                     << "    rootdirectory: " << d << "/storage\n  delete:\n    enabled: true\n"
-                                     << "http:\n  addr: 127.0.0.1:" << r->port_ << "\n";
-    r->process_ = Process::start({"/usr/bin/docker-registry", "serve", d + "/config.yml"}, d + "/log");
-    for (int i = 0; i < 200; ++i) {
-      if (tcp_accepts(r->port_)) return r;
-      if (wait_for(r->process_->pid(), std::chrono::milliseconds(0))) break;  // lost the port race
-      std::this_thread::sleep_for(std::chrono::milliseconds(25));
-    }
-    r->process_.reset();
-  }
-  auto log = core::read_file(d + "/log");
-  *error = "docker-registry did not come up: " + (log.ok() ? *log : std::string("(no log)"));
-  return nullptr;
-}
-
-Registry::~Registry() { process_.reset(); }
-
-RunResult Registry::push_oci_archive(const std::string& archive, const std::string& repo_tag) const {
-  return run({"skopeo", "copy", "--quiet", "--dest-tls-verify=false", "oci-archive:" + archive,
-              "docker://" + host() + "/" + repo_tag},
-             std::chrono::seconds(120));
 }
 
 }  // namespace berth::e2e

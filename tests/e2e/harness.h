@@ -30,7 +30,9 @@ RunResult run(const std::vector<std::string>& argv,
               const std::map<std::string, std::string>& env = {},
               const std::string& stdin_path = "");
 
-std::string bin(const std::string& name);  // build/bin/<name>
+std::string bin(const std::string& name);
+// Waits for child `pid` up to `timeout`; returns the exit code or nullopt if still running.
+std::optional<int> wait_for(pid_t pid, std::chrono::milliseconds timeout);  // build/bin/<name>
 // Both outputs, for assertion messages.
 inline std::string diag(const RunResult& r) { return "stdout:\n" + r.out + "\nstderr:\n" + r.err; }
 
@@ -118,24 +120,6 @@ class Containerd {
  private:
   explicit Containerd(core::TempDir dir) : dir_(std::move(dir)) {}
   core::TempDir dir_;
-  std::unique_ptr<Process> process_;
-};
-
-// A private OCI registry (Debian's docker-registry, CNCF distribution) on 127.0.0.1 with its
-// storage in a temporary directory, plain HTTP. Stopped by PID when destroyed.
-class Registry {
- public:
-  // nullptr (with *error set) when docker-registry is missing or does not come up.
-  static std::unique_ptr<Registry> start(std::string* error);
-  ~Registry();
-  std::string host() const { return "127.0.0.1:" + std::to_string(port_); }
-  // Pushes an OCI layout tar as host()/repo:tag with skopeo.
-  RunResult push_oci_archive(const std::string& archive, const std::string& repo_tag) const;
-
- private:
-  explicit Registry(core::TempDir dir) : dir_(std::move(dir)) {}
-  core::TempDir dir_;
-  int port_ = 0;
   std::unique_ptr<Process> process_;
 };
 

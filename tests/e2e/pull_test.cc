@@ -10,7 +10,7 @@
 #include "core/digest.h"
 #include "core/fs.h"
 #include "shim/oci/cgroups.h"
-#include "tests/e2e/harness.h"
+#include "tests/e2e/registry.h"
 #include "tests/support/oci_layout.h"
 
 namespace berth::e2e {

@@ -104,20 +104,29 @@ class Layout {
   std::vector<json> top_;
 };
 
-// A one-layer busybox image (the host's busybox-static, a few applets linked, the usual empty
-// top-level directories) for this machine's architecture, as an OCI layout tar named `name`.
-inline std::string busybox_image_tar(const std::string& name) {
+// The architecture name of this machine in OCI terms.
+inline std::string host_arch() {
+  utsname u{};
+  ::uname(&u);
+  return std::string(u.machine) == "aarch64" ? "arm64" : "amd64";
+}
+
+// A busybox root filesystem layer (the host's busybox-static, a few applets linked, the usual
+// empty top-level directories) as a tar.
+inline std::string busybox_rootfs_tar() {
   TarBuilder t;
   auto busybox = core::read_file("/bin/busybox");
   t.dir("bin").file("bin/busybox", busybox.ok() ? *busybox : "", 0755);
   for (const char* app : {"sh", "echo", "sleep", "ps", "cat", "hostname", "ls", "id", "true"})
     t.symlink(std::string("bin/") + app, "busybox");
   for (const char* d : {"proc", "sys", "dev", "tmp", "etc"}) t.dir(d);
-  utsname u{};
-  ::uname(&u);
-  std::string arch = std::string(u.machine) == "aarch64" ? "arm64" : "amd64";
+  return t.finish();
+}
+
+// A one-layer busybox image for this machine's architecture, as an OCI layout tar named `name`.
+inline std::string busybox_image_tar(const std::string& name) {
   Layout layout;
-  layout.name(layout.manifest(arch, {make_layer(t.finish(), "gzip")}), name);
+  layout.name(layout.manifest(host_arch(), {make_layer(busybox_rootfs_tar(), "gzip")}), name);
   return layout.tar();
 }
 

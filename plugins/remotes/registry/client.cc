@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include <algorithm>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -15,6 +16,7 @@
 
 #include "core/asio.h"
 #include "core/digest.h"
+#include "plugins/images/model/model.h"
 
 namespace berth::remotes {
 
@@ -23,6 +25,7 @@ namespace http = beast::http;
 namespace net = boost::asio;
 namespace ssl = net::ssl;
 using tcp = net::ip::tcp;
+namespace images_media = images::model::media_type;
 
 namespace {
 
@@ -149,17 +152,22 @@ Result<Repository> Repository::parse(std::string_view ref) {
 
 Result<RegistryClient::Response> RegistryClient::send(
     const std::string& method, const Url& url, const std::map<std::string, std::string>& headers,
-    const std::function<Status(std::string_view)>& sink) {
+    const std::string& body, const Sink& sink,
+    const std::function<Status(const Response&)>& on_headers) {
   net::io_context io;
   beast::error_code ec;
   tcp::resolver resolver(io);
   auto endpoints = resolver.resolve(url.host, url.port, ec);
   if (ec) return Status(Code::kUnavailable, fmt::format("resolve {}: {}", url.host, ec.message()));
-  http::request<http::empty_body> req{http::string_to_verb(method), url.target, 11};
+  http::request<http::string_body> req{http::string_to_verb(method), url.target, 11};
   req.set(http::field::host,
           (url.port == "443" || url.port == "80") ? url.host : url.host + ":" + url.port);
   req.set(http::field::user_agent, "berth/" BERTH_VERSION);
+  for (const auto& [k, v] : o_.headers) req.set(k, v);
   for (const auto& [k, v] : headers) req.set(k, v);
+  req.body() = body;
+  if (!body.empty() || method == "PUT" || method == "POST" || method == "PATCH")
+    req.prepare_payload();
   Response resp;
   auto exchange = [&](auto& stream) -> Status {
     http::write(stream, req, ec);
@@ -178,6 +186,7 @@ Result<RegistryClient::Response> RegistryClient::send(
     for (const auto& f : p.get())
       resp.headers[lower(std::string(f.name_string()))] = std::string(f.value());
     bool to_sink = sink && resp.status / 100 == 2;
+    if (on_headers && resp.status / 100 == 2) BERTH_RETURN_IF_ERROR(on_headers(resp));
     char chunk[64 * 1024];
     while (!p.is_done()) {
       p.get().body().data = chunk;
@@ -214,9 +223,16 @@ Result<RegistryClient::Response> RegistryClient::send(
   }
   ssl::context ctx(ssl::context::tls_client);
   ctx.set_default_verify_paths(ec);
-  if (!o_.ca_file.empty()) {
-    ctx.load_verify_file(o_.ca_file, ec);
-    if (ec) return invalid_argument("CA file {}: {}", o_.ca_file, ec.message());
+  for (const auto& ca : o_.ca_files) {
+    ctx.load_verify_file(ca, ec);
+    if (ec) return invalid_argument("CA file {}: {}", ca, ec.message());
+  }
+  if (!o_.cert_file.empty()) {
+    ctx.use_certificate_chain_file(o_.cert_file, ec);
+    if (ec) return invalid_argument("client certificate {}: {}", o_.cert_file, ec.message());
+    ctx.use_private_key_file(o_.key_file.empty() ? o_.cert_file : o_.key_file, ssl::context::pem,
+                             ec);
+    if (ec) return invalid_argument("client key {}: {}", o_.key_file, ec.message());
   }
   ctx.set_verify_mode(o_.skip_verify ? ssl::verify_none : ssl::verify_peer);
   ssl::stream<tcp::socket> s(io, ctx);
@@ -234,12 +250,14 @@ Result<RegistryClient::Response> RegistryClient::send(
 }
 
 Result<std::string> RegistryClient::authorize(const std::string& challenge,
-                                              const std::string& scope) {
+                                              const std::vector<std::string>& scopes) {
   auto [scheme, params] = parse_challenge(challenge);
   std::string basic = o_.username.empty() ? "" : "Basic " + base64(o_.username + ":" + o_.password);
   if (scheme == "basic") {
     if (basic.empty())
-      return Status(Code::kUnauthenticated, "the registry needs credentials (--user)");
+      return Status(Code::kUnauthenticated,
+                    "401 unauthorized: the registry wants credentials and none were given "
+                    "(--user USER:PASSWORD)");
     return basic;
   }
   if (scheme != "bearer")
@@ -252,12 +270,17 @@ Result<std::string> RegistryClient::authorize(const std::string& challenge,
   std::string query;
   if (auto it = params.find("service"); it != params.end())
     query += "service=" + url_encode(it->second);
-  std::string want = params.count("scope") ? params["scope"] : scope;
-  if (!want.empty()) query += (query.empty() ? "" : "&") + std::string("scope=") + url_encode(want);
+  // What the challenge asks for, plus what this request needs besides (a mount's source).
+  std::vector<std::string> want;
+  if (params.count("scope")) want.push_back(params["scope"]);
+  for (const auto& sc : scopes)
+    if (std::find(want.begin(), want.end(), sc) == want.end()) want.push_back(sc);
+  for (const auto& sc : want)
+    query += (query.empty() ? "" : "&") + std::string("scope=") + url_encode(sc);
   if (!query.empty()) url.target += (url.target.find('?') == std::string::npos ? "?" : "&") + query;
   std::map<std::string, std::string> headers;
   if (!basic.empty()) headers["Authorization"] = basic;
-  BERTH_TRY(auto resp, send("GET", url, headers, nullptr));
+  BERTH_TRY(auto resp, send("GET", url, headers, {}, nullptr));
   if (resp.status == 401 || resp.status == 403)
     return Status(Code::kUnauthenticated,
                   fmt::format("token server {} refused {} (HTTP {})", url.host,
@@ -275,24 +298,36 @@ Result<std::string> RegistryClient::authorize(const std::string& challenge,
   return "Bearer " + token;
 }
 
-Result<RegistryClient::Response> RegistryClient::request(
-    const std::string& method, const Repository& repo, const std::string& path,
-    const std::map<std::string, std::string>& headers,
-    const std::function<Status(std::string_view)>& sink) {
-  BERTH_TRY(auto url, Url::parse(fmt::format("{}://{}/v2/{}{}", o_.plain_http ? "http" : "https",
-                                             repo.host, repo.name, path)));
-  std::string scope = fmt::format("repository:{}:pull", repo.name);
-  std::string key = repo.host + " " + scope;
-  std::map<std::string, std::string> h = headers;
+Result<RegistryClient::Response> RegistryClient::request(const Repository& repo, Request r) {
+  Url url;
+  if (r.path.rfind("http://", 0) == 0 || r.path.rfind("https://", 0) == 0) {
+    BERTH_TRY(url, Url::parse(r.path));
+  } else {
+    std::string base = base_.empty()
+                           ? fmt::format("{}://{}/v2", o_.plain_http ? "http" : "https", repo.host)
+                           : base_;
+    if (r.path.rfind("/v2/", 0) == 0) {  // a Location the registry gave (absolute path)
+      BERTH_TRY(url, Url::parse(base));
+      url.target = r.path;
+    } else {
+      BERTH_TRY(url, Url::parse(fmt::format("{}/{}{}", base, repo.name, r.path)));
+    }
+  }
+  std::vector<std::string> scopes = {
+      fmt::format("repository:{}:{}", repo.name, r.push ? "pull,push" : "pull")};
+  scopes.insert(scopes.end(), r.extra_scopes.begin(), r.extra_scopes.end());
+  std::string key = url.host + ":" + url.port;
+  for (const auto& sc : scopes) key += " " + sc;
+  std::map<std::string, std::string> h = r.headers;
   {
     std::lock_guard lock(mu_);
     if (auto it = auth_.find(key); it != auth_.end()) h["Authorization"] = it->second;
   }
   bool retried_auth = false;
   for (int hop = 0; hop <= kMaxRedirects; ++hop) {
-    BERTH_TRY(auto resp, send(method, url, h, sink));
+    BERTH_TRY(auto resp, send(r.method, url, h, r.body, r.sink, r.on_headers));
     if (resp.status == 401 && !retried_auth && resp.headers.count("www-authenticate")) {
-      BERTH_TRY(auto value, authorize(resp.headers["www-authenticate"], scope));
+      BERTH_TRY(auto value, authorize(resp.headers["www-authenticate"], scopes));
       {
         std::lock_guard lock(mu_);
         auth_[key] = value;
@@ -303,9 +338,14 @@ Result<RegistryClient::Response> RegistryClient::request(
       continue;
     }
     if (resp.status == 401)
-      return Status(Code::kUnauthenticated,
-                    fmt::format("{} {}: 401 unauthorized{}", method, url.str(),
-                                o_.username.empty() ? " (no credentials given)" : ""));
+      return Status(
+          Code::kUnauthenticated,
+          fmt::format("{} {}: 401 unauthorized{}", r.method, url.str(),
+                      o_.username.empty() ? " (no credentials given)"
+                                          : " (credentials of \"" + o_.username + "\" refused)"));
+    if (resp.status == 403)
+      return Status(Code::kPermissionDenied,
+                    fmt::format("{} {}: 403 forbidden: {}", r.method, url.str(), error_text(resp)));
     if (resp.status / 100 == 3 && resp.headers.count("location")) {
       std::string loc = resp.headers["location"];
       Url next;
@@ -322,12 +362,26 @@ Result<RegistryClient::Response> RegistryClient::request(
     }
     return resp;
   }
-  return Status(Code::kUnavailable, fmt::format("{} {}: too many redirects", method, url.str()));
+  return Status(Code::kUnavailable, fmt::format("{} {}: too many redirects", r.method, url.str()));
+}
+
+std::string RegistryClient::error_text(const Response& r) {
+  auto j = nlohmann::json::parse(r.body, nullptr, false);
+  if (j.is_object() && j.contains("errors") && j["errors"].is_array() && !j["errors"].empty()) {
+    std::string out;
+    for (const auto& e : j["errors"]) {
+      if (!e.is_object()) continue;
+      if (!out.empty()) out += "; ";
+      out += e.value("code", std::string("ERROR"));
+      if (auto m = e.value("message", std::string()); !m.empty()) out += ": " + m;
+    }
+    if (!out.empty()) return fmt::format("HTTP {} {}", r.status, out);
+  }
+  return fmt::format("HTTP {}", r.status);
 }
 
 Status RegistryClient::fetch_blob(const Repository& repo, const std::string& digest,
-                                  const std::function<Status(std::string_view)>& sink,
-                                  std::int64_t* size_out) {
+                                  const Sink& sink, std::int64_t* size_out) {
   if (digest.rfind("sha256:", 0) != 0 || digest.size() != 71)
     return invalid_argument("\"{}\" is not a sha256 digest", digest);
   core::Sha256 hash;
@@ -337,12 +391,12 @@ Status RegistryClient::fetch_blob(const Repository& repo, const std::string& dig
     got += static_cast<std::int64_t>(data.size());
     return sink(data);
   };
-  BERTH_TRY(auto resp, request("GET", repo, "/blobs/" + digest, {{"Accept", "*/*"}}, counting));
+  BERTH_TRY(auto resp, request(repo, {.path = "/blobs/" + digest, .sink = counting}));
   if (resp.status == 404)
     return not_found("blob {} not found in {}/{}", digest, repo.host, repo.name);
   if (resp.status != 200)
-    return Status(Code::kUnavailable, fmt::format("GET blob {} from {}/{}: HTTP {}", digest,
-                                                  repo.host, repo.name, resp.status));
+    return Status(Code::kUnavailable, fmt::format("GET blob {} from {}/{}: {}", digest, repo.host,
+                                                  repo.name, error_text(resp)));
   if (auto it = resp.headers.find("content-length");
       it != resp.headers.end() && std::to_string(got) != it->second)
     return Status(Code::kDataLoss, fmt::format("blob {}: got {} bytes, Content-Length said {}",
@@ -355,6 +409,203 @@ Status RegistryClient::fetch_blob(const Repository& repo, const std::string& dig
     return Status(Code::kDataLoss,
                   fmt::format("blob {}: the bytes received hash to {}", digest, hash.digest()));
   if (size_out) *size_out = got;
+  return Status();
+}
+
+std::string manifest_accept_header() {
+  return fmt::format("{}, {}, {}, {}", images_media::kOciManifest, images_media::kOciIndex,
+                     images_media::kDockerManifest, images_media::kDockerManifestList);
+}
+
+Status RegistryClient::fetch_blob_from(const Repository& repo, const std::string& digest,
+                                       std::int64_t offset, const std::function<Status()>& restart,
+                                       const Sink& sink, bool manifest) {
+  std::map<std::string, std::string> h;
+  if (offset > 0) h["Range"] = fmt::format("bytes={}-", offset);
+  if (manifest) h["Accept"] = manifest_accept_header();
+  std::int64_t got = 0;
+  auto counting = [&](std::string_view data) -> Status {
+    got += static_cast<std::int64_t>(data.size());
+    return sink(data);
+  };
+  auto check_range = [&](const Response& r) -> Status {
+    if (offset > 0 && r.status == 200) return restart();
+    return Status();
+  };
+  BERTH_TRY(auto resp, request(repo, {.path = (manifest ? "/manifests/" : "/blobs/") + digest,
+                                      .headers = h,
+                                      .sink = counting,
+                                      .on_headers = check_range}));
+  if (resp.status == 404)
+    return not_found("{} {} not found in {}/{}", manifest ? "manifest" : "blob", digest, repo.host,
+                     repo.name);
+  if (resp.status == 416)  // asked past the end: the partial copy is not of this blob
+    return Status(Code::kDataLoss, fmt::format("blob {}: range from {} refused", digest, offset));
+  if (resp.status != 200 && resp.status != 206)
+    return Status(Code::kUnavailable, fmt::format("GET blob {} from {}/{}: {}", digest, repo.host,
+                                                  repo.name, error_text(resp)));
+  if (auto it = resp.headers.find("content-length");
+      it != resp.headers.end() && std::to_string(got) != it->second)
+    return Status(Code::kUnavailable, fmt::format("blob {}: got {} bytes, Content-Length said {}",
+                                                  digest, got, it->second));
+  return Status();
+}
+
+Result<Resolved> RegistryClient::resolve(const Repository& repo, const std::string& reference) {
+  const std::map<std::string, std::string> accept = {{"Accept", manifest_accept_header()}};
+  BERTH_TRY(
+      auto head,
+      request(repo, {.method = "HEAD", .path = "/manifests/" + reference, .headers = accept}));
+  if (head.status == 404) return not_found("{}/{}:{} not found", repo.host, repo.name, reference);
+  Resolved r;
+  if (head.status == 200 && head.headers.count("docker-content-digest") &&
+      head.headers.count("content-type") && head.headers.count("content-length")) {
+    r.digest = head.headers["docker-content-digest"];
+    r.media_type = head.headers["content-type"];
+    r.size = std::stoll(head.headers["content-length"]);
+  } else {
+    BERTH_TRY(auto get, request(repo, {.path = "/manifests/" + reference, .headers = accept}));
+    if (get.status == 404) return not_found("{}/{}:{} not found", repo.host, repo.name, reference);
+    if (get.status != 200)
+      return Status(Code::kUnavailable, fmt::format("resolve {}/{}:{}: {}", repo.host, repo.name,
+                                                    reference, error_text(get)));
+    r.digest = core::Sha256::digest_of(get.body);
+    r.media_type = get.headers["content-type"];
+    r.size = static_cast<std::int64_t>(get.body.size());
+    if (r.media_type.empty() || r.media_type == "application/json") {
+      auto j = nlohmann::json::parse(get.body, nullptr, false);
+      if (j.is_object()) r.media_type = j.value("mediaType", "");
+    }
+  }
+  if (auto semi = r.media_type.find(';'); semi != std::string::npos) r.media_type.erase(semi);
+  if (reference.rfind("sha256:", 0) == 0 && r.digest != reference)
+    return Status(Code::kDataLoss, fmt::format("{}/{}@{}: the registry answered with {}", repo.host,
+                                               repo.name, reference, r.digest));
+  if (!images_media::is_index(r.media_type) && !images_media::is_manifest(r.media_type))
+    return Status(Code::kUnimplemented,
+                  fmt::format("{}/{}:{} is a \"{}\", not an OCI or Docker schema 2 manifest",
+                              repo.host, repo.name, reference, r.media_type));
+  return r;
+}
+
+Result<std::string> RegistryClient::fetch_manifest(const Repository& repo,
+                                                   const std::string& digest) {
+  BERTH_TRY(auto resp, request(repo, {.path = "/manifests/" + digest,
+                                      .headers = {{"Accept", manifest_accept_header()}}}));
+  if (resp.status == 404)
+    return not_found("manifest {} not found in {}/{}", digest, repo.host, repo.name);
+  if (resp.status != 200)
+    return Status(Code::kUnavailable, fmt::format("GET manifest {} from {}/{}: {}", digest,
+                                                  repo.host, repo.name, error_text(resp)));
+  if (resp.body.size() >= kMaxSmallBody)
+    return Status(Code::kResourceExhausted,
+                  fmt::format("manifest {} is larger than {} bytes", digest, kMaxSmallBody));
+  if (auto got = core::Sha256::digest_of(resp.body); got != digest)
+    return Status(Code::kDataLoss,
+                  fmt::format("manifest {}: the bytes received hash to {}", digest, got));
+  return std::move(resp.body);
+}
+
+Result<bool> RegistryClient::blob_exists(const Repository& repo, const std::string& digest) {
+  BERTH_TRY(auto resp, request(repo, {.method = "HEAD", .path = "/blobs/" + digest, .push = true}));
+  if (resp.status == 200) return true;
+  if (resp.status == 404) return false;
+  return Status(Code::kUnavailable, fmt::format("HEAD blob {} in {}/{}: {}", digest, repo.host,
+                                                repo.name, error_text(resp)));
+}
+
+Result<bool> RegistryClient::manifest_exists(const Repository& repo, const std::string& digest) {
+  BERTH_TRY(auto resp, request(repo, {.method = "HEAD",
+                                      .path = "/manifests/" + digest,
+                                      .headers = {{"Accept", manifest_accept_header()}},
+                                      .push = true}));
+  if (resp.status == 200) return true;
+  if (resp.status == 404) return false;
+  return Status(Code::kUnavailable, fmt::format("HEAD manifest {} in {}/{}: {}", digest, repo.host,
+                                                repo.name, error_text(resp)));
+}
+
+namespace {
+// An upload session's Location with `digest` added to its query.
+std::string with_digest(const std::string& location, const std::string& digest) {
+  return location + (location.find('?') == std::string::npos ? "?" : "&") +
+         "digest=" + url_encode(digest);
+}
+}  // namespace
+
+Result<bool> RegistryClient::mount_blob(const Repository& repo, const std::string& digest,
+                                        const std::string& from) {
+  BERTH_TRY(auto resp, request(repo, {.method = "POST",
+                                      .path = fmt::format("/blobs/uploads/?mount={}&from={}",
+                                                          url_encode(digest), url_encode(from)),
+                                      .push = true,
+                                      .extra_scopes = {"repository:" + from + ":pull"}}));
+  if (resp.status == 201) return true;
+  if (resp.status == 202) {
+    // The registry opened an upload instead; cancel it, the caller uploads in its own session.
+    if (auto loc = resp.headers.find("location"); loc != resp.headers.end())
+      (void)request(repo, {.method = "DELETE", .path = loc->second, .push = true});
+    return false;
+  }
+  return Status(Code::kUnavailable, fmt::format("mount {} from {} into {}/{}: {}", digest, from,
+                                                repo.host, repo.name, error_text(resp)));
+}
+
+Status RegistryClient::upload_blob(
+    const Repository& repo, const std::string& digest, std::int64_t size, std::int64_t chunk_size,
+    const std::function<Result<std::string>(std::int64_t, std::size_t)>& read,
+    const std::function<void(std::int64_t)>& progress) {
+  auto where = [&](const std::string& what) {
+    return fmt::format("upload {} to {}/{}: {}", digest, repo.host, repo.name, what);
+  };
+  BERTH_TRY(auto start, request(repo, {.method = "POST", .path = "/blobs/uploads/", .push = true}));
+  if (start.status != 202 || !start.headers.count("location"))
+    return Status(Code::kUnavailable, where("starting: " + error_text(start)));
+  std::string location = start.headers["location"];
+  if (chunk_size <= 0) chunk_size = size;
+  if (size <= chunk_size) {  // monolithic: one PUT with the whole blob
+    BERTH_TRY(auto data, read(0, static_cast<std::size_t>(size)));
+    BERTH_TRY(auto put, request(repo, {.method = "PUT",
+                                       .path = with_digest(location, digest),
+                                       .headers = {{"Content-Type", "application/octet-stream"}},
+                                       .body = std::move(data),
+                                       .push = true}));
+    if (put.status != 201) return Status(Code::kUnavailable, where(error_text(put)));
+    if (progress) progress(size);
+    return Status();
+  }
+  for (std::int64_t off = 0; off < size; off += chunk_size) {
+    auto n = static_cast<std::size_t>(std::min(chunk_size, size - off));
+    BERTH_TRY(auto data, read(off, n));
+    BERTH_TRY(auto patch,
+              request(repo, {.method = "PATCH",
+                             .path = location,
+                             .headers = {{"Content-Type", "application/octet-stream"},
+                                         {"Content-Range", fmt::format("{}-{}", off, off + n - 1)}},
+                             .body = std::move(data),
+                             .push = true}));
+    if (patch.status != 202 || !patch.headers.count("location"))
+      return Status(Code::kUnavailable,
+                    where(fmt::format("chunk at {}: {}", off, error_text(patch))));
+    location = patch.headers["location"];
+    if (progress) progress(off + static_cast<std::int64_t>(n));
+  }
+  BERTH_TRY(auto put,
+            request(repo, {.method = "PUT", .path = with_digest(location, digest), .push = true}));
+  if (put.status != 201) return Status(Code::kUnavailable, where("closing: " + error_text(put)));
+  return Status();
+}
+
+Status RegistryClient::put_manifest(const Repository& repo, const std::string& reference,
+                                    const std::string& media_type, const std::string& body) {
+  BERTH_TRY(auto resp, request(repo, {.method = "PUT",
+                                      .path = "/manifests/" + reference,
+                                      .headers = {{"Content-Type", media_type}},
+                                      .body = body,
+                                      .push = true}));
+  if (resp.status != 201)
+    return Status(Code::kUnavailable, fmt::format("PUT manifest {}/{}:{}: {}", repo.host, repo.name,
+                                                  reference, error_text(resp)));
   return Status();
 }
 

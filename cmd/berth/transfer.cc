@@ -1,0 +1,238 @@
+// berth images pull|push: the daemon's transfer service does the work and streams progress, shown
+// as one bar per blob (bytes, rate, ETA) on a terminal, and as one line per change otherwise.
+#include <unistd.h>
+
+#include <iostream>
+#include <sstream>
+#include <vector>
+
+#include "berth/transfer/v1/transfer.grpc.pb.h"
+#include "cmd/berth/commands.h"
+#include "cmd/berth/output.h"
+
+namespace berth::cli {
+namespace {
+
+namespace pb = ::berth::services::transfer::v1;
+using Clock = std::chrono::steady_clock;
+
+struct RegistryFlags {
+  bool plain_http = false, skip_verify = false;
+  std::string user, ca, cert, key, hosts_dir;
+
+  void add(CLI::App* cmd) {
+    cmd->add_flag("--plain-http", plain_http, "talk to the registry over http://");
+    cmd->add_flag("--skip-verify,-k", skip_verify, "do not verify the registry's certificate");
+    cmd->add_option("--user,-u", user, "USER[:PASSWORD] for the registry");
+    cmd->add_option("--tlscacert,--ca", ca,
+                    "a PEM CA certificate to trust (path on the daemon's host)");
+    cmd->add_option("--tlscert", cert, "a PEM client certificate (mutual TLS)");
+    cmd->add_option("--tlskey", key, "the client certificate's key");
+    cmd->add_option("--hosts-dir", hosts_dir,
+                    "certs.d directory with <host>/hosts.toml (default: the daemon's)");
+  }
+  void to_proto(pb::RegistryOptions* r) const {
+    r->set_plain_http(plain_http);
+    r->set_skip_verify(skip_verify);
+    auto abs = [](const std::string& p) {
+      if (p.empty() || p[0] == '/') return p;
+      char cwd[4096];
+      return ::getcwd(cwd, sizeof cwd) ? std::string(cwd) + "/" + p : p;
+    };
+    r->set_ca_file(abs(ca));
+    r->set_client_cert(abs(cert));
+    r->set_client_key(abs(key));
+    r->set_hosts_dir(abs(hosts_dir));
+    auto colon = user.find(':');
+    r->set_username(user.substr(0, colon));
+    if (colon != std::string::npos) r->set_password(user.substr(colon + 1));
+  }
+};
+
+std::string short_id(const std::string& id) {
+  if (id.rfind("sha256:", 0) == 0) return id.substr(7, 12);
+  return id;
+}
+
+std::string human_duration(double seconds) {
+  if (seconds < 60) return fmt::format("{:.0f}s", seconds);
+  if (seconds < 3600) return fmt::format("{:.0f}m{:02.0f}s", seconds / 60, std::fmod(seconds, 60));
+  return fmt::format("{:.0f}h{:02.0f}m", seconds / 3600, std::fmod(seconds / 60, 60));
+}
+
+// Renders the progress stream.
+class ProgressView {
+ public:
+  explicit ProgressView(std::string verb) : verb_(std::move(verb)), tty_(::isatty(1) == 1) {}
+
+  void update(const pb::Progress& p) {
+    auto now = Clock::now();
+    auto [it, added] = items_.try_emplace(p.id());
+    Item& item = it->second;
+    if (added) order_.push_back(p.id());
+    bool changed = item.status != p.status();
+    if (item.start == Clock::time_point{} &&
+        (p.status() == "downloading" || p.status() == "uploading")) {
+      item.start = now;
+      item.start_offset = p.offset();
+    }
+    item.kind = p.kind();
+    item.status = p.status();
+    item.offset = p.offset();
+    item.total = p.total();
+    item.message = p.message();
+    item.updated = now;
+    if (tty_) {
+      if (now - last_draw_ > std::chrono::milliseconds(100) || changed) draw();
+    } else if (changed) {
+      std::cout << line(p.id(), item, false) << "\n" << std::flush;
+    }
+  }
+  void finish() {
+    if (tty_) draw();
+  }
+
+ private:
+  struct Item {
+    std::string kind, status, message;
+    std::int64_t offset = 0, total = 0, start_offset = 0;
+    Clock::time_point start{}, updated{};
+  };
+
+  std::string line(const std::string& id, const Item& i, bool bar) const {
+    std::string head = fmt::format("{:<8} {:<14} {:<11}", i.kind, short_id(id), i.status);
+    if (i.kind == "step") {
+      return fmt::format("{:<8} {} {}{}", verb_, i.status, id,
+                         i.message.empty() ? "" : " " + i.message);
+    }
+    std::string detail;
+    bool moving = i.status == "downloading" || i.status == "uploading";
+    if (moving && i.total > 0) {
+      double secs = std::chrono::duration<double>(i.updated - i.start).count();
+      double rate = secs > 0.05 ? static_cast<double>(i.offset - i.start_offset) / secs : 0;
+      if (bar) {
+        constexpr int kWidth = 24;
+        int filled =
+            static_cast<int>(kWidth * static_cast<double>(i.offset) / static_cast<double>(i.total));
+        filled = std::clamp(filled, 0, kWidth);
+        detail += "[" + std::string(filled, '=') + (filled < kWidth ? ">" : "") +
+                  std::string(std::max(0, kWidth - filled - 1), ' ') + "] ";
+      }
+      detail += human_size(i.offset) + "/" + human_size(i.total);
+      if (rate > 0) {
+        detail += " " + human_size(static_cast<std::int64_t>(rate)) + "/s";
+        if (bar) detail += " ETA " + human_duration(static_cast<double>(i.total - i.offset) / rate);
+      }
+    } else if (i.total > 0) {
+      detail = human_size(i.total);
+    }
+    if (!i.message.empty() && !moving) detail += (detail.empty() ? "" : " ") + i.message;
+    if (!i.message.empty() && moving && !bar) detail += " (" + i.message + ")";
+    return head + " " + detail;
+  }
+
+  void draw() {
+    std::ostringstream out;
+    if (drawn_ > 0) out << "\033[" << drawn_ << "A";
+    for (const auto& id : order_) out << "\r\033[K" << line(id, items_.at(id), true) << "\n";
+    drawn_ = order_.size();
+    std::cout << out.str() << std::flush;
+    last_draw_ = Clock::now();
+  }
+
+  std::string verb_;
+  bool tty_;
+  std::map<std::string, Item> items_;
+  std::vector<std::string> order_;
+  std::size_t drawn_ = 0;
+  Clock::time_point last_draw_{};
+};
+
+// Reads a transfer's stream to the end; returns the final message.
+Result<pb::Progress> follow(Client& c, grpc::ClientReader<pb::Progress>& reader, ProgressView& view,
+                            std::string_view what) {
+  pb::Progress p, done;
+  while (reader.Read(&p)) {
+    if (p.done()) {
+      done = p;
+      continue;
+    }
+    view.update(p);
+  }
+  view.finish();
+  BERTH_RETURN_IF_ERROR(c.check(reader.Finish(), what));
+  if (!done.done())
+    return Status(Code::kUnknown, fmt::format("{}: the daemon did not finish", what));
+  return done;
+}
+
+}  // namespace
+
+void add_transfer_commands(CLI::App& images, const GlobalOptions& global) {
+  // berth images pull REF
+  static std::string ref, platform, snapshotter;
+  static bool all_platforms = false, skip_unpack = false;
+  static int max_downloads = 0;
+  static std::vector<std::string> labels;
+  static RegistryFlags pull_flags;
+  auto* pull = images.add_subcommand("pull", "pull an image from a registry (done by berthd)");
+  pull->add_option("ref", ref, "image reference, e.g. 127.0.0.1:5000/library/busybox:latest")
+      ->required();
+  pull->add_option("--platform", platform, "the platform to pull (default: the daemon host's)");
+  pull->add_flag("--all-platforms", all_platforms, "fetch every platform of an index (no unpack)");
+  pull->add_option("--snapshotter", snapshotter, "unpack into this snapshotter");
+  pull->add_flag("--skip-unpack", skip_unpack, "fetch only, do not unpack");
+  pull->add_option("--max-concurrent-downloads", max_downloads, "layers fetched at once");
+  pull->add_option("--label", labels, "KEY=VALUE labels of the image record")
+      ->allow_extra_args(false);
+  pull_flags.add(pull);
+  set_action(pull, global, [](Client& c) -> Status {
+    pb::PullRequest req;
+    req.set_ref(ref);
+    req.set_platform(platform);
+    req.set_all_platforms(all_platforms);
+    req.set_snapshotter(snapshotter);
+    req.set_unpack(!skip_unpack && !all_platforms);
+    req.set_max_concurrent_downloads(max_downloads);
+    for (const auto& [k, v] : parse_labels(labels)) (*req.mutable_labels())[k] = v;
+    pull_flags.to_proto(req.mutable_registry());
+    auto start = Clock::now();
+    auto ctx = c.long_context();
+    auto reader = pb::Transfer::NewStub(c.channel())->Pull(ctx.get(), req);
+    ProgressView view("pull");
+    BERTH_TRY(auto done, follow(c, *reader, view, "pull " + ref));
+    std::cout << fmt::format("pulled {} ({}) in {:.1f}s\n", done.image(), done.digest(),
+                             std::chrono::duration<double>(Clock::now() - start).count());
+    return Status();
+  });
+
+  // berth images push REMOTE [LOCAL]
+  static std::string remote, local, push_platform;
+  static std::int64_t chunk_size = 0;
+  static RegistryFlags push_flags;
+  auto* push = images.add_subcommand("push", "push an image to a registry (done by berthd)");
+  push->add_option("remote", remote, "where to, e.g. 127.0.0.1:5000/me/app:1")->required();
+  push->add_option("local", local, "the image to push (default: the remote name)");
+  push->add_option("--platform", push_platform, "push only this platform's manifest");
+  push->add_option("--chunk-size", chunk_size,
+                   "upload blobs larger than this many bytes in chunks (default 16 MiB)");
+  push_flags.add(push);
+  set_action(push, global, [](Client& c) -> Status {
+    pb::PushRequest req;
+    req.set_image(local.empty() ? remote : local);
+    req.set_ref(remote);
+    req.set_platform(push_platform);
+    req.set_chunk_size(chunk_size);
+    push_flags.to_proto(req.mutable_registry());
+    auto start = Clock::now();
+    auto ctx = c.long_context();
+    auto reader = pb::Transfer::NewStub(c.channel())->Push(ctx.get(), req);
+    ProgressView view("push");
+    BERTH_TRY(auto done, follow(c, *reader, view, "push " + remote));
+    std::cout << fmt::format("pushed {} ({}) in {:.1f}s\n", remote, done.digest(),
+                             std::chrono::duration<double>(Clock::now() - start).count());
+    return Status();
+  });
+}
+
+}  // namespace berth::cli

@@ -1,0 +1,94 @@
+// Registry fixtures for the distribution tests: a private OCI registry (Debian's docker-registry,
+// CNCF distribution 2.8) on 127.0.0.1 — plain HTTP or TLS with its own CA, open or with basic auth
+// or bearer-token auth (a token issuer served by busybox httpd) — and a fault-injecting proxy in
+// front of it. Everything lives in a temporary directory; processes are stopped by PID.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/e2e/harness.h"
+
+namespace berth::e2e {
+
+// A port the kernel just handed out on 127.0.0.1 (free now; the caller binds it right after).
+int free_port();
+bool tcp_accepts(int port);
+
+struct RegistryOptions {
+  bool tls = false;
+  enum class Auth { kNone, kBasic, kToken } auth = Auth::kNone;
+};
+
+class Registry {
+ public:
+  // Full access. With token auth, kReader may only pull.
+  static constexpr const char* kUser = "tester";
+  static constexpr const char* kPassword = "s3cret-pass";
+  static constexpr const char* kReader = "reader";
+  static constexpr const char* kReaderPassword = "reader-pass";
+
+  // nullptr (with *error set) when a tool is missing or the registry does not come up.
+  static std::unique_ptr<Registry> start(std::string* error, RegistryOptions o = {});
+  ~Registry();
+  std::string host() const { return "127.0.0.1:" + std::to_string(port_); }
+  int port() const { return port_; }
+  const std::string& dir() const { return dir_.path(); }
+  // With TLS: the CA certificate that signed the registry's (PEM).
+  std::string ca_file() const { return dir_.path() + "/tls/ca.crt"; }
+  std::string user_flag() const { return std::string(kUser) + ":" + kPassword; }
+  // skopeo's flags to write to (dest) or read from this registry: TLS trust and credentials.
+  std::vector<std::string> skopeo_flags(bool dest) const;
+  // Pushes an OCI layout tar as host()/repo:tag with skopeo (every manifest of an index;
+  // `format` "v2s2" converts to Docker schema 2).
+  RunResult push_oci_archive(const std::string& archive, const std::string& repo_tag,
+                             const std::string& format = "") const;
+  std::string log() const;
+
+ private:
+  explicit Registry(core::TempDir dir) : dir_(std::move(dir)) {}
+  Status prepare(const RegistryOptions& o);
+
+  core::TempDir dir_;
+  RegistryOptions options_;
+  int port_ = 0;
+  int token_port_ = 0;
+  std::unique_ptr<Process> process_;
+  std::unique_ptr<Process> issuer_;
+};
+
+// A TCP proxy in front of a registry, one request per connection, for failure tests: it can cut
+// blob downloads short, refuse every connection (a registry that died) or flip a byte of every
+// blob it serves. It records each request line (with its Range header, if any).
+class FaultProxy {
+ public:
+  static std::unique_ptr<FaultProxy> start(int upstream_port);
+  ~FaultProxy();
+  std::string host() const { return "127.0.0.1:" + std::to_string(port_); }
+
+  void cut_blobs_after(std::int64_t bytes) { cut_after_ = bytes; }  // 0: never
+  void refuse(bool on) { refuse_ = on; }
+  void corrupt_blobs(bool on) { corrupt_ = on; }
+  std::vector<std::string> requests() const;
+  void clear_requests();
+
+ private:
+  FaultProxy() = default;
+  void serve(int client);
+
+  int listen_fd_ = -1;
+  int port_ = 0;
+  int upstream_port_ = 0;
+  std::atomic<std::int64_t> cut_after_{0};
+  std::atomic<bool> refuse_{false}, corrupt_{false}, stopping_{false};
+  mutable std::mutex mu_;
+  std::vector<std::string> requests_;
+  std::vector<std::thread> threads_;
+  std::thread acceptor_;
+};
+
+}  // namespace berth::e2e
