@@ -68,6 +68,41 @@ bool sleep_unless_cancelled(const RequestContext& ctx, std::chrono::milliseconds
 
 Status cancelled_status() { return Status(Code::kCancelled, "the client went away"); }
 
+std::chrono::milliseconds backoff(const Retry& r, int attempt) {
+  return r.backoff * (1 << std::min(attempt - 1, 6));
+}
+
+// Runs `op` until it succeeds or fails for a reason retrying cannot fix, at most r.attempts
+// times, waiting backoff(attempt) in between; `report` hears of each retry.
+Status with_retries(const RequestContext& ctx, const Retry& r,
+                    const std::function<void(const std::string&)>& report,
+                    const std::function<Status()>& op) {
+  Status last;
+  for (int attempt = 0; attempt < r.attempts; ++attempt) {
+    if (attempt > 0) {
+      auto wait = backoff(r, attempt);
+      report(fmt::format("attempt {} of {} in {} ms: {}", attempt + 1, r.attempts, wait.count(),
+                         last.message()));
+      if (!sleep_unless_cancelled(ctx, wait)) return cancelled_status();
+    }
+    last = op();
+    if (last.ok() || !retryable(last)) return last;
+  }
+  return Status(last.code(),
+                fmt::format("giving up after {} attempts: {}", r.attempts, last.message()));
+}
+
+// Sets (merges) labels on a blob.
+Status add_labels(content::Store& store, const RequestContext& ctx, const std::string& digest,
+                  const Labels& labels) {
+  content::Info info;
+  info.digest = digest;
+  info.labels = labels;
+  std::vector<std::string> paths;
+  for (const auto& [k, v] : labels) paths.push_back("labels." + k);
+  return store.update(ctx, info, paths).status();
+}
+
 // Runs `fn(i)` for i in [0, n) on up to `width` threads, in index order; stops handing out work
 // after the first failure (or when `stop` says so). Returns the first failure.
 Status run_parallel(
@@ -164,12 +199,7 @@ Status Transfers::fetch_once(const RequestContext& ctx, Remote& remote, const De
   Labels all = labels;
   all[source_label(remote.repo)] = remote.repo.name;
   auto mark_existing = [&]() -> Status {
-    content::Info info;
-    info.digest = d.digest;
-    info.labels = all;
-    std::vector<std::string> paths;
-    for (const auto& [k, v] : all) paths.push_back("labels." + k);
-    BERTH_RETURN_IF_ERROR(store->update(ctx, info, paths).status());
+    BERTH_RETURN_IF_ERROR(add_labels(*store, ctx, d.digest, all));
     if (!ctx.lease.empty())
       BERTH_RETURN_IF_ERROR(md_->leases().add_resource(ctx, ctx.lease, {d.digest, "content"}));
     progress({d.digest, kind, "exists", d.size, d.size, ""});
@@ -181,7 +211,7 @@ Status Transfers::fetch_once(const RequestContext& ctx, Remote& remote, const De
   for (int attempt = 0; attempt < remote.retry.attempts; ++attempt) {
     if (ctx.cancelled()) return cancelled_status();
     if (attempt > 0) {
-      auto wait = remote.retry.backoff * (1 << std::min(attempt - 1, 6));
+      auto wait = backoff(remote.retry, attempt);
       progress({d.digest, kind, "retrying", 0, d.size,
                 fmt::format("attempt {} of {} in {} ms: {}", attempt + 1, remote.retry.attempts,
                             wait.count(), last.message())});
@@ -276,13 +306,9 @@ Status Transfers::unpack_layer(const RequestContext& ctx, const std::string& sna
                                const std::string& parent, const std::string& chain_id,
                                const ProgressFn& progress) {
   BERTH_TRY(auto sn, md_->snapshotter(snapshotter));
-  auto label_layer = [&]() -> Status {
-    content::Info info;
-    info.digest = layer.digest;
-    info.labels = {{std::string(diff::kUncompressedLabel), diff_id}};
-    return md_->content()
-        ->update(ctx, info, {"labels." + std::string(diff::kUncompressedLabel)})
-        .status();
+  auto label_layer = [&] {
+    return add_labels(*md_->content(), ctx, layer.digest,
+                      {{std::string(diff::kUncompressedLabel), diff_id}});
   };
   if (auto st = sn->stat(ctx, chain_id); st.ok()) {
     if (!ctx.lease.empty())
@@ -341,29 +367,21 @@ Result<images::Image> Transfers::pull(const RequestContext& ctx_in, const PullOp
 
   progress({ref.name, "step", "resolving", 0, 0, ""});
   Result<remotes::Resolved> resolved = Status(Code::kUnavailable, "no resolver");
-  for (int attempt = 0; attempt < o.retry.attempts; ++attempt) {
-    if (attempt > 0) {
-      auto wait = o.retry.backoff * (1 << std::min(attempt - 1, 6));
-      progress({ref.name, "step", "retrying", 0, 0,
-                fmt::format("attempt {} of {}: {}", attempt + 1, o.retry.attempts,
-                            resolved.status().message())});
-      if (!sleep_unless_cancelled(ctx, wait)) return cancelled_status();
-    }
-    for (auto& r : resolvers) {
-      resolved = r->resolve(ref.repo, ref.object);
-      if (resolved.ok() ||
-          (resolved.status().code() != Code::kNotFound && !retryable(resolved.status())))
-        break;
-    }
-    if (resolved.ok() || !retryable(resolved.status())) break;
-  }
-  if (!resolved.ok()) {
-    if (retryable(resolved.status()))
-      return Status(resolved.status().code(),
-                    fmt::format("resolve {}: giving up after {} attempts: {}", ref.name,
-                                o.retry.attempts, resolved.status().message()));
-    return resolved.status().with_context("resolve " + ref.name);
-  }
+  Status st = with_retries(
+      ctx, o.retry,
+      [&](const std::string& why) {
+        progress({ref.name, "step", "retrying", 0, 0, why});
+      },
+      [&]() -> Status {
+        for (auto& r : resolvers) {  // mirrors first; a mirror without the image is skipped
+          resolved = r->resolve(ref.repo, ref.object);
+          if (resolved.ok() ||
+              (resolved.status().code() != Code::kNotFound && !retryable(resolved.status())))
+            break;
+        }
+        return resolved.status();
+      });
+  if (!st.ok()) return st.with_context("resolve " + ref.name);
   Descriptor target{resolved->media_type, resolved->digest, resolved->size, {}};
   progress({ref.name, "step", "resolved", 0, 0, target.digest});
 
@@ -389,12 +407,7 @@ Result<images::Image> Transfers::pull(const RequestContext& ctx_in, const PullOp
         if (index.manifests[i].descriptor.digest == entry.descriptor.digest)
           refs[fmt::format("containerd.io/gc.ref.content.m.{}", i)] = entry.descriptor.digest;
     }
-    content::Info info;
-    info.digest = target.digest;
-    info.labels = refs;
-    std::vector<std::string> paths;
-    for (const auto& [k, v] : refs) paths.push_back("labels." + k);
-    BERTH_RETURN_IF_ERROR(md_->content()->update(ctx, info, paths).status());
+    BERTH_RETURN_IF_ERROR(add_labels(*md_->content(), ctx, target.digest, refs));
   } else {
     manifests.push_back(target);
   }
@@ -408,12 +421,7 @@ Result<images::Image> Transfers::pull(const RequestContext& ctx_in, const PullOp
     Labels refs{{"containerd.io/gc.ref.content.config", manifest.config.digest}};
     for (std::size_t i = 0; i < manifest.layers.size(); ++i)
       refs[fmt::format("containerd.io/gc.ref.content.l.{}", i)] = manifest.layers[i].digest;
-    content::Info info;
-    info.digest = md.digest;
-    info.labels = refs;
-    std::vector<std::string> paths;
-    for (const auto& [k, v] : refs) paths.push_back("labels." + k);
-    BERTH_RETURN_IF_ERROR(md_->content()->update(ctx, info, paths).status());
+    BERTH_RETURN_IF_ERROR(add_labels(*md_->content(), ctx, md.digest, refs));
 
     BERTH_RETURN_IF_ERROR(fetch(ctx, remote, manifest.config, "config", {}, progress));
     BERTH_TRY(auto config_body, read_small(ctx, manifest.config.digest));
@@ -466,11 +474,9 @@ Result<images::Image> Transfers::pull(const RequestContext& ctx_in, const PullOp
         // Wait for the downloads before labelling (a failed one is reported below).
         downloader.join();
         if (fetch_error.ok()) {
-          content::Info cinfo;
-          cinfo.digest = manifest.config.digest;
-          std::string key = "containerd.io/gc.ref.snapshot." + o.snapshotter;
-          cinfo.labels = {{key, chain.back()}};
-          unpack_error = md_->content()->update(ctx, cinfo, {"labels." + key}).status();
+          unpack_error =
+              add_labels(*md_->content(), ctx, manifest.config.digest,
+                         {{"containerd.io/gc.ref.snapshot." + o.snapshotter, chain.back()}});
         }
       }
     }
@@ -555,27 +561,20 @@ Result<std::string> Transfers::push(const RequestContext& ctx, const PushOptions
                             image.name, top.media_type);
   }
 
-  auto with_retries = [&](const std::string& id, const std::string& kind,
-                          const std::function<Status()>& op) -> Status {
-    Status last;
-    for (int attempt = 0; attempt < o.retry.attempts; ++attempt) {
-      if (attempt > 0) {
-        auto wait = o.retry.backoff * (1 << std::min(attempt - 1, 6));
-        progress(
-            {id, kind, "retrying", 0, 0,
-             fmt::format("attempt {} of {}: {}", attempt + 1, o.retry.attempts, last.message())});
-        if (!sleep_unless_cancelled(ctx, wait)) return cancelled_status();
-      }
-      last = op();
-      if (last.ok() || !retryable(last)) return last;
-    }
-    return last;
+  auto retrying = [&](const std::string& id, const std::string& kind,
+                      const std::function<Status()>& op) {
+    return with_retries(
+        ctx, o.retry,
+        [&](const std::string& why) {
+          progress({id, kind, "retrying", 0, 0, why});
+        },
+        op);
   };
 
   std::string label_key = source_label(ref.repo);
   auto push_blob = [&](const Descriptor& d, const std::string& kind) -> Status {
     BERTH_TRY(auto info, store->info(ctx, d.digest));
-    return with_retries(d.digest, kind, [&]() -> Status {
+    return retrying(d.digest, kind, [&]() -> Status {
       BERTH_TRY(bool exists, client.blob_exists(ref.repo, d.digest));
       if (exists) {
         progress({d.digest, kind, "exists", info.size, info.size, ""});
@@ -616,7 +615,7 @@ Result<std::string> Transfers::push(const RequestContext& ctx, const PushOptions
   auto push_manifest = [&](const Descriptor& d, const std::string& kind,
                            const std::string& reference) -> Status {
     BERTH_TRY(auto body, read_small(ctx, d.digest));
-    return with_retries(d.digest, kind, [&]() -> Status {
+    return retrying(d.digest, kind, [&]() -> Status {
       if (reference == d.digest) {  // pushed by digest: skip when the registry has it
         BERTH_TRY(bool exists, client.manifest_exists(ref.repo, d.digest));
         if (exists) {
@@ -664,10 +663,8 @@ Result<std::string> Transfers::push(const RequestContext& ctx, const PushOptions
       p = comma + 1;
     }
     if (listed) continue;
-    content::Info update;
-    update.digest = digest;
-    update.labels = {{label_key, repos.empty() ? ref.repo.name : repos + "," + ref.repo.name}};
-    (void)store->update(ctx, update, {"labels." + label_key});
+    (void)add_labels(*store, ctx, digest,
+                     {{label_key, repos.empty() ? ref.repo.name : repos + "," + ref.repo.name}});
   }
   return top.digest;
 }

@@ -1,9 +1,9 @@
 #include "tests/e2e/harness.h"
 
-#include <fcntl.h>
-#include <poll.h>
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -115,7 +115,8 @@ RunResult run(const std::vector<std::string>& argv_in, std::chrono::milliseconds
 
 bool socket_accepts(const std::string& path) { return core::socket_accepts(path); }
 
-bool wait_for_task(const std::string& id, const std::string& status, const std::function<RunResult()>& tasks_ls) {
+bool wait_for_task(const std::string& id, const std::string& status,
+                   const std::function<RunResult()>& tasks_ls) {
   std::regex row(id + " +[0-9]+ +" + status);
   for (int i = 0; i < 200; ++i) {
     if (std::regex_search(tasks_ls().out, row)) return true;

@@ -93,10 +93,17 @@ Status Registry::prepare(const RegistryOptions& o) {
           "ext && "
           "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 "
           "-sha256 -extfile ext -out server.crt 2>/dev/null && "
-          "mkdir -p certs.d && cp ca.crt certs.d/ca.crt"));
+          "openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+          "-subj /CN=berth-test-client -keyout client.key -out client.csr 2>/dev/null && "
+          "printf 'extendedKeyUsage=clientAuth\\n' > client-ext && "
+          "openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 "
+          "-sha256 -extfile client-ext -out client.crt 2>/dev/null && "
+          "mkdir -p certs.d && cp ca.crt certs.d/ca.crt && cp client.crt certs.d/client.cert && "
+          "cp client.key certs.d/client.key"));
     }
     config +=
         "  tls:\n    certificate: " + d + "/tls/server.crt\n    key: " + d + "/tls/server.key\n";
+    if (o.client_certs) config += "    clientcas:\n      - " + d + "/tls/ca.crt\n";
   }
   if (o.auth == RegistryOptions::Auth::kBasic) {
     BERTH_RETURN_IF_ERROR(

@@ -21,6 +21,7 @@ bool tcp_accepts(int port);
 
 struct RegistryOptions {
   bool tls = false;
+  bool client_certs = false;  // with tls: clients must show a certificate signed by the CA
   enum class Auth { kNone, kBasic, kToken } auth = Auth::kNone;
 };
 
@@ -40,6 +41,9 @@ class Registry {
   const std::string& dir() const { return dir_.path(); }
   // With TLS: the CA certificate that signed the registry's (PEM).
   std::string ca_file() const { return dir_.path() + "/tls/ca.crt"; }
+  // With client_certs: a client certificate and key the registry accepts (PEM).
+  std::string client_cert() const { return dir_.path() + "/tls/client.crt"; }
+  std::string client_key() const { return dir_.path() + "/tls/client.key"; }
   std::string user_flag() const { return std::string(kUser) + ":" + kPassword; }
   // skopeo's flags to write to (dest) or read from this registry: TLS trust and credentials.
   std::vector<std::string> skopeo_flags(bool dest) const;

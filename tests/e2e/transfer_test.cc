@@ -138,6 +138,13 @@ TEST_F(TransferTest, PullsAnOciImageWithProgressAndItRuns) {
   ASSERT_EQ(again.exit_code, 0) << diag(again);
   EXPECT_THAT(again.out,
               AllOf(ContainsRegex("layer +[0-9a-f]{12} +exists"), Not(HasSubstr("downloading"))));
+  // On a terminal: bars redrawn in place.
+  ASSERT_EQ(d->berth({"images", "rm", "--sync", ref}).exit_code, 0);
+  std::string cmd = bin("berth") + " -a " + d->address() + " images pull --plain-http " + ref;
+  auto tty = run({"script", "-qec", cmd, "/dev/null"}, std::chrono::seconds(60));
+  ASSERT_EQ(tty.exit_code, 0) << diag(tty);
+  EXPECT_THAT(tty.out, AllOf(HasSubstr("\033[K"), ContainsRegex("\\[=*>? *\\]"),
+                             HasSubstr("pulled " + ref)));
 }
 
 TEST_F(TransferTest, PullsDockerSchema2) {
@@ -165,6 +172,14 @@ TEST_F(TransferTest, MultiArchIndexPullsThePlatformAsked) {
   layout.name(layout.index({amd_m, arm_m}), "x:multi");
   seed(layout.tar(), "library/multi:1");
   std::string ref = registry->host() + "/library/multi:1";
+
+  // The same index converted to a Docker manifest list by skopeo.
+  seed(layout.tar(), "library/multi:docker", "v2s2");
+  auto docker = pull(registry->host() + "/library/multi:docker",
+                     {"--plain-http", "--platform", "linux/arm64"});
+  ASSERT_EQ(docker.exit_code, 0) << diag(docker) << d->log();
+  EXPECT_THAT(d->berth({"--format", "json", "images", "ls"}).out,
+              HasSubstr("application/vnd.docker.distribution.manifest.list.v2+json"));
 
   auto p = pull(ref, {"--plain-http", "--platform", "linux/arm64"});
   ASSERT_EQ(p.exit_code, 0) << diag(p) << d->log();
@@ -208,6 +223,34 @@ TEST_F(TransferTest, TlsWithAPrivateCaByFlagAndByHostsToml) {
   auto broken = pull(ref, {"--hosts-dir", hosts});
   EXPECT_NE(broken.exit_code, 0);
   EXPECT_THAT(broken.err, HasSubstr("hosts.toml"));
+}
+
+TEST_F(TransferTest, DockerHubNamesPullThroughAMirrorFromHostsToml) {
+  start();
+  seed(test::busybox_image_tar("x:1"), "library/busybox:mirrored");
+  std::string hosts = d->dir() + "/certs.d";
+  std::filesystem::create_directories(hosts + "/docker.io");
+  test::write_file(hosts + "/docker.io/hosts.toml",
+                   "server = \"https://registry-1.docker.io\"\n[host.\"http://" + registry->host() +
+                       "\"]\n  capabilities = [\"pull\", \"resolve\"]\n");
+  auto p = pull("busybox:mirrored", {"--hosts-dir", hosts});
+  ASSERT_EQ(p.exit_code, 0) << diag(p) << d->log();
+  EXPECT_NE(target_of("docker.io/library/busybox:mirrored"), "");
+}
+
+TEST_F(TransferTest, MutualTlsWithAClientCertificate) {
+  start({.tls = true, .client_certs = true});
+  seed(test::busybox_image_tar("x:1"), "library/busybox:mtls");
+  std::string ref = registry->host() + "/library/busybox:mtls";
+  auto anonymous = pull(ref, {"--tlscacert", registry->ca_file()});
+  EXPECT_NE(anonymous.exit_code, 0);
+  EXPECT_THAT(anonymous.err, HasSubstr(registry->host().substr(0, 9)));
+  auto p = pull(ref, {"--tlscacert", registry->ca_file(), "--tlscert", registry->client_cert(),
+                      "--tlskey", registry->client_key()});
+  ASSERT_EQ(p.exit_code, 0) << diag(p) << d->log();
+  auto missing = pull(ref, {"--tlscacert", registry->ca_file(), "--tlscert", "/nonexistent.pem"});
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_THAT(missing.err, HasSubstr("/nonexistent.pem"));
 }
 
 TEST_F(TransferTest, BasicAuth) {
