@@ -31,7 +31,7 @@ BENCH_PIDS+=("$!")
 for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
 REF="127.0.0.1:$PORT/bench/big:1"
 
-# ---- the image: 5 layers of LAYER_MB each (half random, half zeros: gzip has work to do) ----
+# ---- the image: 5 layers of LAYER_MB each, 90% random (so ~LAYER_MB compressed), 10% zeros ----
 OCI="$BENCH_DIR/oci"
 mkdir -p "$OCI/blobs/sha256" "$BENCH_DIR/layers"
 put() {  # put FILE MEDIATYPE -> descriptor JSON
@@ -41,8 +41,8 @@ put() {  # put FILE MEDIATYPE -> descriptor JSON
 layers=() diffs=()
 for i in 1 2 3 4 5; do
   d="$BENCH_DIR/layers/$i"; mkdir -p "$d/data$i"
-  head -c $((LAYER_MB / 2))M /dev/urandom >"$d/data$i/random"
-  head -c $((LAYER_MB / 2))M /dev/zero >"$d/data$i/zeros"
+  head -c $((LAYER_MB * 9 * 1024 / 10))K /dev/urandom >"$d/data$i/random"
+  head -c $((LAYER_MB * 1024 / 10))K /dev/zero >"$d/data$i/zeros"
   tar -C "$d" --sort=name --owner=0 --group=0 --numeric-owner -cf "$d.tar" "data$i"
   diffs+=("\"sha256:$(sha256sum "$d.tar" | cut -c1-64)\"")
   gzip -1 -n "$d.tar"
