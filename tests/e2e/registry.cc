@@ -362,6 +362,8 @@ void FaultProxy::serve(int client) {
     }
     body += static_cast<std::int64_t>(body_bytes);
     if (!send_all(client, chunk.data(), chunk.size())) break;
+    if (blob && throttle_ms_ > 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(throttle_ms_));
   }
   ::close(up);
   ::shutdown(client, SHUT_RDWR);

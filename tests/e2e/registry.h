@@ -77,6 +77,8 @@ class FaultProxy {
   void cut_blobs_after(std::int64_t bytes) { cut_after_ = bytes; }  // 0: never
   void refuse(bool on) { refuse_ = on; }
   void corrupt_blobs(bool on) { corrupt_ = on; }
+  // Blob answers trickle: a pause of `ms` after every 64 KiB.
+  void throttle(int ms) { throttle_ms_ = ms; }
   std::vector<std::string> requests() const;
   void clear_requests();
 
@@ -89,6 +91,7 @@ class FaultProxy {
   int upstream_port_ = 0;
   std::atomic<std::int64_t> cut_after_{0};
   std::atomic<bool> refuse_{false}, corrupt_{false}, stopping_{false};
+  std::atomic<int> throttle_ms_{0};
   mutable std::mutex mu_;
   std::vector<std::string> requests_;
   std::vector<std::thread> threads_;

@@ -5,6 +5,7 @@
 // pushes checked by skopeo.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -190,6 +191,14 @@ TEST_F(TransferTest, MultiArchIndexPullsThePlatformAsked) {
   // The arm64 layer is unpacked: its file is in the snapshot the config points at.
   auto mounted = d->berth({"images", "check"});
   EXPECT_THAT(mounted.out, HasSubstr("complete"));
+  // Pushing it back: one platform is here, so only --platform linux/arm64 can be pushed.
+  std::string copy = registry->host() + "/team/arm:1";
+  auto all = d->berth({"images", "push", "--plain-http", copy, ref});
+  EXPECT_NE(all.exit_code, 0);
+  EXPECT_THAT(all.err, AllOf(HasSubstr("linux/amd64"), HasSubstr("--platform")));
+  auto one = d->berth({"images", "push", "--plain-http", "--platform", "linux/arm64", copy, ref});
+  ASSERT_EQ(one.exit_code, 0) << diag(one) << registry->log();
+  EXPECT_EQ(core::Sha256::digest_of(skopeo_raw_text(*registry, copy)), arm_digest);
   // A platform the index does not have: a clear error naming the ones it has.
   auto none = pull(ref, {"--plain-http", "--platform", "linux/s390x"});
   EXPECT_NE(none.exit_code, 0);
@@ -358,6 +367,27 @@ TEST_F(TransferTest, ARegistryThatDiesMidPullFailsClearlyAndTheNextPullResumes) 
   }
   EXPECT_FALSE(refetched_config) << ::testing::PrintToString(proxy->requests());
   EXPECT_TRUE(ranged) << ::testing::PrintToString(proxy->requests());
+}
+
+TEST_F(TransferTest, AClientThatDiesMidPullStopsItAndTheDaemonCarriesOn) {
+  start();
+  seed(two_layer_image_tar("x:1", 4, 5), "library/slow:1");
+  auto proxy = FaultProxy::start(registry->port());
+  ASSERT_TRUE(proxy);
+  proxy->throttle(20);  // ~3 MiB/s: the big layer takes over a second
+  std::string ref = proxy->host() + "/library/slow:1";
+  auto p = Process::start({bin("berth"), "-a", d->address(), "images", "pull", "--plain-http", ref},
+                          d->dir() + "/client.log");
+  ASSERT_TRUE(p);
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  ::kill(p->pid(), SIGKILL);
+  p.reset();
+  ASSERT_EQ(::kill(d->pid(), 0), 0) << "berthd died with its client";
+  EXPECT_EQ(target_of(ref), "");
+  proxy->throttle(0);
+  auto again = pull(ref);
+  ASSERT_EQ(again.exit_code, 0) << diag(again) << d->log();
+  EXPECT_THAT(again.out, HasSubstr("resuming at byte"));
 }
 
 TEST_F(TransferTest, ACorruptedBlobIsRejectedAndNothingIsCommitted) {
