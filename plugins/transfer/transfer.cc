@@ -364,6 +364,20 @@ Result<images::Image> Transfers::pull(const RequestContext& ctx_in, const PullOp
                   {"berth.io/pull", ref.name}};
   BERTH_RETURN_IF_ERROR(md_->leases().create(ctx, lease).status());
   ctx.lease = lease.id;
+  // On success the image record holds everything: the lease goes. On failure it stays only if
+  // it protects something to resume from.
+  struct LeaseEnd {
+    Transfers* self;
+    const RequestContext& ctx;
+    bool succeeded = false;
+    ~LeaseEnd() {
+      if (!succeeded) {
+        auto held = self->md_->leases().list_resources(ctx, ctx.lease);
+        if (held.ok() && !held->empty()) return;
+      }
+      (void)self->md_->leases().remove(ctx, ctx.lease);
+    }
+  } lease_end{this, ctx};
 
   progress({ref.name, "step", "resolving", 0, 0, ""});
   Result<remotes::Resolved> resolved = Status(Code::kUnavailable, "no resolver");
@@ -498,7 +512,7 @@ Result<images::Image> Transfers::pull(const RequestContext& ctx_in, const PullOp
     saved = md_->images().update(ctx, image, paths);
   }
   if (!saved.ok()) return saved.status();
-  (void)md_->leases().remove(ctx, lease.id);
+  lease_end.succeeded = true;
   return saved;
 }
 

@@ -273,6 +273,8 @@ TEST_F(TransferTest, BasicAuth) {
   EXPECT_NE(wrong.exit_code, 0);
   EXPECT_THAT(wrong.err, AllOf(HasSubstr("401"), HasSubstr(Registry::kUser)));
   EXPECT_EQ(target_of(ref), "");
+  // Nothing was fetched: no lease is left behind.
+  EXPECT_THAT(d->berth({"leases", "ls"}).out, Not(HasSubstr("berth-pull")));
   auto p = pull(ref, {"--plain-http", "-u", registry->user_flag()});
   ASSERT_EQ(p.exit_code, 0) << diag(p) << d->log();
 }
@@ -352,6 +354,7 @@ TEST_F(TransferTest, ARegistryThatDiesMidPullFailsClearlyAndTheNextPullResumes) 
   EXPECT_THAT(failed.err, AllOf(HasSubstr("giving up after 4 attempts"), HasSubstr(big)));
   EXPECT_EQ(target_of(ref), "");
   EXPECT_TRUE(has_content(config)) << "verified blobs stay for the next pull";
+  EXPECT_THAT(d->berth({"leases", "ls"}).out, HasSubstr("berth-pull"));
 
   proxy->refuse(false);
   proxy->cut_blobs_after(0);
