@@ -317,6 +317,17 @@ void FaultProxy::serve(int client) {
     requests_.push_back(line);
   }
   bool blob = line.rfind("GET ", 0) == 0 && line.find("/blobs/sha256:") != std::string::npos;
+  if (blob && redirect_) {
+    auto sp = line.find(' ');
+    std::string path = line.substr(sp + 1, line.find(' ', sp + 1) - sp - 1);
+    std::string answer = "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:" +
+                         std::to_string(upstream_port_) + path +
+                         "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    send_all(client, answer.data(), answer.size());
+    ::shutdown(client, SHUT_RDWR);
+    ::close(client);
+    return;
+  }
   // One request per upstream connection: the upstream closes when the answer is complete.
   auto end = head.find("\r\n\r\n");
   head.insert(end, "\r\nConnection: close");

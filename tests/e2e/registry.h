@@ -77,6 +77,8 @@ class FaultProxy {
   void cut_blobs_after(std::int64_t bytes) { cut_after_ = bytes; }  // 0: never
   void refuse(bool on) { refuse_ = on; }
   void corrupt_blobs(bool on) { corrupt_ = on; }
+  // Blob GETs answered with a 307 to the registry itself (as registries on object storage do).
+  void redirect_blobs(bool on) { redirect_ = on; }
   // Blob answers trickle: a pause of `ms` after every 64 KiB.
   void throttle(int ms) { throttle_ms_ = ms; }
   std::vector<std::string> requests() const;
@@ -90,7 +92,7 @@ class FaultProxy {
   int port_ = 0;
   int upstream_port_ = 0;
   std::atomic<std::int64_t> cut_after_{0};
-  std::atomic<bool> refuse_{false}, corrupt_{false}, stopping_{false};
+  std::atomic<bool> refuse_{false}, corrupt_{false}, redirect_{false}, stopping_{false};
   std::atomic<int> throttle_ms_{0};
   mutable std::mutex mu_;
   std::vector<std::string> requests_;

@@ -215,6 +215,9 @@ TEST_F(TransferTest, TlsWithAPrivateCaByFlagAndByHostsToml) {
   EXPECT_THAT(untrusted.err, HasSubstr("certificate verify failed"));
   auto p = pull(ref, {"--tlscacert", registry->ca_file()});
   ASSERT_EQ(p.exit_code, 0) << diag(p) << d->log();
+  ASSERT_EQ(d->berth({"images", "rm", ref}).exit_code, 0);
+  auto unverified = pull(ref, {"--skip-verify"});
+  EXPECT_EQ(unverified.exit_code, 0) << diag(unverified);
 
   // certs.d/<host>/hosts.toml naming the CA (relative to the host's directory).
   std::string hosts = d->dir() + "/certs.d";
@@ -391,6 +394,20 @@ TEST_F(TransferTest, AClientThatDiesMidPullStopsItAndTheDaemonCarriesOn) {
   auto again = pull(ref);
   ASSERT_EQ(again.exit_code, 0) << diag(again) << d->log();
   EXPECT_THAT(again.out, HasSubstr("resuming at byte"));
+}
+
+TEST_F(TransferTest, BlobRedirectsAreFollowed) {
+  start();
+  seed(test::busybox_image_tar("x:1"), "library/busybox:redirected");
+  auto proxy = FaultProxy::start(registry->port());
+  ASSERT_TRUE(proxy);
+  proxy->redirect_blobs(true);
+  auto p = pull(proxy->host() + "/library/busybox:redirected");
+  ASSERT_EQ(p.exit_code, 0) << diag(p) << d->log();
+  int blob_gets = 0;
+  for (const auto& r : proxy->requests())
+    if (r.rfind("GET", 0) == 0 && r.find("/blobs/") != std::string::npos) ++blob_gets;
+  EXPECT_EQ(blob_gets, 2);  // config and layer, each answered with a redirect
 }
 
 TEST_F(TransferTest, ACorruptedBlobIsRejectedAndNothingIsCommitted) {

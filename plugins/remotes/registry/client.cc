@@ -429,6 +429,10 @@ Status RegistryClient::fetch_blob_from(const Repository& repo, const std::string
     return sink(data);
   };
   auto check_range = [&](const Response& r) -> Status {
+    if (auto it = r.headers.find("docker-content-digest");
+        it != r.headers.end() && it->second != digest)
+      return Status(Code::kDataLoss,
+                    fmt::format("{}: the registry says it is sending {}", digest, it->second));
     if (offset > 0 && r.status == 200) return restart();
     return Status();
   };
