@@ -148,11 +148,19 @@ class ProgressView {
   Clock::time_point last_draw_{};
 };
 
-// Reads a transfer's stream to the end; returns the final message.
-Result<pb::Progress> follow(Client& c, grpc::ClientReader<pb::Progress>& reader, ProgressView& view,
-                            std::string_view what) {
+// Starts a transfer call, renders its progress stream to the end and prints the outcome:
+// "<verb>ed <image> (<digest>) in <seconds>s".
+using StartCall = std::function<std::unique_ptr<grpc::ClientReader<pb::Progress>>(
+    pb::Transfer::Stub&, grpc::ClientContext*)>;
+Status run_transfer(Client& c, const std::string& verb, const std::string& ref,
+                    const StartCall& start_call) {
+  auto start = Clock::now();
+  auto ctx = c.long_context();
+  auto stub = pb::Transfer::NewStub(c.channel());
+  auto reader = start_call(*stub, ctx.get());
+  ProgressView view(verb);
   pb::Progress p, done;
-  while (reader.Read(&p)) {
+  while (reader->Read(&p)) {
     if (p.done()) {
       done = p;
       continue;
@@ -160,10 +168,12 @@ Result<pb::Progress> follow(Client& c, grpc::ClientReader<pb::Progress>& reader,
     view.update(p);
   }
   view.finish();
-  BERTH_RETURN_IF_ERROR(c.check(reader.Finish(), what));
+  BERTH_RETURN_IF_ERROR(c.check(reader->Finish(), verb + " " + ref));
   if (!done.done())
-    return Status(Code::kUnknown, fmt::format("{}: the daemon did not finish", what));
-  return done;
+    return Status(Code::kUnknown, fmt::format("{} {}: the daemon did not finish", verb, ref));
+  std::cout << fmt::format("{}ed {} ({}) in {:.1f}s\n", verb, done.image(), done.digest(),
+                           std::chrono::duration<double>(Clock::now() - start).count());
+  return Status();
 }
 
 }  // namespace
@@ -196,14 +206,9 @@ void add_transfer_commands(CLI::App& images, const GlobalOptions& global) {
     req.set_max_concurrent_downloads(max_downloads);
     for (const auto& [k, v] : parse_labels(labels)) (*req.mutable_labels())[k] = v;
     pull_flags.to_proto(req.mutable_registry());
-    auto start = Clock::now();
-    auto ctx = c.long_context();
-    auto reader = pb::Transfer::NewStub(c.channel())->Pull(ctx.get(), req);
-    ProgressView view("pull");
-    BERTH_TRY(auto done, follow(c, *reader, view, "pull " + ref));
-    std::cout << fmt::format("pulled {} ({}) in {:.1f}s\n", done.image(), done.digest(),
-                             std::chrono::duration<double>(Clock::now() - start).count());
-    return Status();
+    return run_transfer(c, "pull", ref, [&](pb::Transfer::Stub& stub, grpc::ClientContext* ctx) {
+      return stub.Pull(ctx, req);
+    });
   });
 
   // berth images push REMOTE [LOCAL]
@@ -224,14 +229,9 @@ void add_transfer_commands(CLI::App& images, const GlobalOptions& global) {
     req.set_platform(push_platform);
     req.set_chunk_size(chunk_size);
     push_flags.to_proto(req.mutable_registry());
-    auto start = Clock::now();
-    auto ctx = c.long_context();
-    auto reader = pb::Transfer::NewStub(c.channel())->Push(ctx.get(), req);
-    ProgressView view("push");
-    BERTH_TRY(auto done, follow(c, *reader, view, "push " + remote));
-    std::cout << fmt::format("pushed {} ({}) in {:.1f}s\n", remote, done.digest(),
-                             std::chrono::duration<double>(Clock::now() - start).count());
-    return Status();
+    return run_transfer(c, "push", remote, [&](pb::Transfer::Stub& stub, grpc::ClientContext* ctx) {
+      return stub.Push(ctx, req);
+    });
   });
 }
 

@@ -116,6 +116,14 @@ Result<transfer::RegistryAccess> registry_access(const pb::RegistryOptions& r, c
   return a;
 }
 
+// A request's platform: none when empty.
+Result<std::optional<images::model::Platform>> platform_of(const std::string& spec) {
+  if (spec.empty()) return std::optional<images::model::Platform>();
+  auto p = images::model::parse_platform(spec);
+  if (!p.ok()) return invalid_argument("platform \"{}\": {}", spec, p.status().message());
+  return std::optional<images::model::Platform>(*p);
+}
+
 class TransferService final : public Plugin, public GrpcService, public pb::Transfer::Service {
  public:
   TransferService(Config c, std::shared_ptr<metadata::MetadataStore> md,
@@ -132,15 +140,9 @@ class TransferService final : public Plugin, public GrpcService, public pb::Tran
     if (!rc.ok()) return to_grpc(rc.status());
     transfer::PullOptions o;
     o.ref = req->ref();
-    if (req->platform().empty()) {
-      o.platform = images::model::host_platform();
-    } else {
-      auto p = images::model::parse_platform(req->platform());
-      if (!p.ok())
-        return to_grpc(
-            invalid_argument("platform \"{}\": {}", req->platform(), p.status().message()));
-      o.platform = *p;
-    }
+    auto platform = platform_of(req->platform());
+    if (!platform.ok()) return to_grpc(platform.status());
+    o.platform = platform->value_or(images::model::host_platform());
     o.all_platforms = req->all_platforms();
     o.unpack = req->unpack();
     o.snapshotter = req->snapshotter().empty() ? c_.snapshotter : req->snapshotter();
@@ -182,13 +184,9 @@ class TransferService final : public Plugin, public GrpcService, public pb::Tran
     transfer::PushOptions o;
     o.image = req->image();
     o.ref = req->ref();
-    if (!req->platform().empty()) {
-      auto p = images::model::parse_platform(req->platform());
-      if (!p.ok())
-        return to_grpc(
-            invalid_argument("platform \"{}\": {}", req->platform(), p.status().message()));
-      o.platform = *p;
-    }
+    auto platform = platform_of(req->platform());
+    if (!platform.ok()) return to_grpc(platform.status());
+    o.platform = *platform;
     auto access = registry_access(req->registry(), c_);
     if (!access.ok()) return to_grpc(access.status());
     o.registry = *access;
