@@ -437,12 +437,14 @@ TEST_F(TransferTest, TwoPullsOfOneImageFetchEachBlobOnce) {
   seed(two_layer_image_tar("x:1", 4, 3), "library/shared:1");
   auto proxy = FaultProxy::start(registry->port());
   ASSERT_TRUE(proxy);
+  proxy->throttle(10);  // the 4 MiB layer takes ~0.6 s: the two pulls overlap
   std::string ref = proxy->host() + "/library/shared:1";
   auto a = std::async(std::launch::async, [&] { return pull(ref); });
   auto b = std::async(std::launch::async, [&] { return pull(ref); });
   auto ra = a.get(), rb = b.get();
   ASSERT_EQ(ra.exit_code, 0) << diag(ra);
   ASSERT_EQ(rb.exit_code, 0) << diag(rb);
+  EXPECT_THAT(ra.out + rb.out, HasSubstr("fetched by another pull"));
   std::map<std::string, int> gets;
   for (const auto& r : proxy->requests())
     if (r.rfind("GET", 0) == 0 && r.find("/blobs/") != std::string::npos) ++gets[r];
