@@ -72,6 +72,8 @@ Result<std::unique_ptr<MetaStore>> MetaStore::open(const std::string& path) {
   o.keep_log_file_num = 2;
   o.max_open_files = 32;
   o.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  o.max_file_opening_threads = 1;  // a few small files: no thread pool at open
+  o.skip_stats_update_on_db_open = true;
   rocksdb::BlockBasedTableOptions t;
   t.block_cache = rocksdb::NewLRUCache(256 << 10);
   o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));

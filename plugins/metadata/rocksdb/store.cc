@@ -64,6 +64,10 @@ Result<std::shared_ptr<RocksStore>> RocksStore::open(const StoreOptions& options
   db_opts.max_log_file_size = 1 << 20;
   db_opts.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
   db_opts.max_background_jobs = 2;
+  // Opening loads table handles with max_file_opening_threads threads per column family (16 by
+  // default: ~190 threads started and stopped at every daemon start for a few small files).
+  db_opts.max_file_opening_threads = 1;
+  db_opts.skip_stats_update_on_db_open = true;
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = rocksdb::NewLRUCache(1 << 20);
   rocksdb::ColumnFamilyOptions cf_opts(db_opts);
