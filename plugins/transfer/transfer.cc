@@ -158,6 +158,16 @@ Result<std::string> Transfers::read_small(const RequestContext& ctx, const std::
   return out;
 }
 
+Status Transfers::fetch_document(const RequestContext& ctx, Remote& remote, const Descriptor& d,
+                                 const std::string& kind, const ProgressFn& progress) {
+  // Indexes, manifests and configs are read whole: a registry claiming a huge one is refused
+  // before anything is downloaded.
+  if (d.size < 0 || d.size > static_cast<std::int64_t>(kMaxDocument))
+    return invalid_argument("{} {} is said to be {} bytes; at most {} are accepted", kind, d.digest,
+                            d.size, kMaxDocument);
+  return fetch(ctx, remote, d, kind, {}, progress);
+}
+
 Status Transfers::fetch(const RequestContext& ctx, Remote& remote, const Descriptor& d,
                         const std::string& kind, const Labels& labels, const ProgressFn& progress) {
   BERTH_RETURN_IF_ERROR(content::validate_digest(d.digest).with_context(kind));
@@ -403,7 +413,7 @@ Result<images::Image> Transfers::pull(const RequestContext& ctx_in, const PullOp
   std::vector<Descriptor> manifests;
   if (mt::is_index(target.media_type)) {
     // Fetch without labels first to read it; the gc.ref labels follow once children are known.
-    BERTH_RETURN_IF_ERROR(fetch(ctx, remote, target, "index", {}, progress));
+    BERTH_RETURN_IF_ERROR(fetch_document(ctx, remote, target, "index", progress));
     BERTH_TRY(auto body, read_small(ctx, target.digest));
     BERTH_TRY(auto index, model::parse_index(body));
     Labels refs;
@@ -429,7 +439,7 @@ Result<images::Image> Transfers::pull(const RequestContext& ctx_in, const PullOp
   bool unpack = o.unpack && !o.all_platforms;
   for (const auto& md : manifests) {
     // The manifest is small: fetch it unlabelled, read it, then label it with its children.
-    BERTH_RETURN_IF_ERROR(fetch(ctx, remote, md, "manifest", {}, progress));
+    BERTH_RETURN_IF_ERROR(fetch_document(ctx, remote, md, "manifest", progress));
     BERTH_TRY(auto body, read_small(ctx, md.digest));
     BERTH_TRY(auto manifest, model::parse_manifest(body));
     Labels refs{{"containerd.io/gc.ref.content.config", manifest.config.digest}};
@@ -437,7 +447,7 @@ Result<images::Image> Transfers::pull(const RequestContext& ctx_in, const PullOp
       refs[fmt::format("containerd.io/gc.ref.content.l.{}", i)] = manifest.layers[i].digest;
     BERTH_RETURN_IF_ERROR(add_labels(*md_->content(), ctx, md.digest, refs));
 
-    BERTH_RETURN_IF_ERROR(fetch(ctx, remote, manifest.config, "config", {}, progress));
+    BERTH_RETURN_IF_ERROR(fetch_document(ctx, remote, manifest.config, "config", progress));
     BERTH_TRY(auto config_body, read_small(ctx, manifest.config.digest));
     BERTH_TRY(auto config, model::parse_config(config_body));
     if (config.diff_ids.size() != manifest.layers.size())

@@ -101,6 +101,9 @@ class Transfers {
   Status fetch_once(const RequestContext& ctx, Remote& remote, const diff::Descriptor& d,
                     const std::string& kind, const std::map<std::string, std::string>& labels,
                     const ProgressFn& progress);
+  // An index, manifest or config (size-checked first).
+  Status fetch_document(const RequestContext& ctx, Remote& remote, const diff::Descriptor& d,
+                        const std::string& kind, const ProgressFn& progress);
   Result<std::string> read_small(const RequestContext& ctx, const std::string& digest);
   Status unpack_layer(const RequestContext& ctx, const std::string& snapshotter,
                       const diff::Descriptor& layer, const std::string& diff_id,
