@@ -12,6 +12,7 @@
 // "io.containerd.berth.v1".
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -268,6 +269,8 @@ Status serve(const Flags& f) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // OpenSSL is here only for SHA-256: skip reading openssl.cnf at every shim start.
+  ::OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, nullptr);
   auto flags = parse_flags(argc, argv);
   if (!flags.ok()) {
     std::fprintf(stderr, "berth-shim: %s\n", flags.status().message().c_str());
