@@ -8,8 +8,9 @@
 
 #include "cmd/berth/commands.h"
 #include "cmd/berth/output.h"
+#include "cmd/berth/registry_flags.h"
 #include "github.com/containerd/containerd/api/services/content/v1/content.grpc.pb.h"
-#include "plugins/remotes/registry/client.h"
+#include "plugins/remotes/registry/hosts.h"
 
 namespace berth::cli {
 namespace {
@@ -107,30 +108,25 @@ void add_content_command(CLI::App& app, const GlobalOptions& global) {
   });
 
   // ctr content fetch-blob: blobs straight from a registry into the content store.
-  static std::string remote, user, ca_file;
+  static std::string remote;
   static std::vector<std::string> digests, fetch_labels;
-  static bool plain_http = false, skip_verify = false;
+  static RegistryFlags registry_flags;
   auto* fetch =
       content->add_subcommand("fetch-blob", "fetch blobs from a registry: REMOTE DIGEST...");
   fetch->add_option("remote", remote, "repository, e.g. 127.0.0.1:5000/library/busybox")
       ->required();
   fetch->add_option("digests", digests, "blob digests")->required();
-  fetch->add_flag("--plain-http", plain_http, "http:// instead of https://");
-  fetch->add_flag("--skip-verify", skip_verify, "do not verify the registry's TLS certificate");
-  fetch->add_option("--ca", ca_file, "a PEM CA certificate to trust");
-  fetch->add_option("--user,-u", user, "USER[:PASSWORD] for the registry");
+  registry_flags.add(fetch);
   fetch->add_option("--label", fetch_labels, "KEY=VALUE labels for the blobs")
       ->allow_extra_args(false);
   set_action(fetch, global, [](Client& c) -> Status {
     BERTH_TRY(auto repo, remotes::Repository::parse(remote));
-    remotes::HostOptions ho;
-    ho.plain_http = plain_http;
-    ho.skip_verify = skip_verify;
-    if (!ca_file.empty()) ho.ca_files = {ca_file};
-    auto colon = user.find(':');
-    ho.username = user.substr(0, colon);
-    if (colon != std::string::npos) ho.password = user.substr(colon + 1);
-    remotes::RegistryClient registry(ho);
+    BERTH_TRY(auto endpoints, remotes::host_endpoints(registry_flags.hosts_dir, repo.host,
+                                                      registry_flags.host_options()));
+    auto from = std::find_if(endpoints.begin(), endpoints.end(), [](auto& e) { return e.pull; });
+    if (from == endpoints.end())
+      return failed_precondition("no registry host for {} may pull", repo.host);
+    remotes::RegistryClient registry(from->options, from->base);
     std::size_t failed = 0;
     for (const auto& digest : digests) {
       Status st = [&]() -> Status {

@@ -9,45 +9,13 @@
 #include "berth/transfer/v1/transfer.grpc.pb.h"
 #include "cmd/berth/commands.h"
 #include "cmd/berth/output.h"
+#include "cmd/berth/registry_flags.h"
 
 namespace berth::cli {
 namespace {
 
 namespace pb = ::berth::services::transfer::v1;
 using Clock = std::chrono::steady_clock;
-
-struct RegistryFlags {
-  bool plain_http = false, skip_verify = false;
-  std::string user, ca, cert, key, hosts_dir;
-
-  void add(CLI::App* cmd) {
-    cmd->add_flag("--plain-http", plain_http, "talk to the registry over http://");
-    cmd->add_flag("--skip-verify,-k", skip_verify, "do not verify the registry's certificate");
-    cmd->add_option("--user,-u", user, "USER[:PASSWORD] for the registry");
-    cmd->add_option("--tlscacert,--ca", ca,
-                    "a PEM CA certificate to trust (path on the daemon's host)");
-    cmd->add_option("--tlscert", cert, "a PEM client certificate (mutual TLS)");
-    cmd->add_option("--tlskey", key, "the client certificate's key");
-    cmd->add_option("--hosts-dir", hosts_dir,
-                    "certs.d directory with <host>/hosts.toml (default: the daemon's)");
-  }
-  void to_proto(pb::RegistryOptions* r) const {
-    r->set_plain_http(plain_http);
-    r->set_skip_verify(skip_verify);
-    auto abs = [](const std::string& p) {
-      if (p.empty() || p[0] == '/') return p;
-      char cwd[4096];
-      return ::getcwd(cwd, sizeof cwd) ? std::string(cwd) + "/" + p : p;
-    };
-    r->set_ca_file(abs(ca));
-    r->set_client_cert(abs(cert));
-    r->set_client_key(abs(key));
-    r->set_hosts_dir(abs(hosts_dir));
-    auto colon = user.find(':');
-    r->set_username(user.substr(0, colon));
-    if (colon != std::string::npos) r->set_password(user.substr(colon + 1));
-  }
-};
 
 std::string short_id(const std::string& id) {
   if (id.rfind("sha256:", 0) == 0) return id.substr(7, 12);

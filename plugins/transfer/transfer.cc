@@ -133,10 +133,13 @@ Status run_parallel(
 
 }  // namespace
 
-// The registry endpoints of one transfer (mirrors first).
+// The registry endpoints of one transfer (mirrors first). One client per endpoint, so resolving
+// and fetching share its credentials and token cache.
 struct Transfers::Remote {
   remotes::Repository repo;
-  std::vector<std::unique_ptr<remotes::RegistryClient>> clients;
+  std::vector<std::unique_ptr<remotes::RegistryClient>> all;
+  std::vector<remotes::RegistryClient*> clients;    // may pull
+  std::vector<remotes::RegistryClient*> resolvers;  // may resolve
   Retry retry;
 };
 
@@ -245,7 +248,7 @@ Status Transfers::fetch_once(const RequestContext& ctx, Remote& remote, const De
       progress({d.digest, kind, "downloading", offset, d.size,
                 offset > 0 ? fmt::format("resuming at byte {}", offset) : ""});
       Status fetched;
-      for (auto& client : remote.clients) {
+      for (auto* client : remote.clients) {
         auto restart = [&]() -> Status {
           resumed_from = 0;
           return writer->truncate(0);
@@ -348,20 +351,20 @@ Status Transfers::unpack_layer(const RequestContext& ctx, const std::string& sna
   return label_layer();
 }
 
-Result<images::Image> Transfers::pull(const RequestContext& ctx_in, const PullOptions& o,
-                                      const ProgressFn& progress) {
+Result<Transfers::Pulled> Transfers::pull(const RequestContext& ctx_in, const PullOptions& o,
+                                          const ProgressFn& progress) {
   BERTH_TRY(auto ref, parse_reference(o.ref));
   BERTH_TRY(auto endpoints,
             remotes::host_endpoints(o.registry.hosts_dir, ref.repo.host, o.registry.host));
-  Remote remote{ref.repo, {}, o.retry};
-  std::vector<std::unique_ptr<remotes::RegistryClient>> resolvers;
+  Remote remote{ref.repo, {}, {}, {}, o.retry};
   for (const auto& e : endpoints) {
-    if (e.pull)
-      remote.clients.push_back(std::make_unique<remotes::RegistryClient>(e.options, e.base));
-    if (e.resolve)
-      resolvers.push_back(std::make_unique<remotes::RegistryClient>(e.options, e.base));
+    if (!e.pull && !e.resolve) continue;
+    auto& client =
+        remote.all.emplace_back(std::make_unique<remotes::RegistryClient>(e.options, e.base));
+    if (e.pull) remote.clients.push_back(client.get());
+    if (e.resolve) remote.resolvers.push_back(client.get());
   }
-  if (remote.clients.empty() || resolvers.empty())
+  if (remote.clients.empty() || remote.resolvers.empty())
     return failed_precondition("no registry host for {} may pull and resolve", ref.repo.host);
 
   // The lease keeps everything fetched from garbage collection until the image record holds it;
@@ -397,7 +400,7 @@ Result<images::Image> Transfers::pull(const RequestContext& ctx_in, const PullOp
         progress({ref.name, "step", "retrying", 0, 0, why});
       },
       [&]() -> Status {
-        for (auto& r : resolvers) {  // mirrors first; a mirror without the image is skipped
+        for (auto* r : remote.resolvers) {  // mirrors first; a mirror without the image is skipped
           resolved = r->resolve(ref.repo, ref.object);
           if (resolved.ok() ||
               (resolved.status().code() != Code::kNotFound && !retryable(resolved.status())))
@@ -514,16 +517,18 @@ Result<images::Image> Transfers::pull(const RequestContext& ctx_in, const PullOp
   image.name = ref.name;
   image.target = target;
   image.labels = o.labels;
-  auto created = md_->images().create(ctx, image);
-  Result<images::Image> saved = created;
-  if (created.status().code() == Code::kAlreadyExists) {
+  Pulled out;
+  auto saved = md_->images().create(ctx, image);
+  out.created = saved.ok();
+  if (saved.status().code() == Code::kAlreadyExists) {
     std::vector<std::string> paths = {"target"};
     for (const auto& [k, v] : o.labels) paths.push_back("labels." + k);
     saved = md_->images().update(ctx, image, paths);
   }
   if (!saved.ok()) return saved.status();
+  out.image = std::move(*saved);
   lease_end.succeeded = true;
-  return saved;
+  return out;
 }
 
 Result<std::string> Transfers::push(const RequestContext& ctx, const PushOptions& o,

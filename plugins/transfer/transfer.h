@@ -81,9 +81,11 @@ class Transfers {
   Transfers(std::shared_ptr<metadata::MetadataStore> md, std::shared_ptr<diff::DifferPlugin> differ)
       : md_(std::move(md)), differ_(std::move(differ)) {}
 
-  // The image record as created or updated.
-  Result<images::Image> pull(const RequestContext& ctx, const PullOptions& o,
-                             const ProgressFn& progress);
+  struct Pulled {
+    images::Image image;  // the record as created or updated
+    bool created = false;
+  };
+  Result<Pulled> pull(const RequestContext& ctx, const PullOptions& o, const ProgressFn& progress);
   // The digest of what the destination reference now points at.
   Result<std::string> push(const RequestContext& ctx, const PushOptions& o,
                            const ProgressFn& progress);

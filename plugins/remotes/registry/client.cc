@@ -386,25 +386,13 @@ Status RegistryClient::fetch_blob(const Repository& repo, const std::string& dig
     return invalid_argument("\"{}\" is not a sha256 digest", digest);
   core::Sha256 hash;
   std::int64_t got = 0;
-  auto counting = [&](std::string_view data) -> Status {
+  auto hashing = [&](std::string_view data) -> Status {
     hash.update(data);
     got += static_cast<std::int64_t>(data.size());
     return sink(data);
   };
-  BERTH_TRY(auto resp, request(repo, {.path = "/blobs/" + digest, .sink = counting}));
-  if (resp.status == 404)
-    return not_found("blob {} not found in {}/{}", digest, repo.host, repo.name);
-  if (resp.status != 200)
-    return Status(Code::kUnavailable, fmt::format("GET blob {} from {}/{}: {}", digest, repo.host,
-                                                  repo.name, error_text(resp)));
-  if (auto it = resp.headers.find("content-length");
-      it != resp.headers.end() && std::to_string(got) != it->second)
-    return Status(Code::kDataLoss, fmt::format("blob {}: got {} bytes, Content-Length said {}",
-                                               digest, got, it->second));
-  if (auto it = resp.headers.find("docker-content-digest");
-      it != resp.headers.end() && it->second != digest)
-    return Status(Code::kDataLoss,
-                  fmt::format("blob {}: the registry says it sent {}", digest, it->second));
+  BERTH_RETURN_IF_ERROR(fetch_blob_from(
+      repo, digest, 0, [] { return Status(); }, hashing));
   if (hash.digest() != digest)
     return Status(Code::kDataLoss,
                   fmt::format("blob {}: the bytes received hash to {}", digest, hash.digest()));
@@ -492,40 +480,17 @@ Result<Resolved> RegistryClient::resolve(const Repository& repo, const std::stri
   return r;
 }
 
-Result<std::string> RegistryClient::fetch_manifest(const Repository& repo,
-                                                   const std::string& digest) {
-  BERTH_TRY(auto resp, request(repo, {.path = "/manifests/" + digest,
-                                      .headers = {{"Accept", manifest_accept_header()}}}));
-  if (resp.status == 404)
-    return not_found("manifest {} not found in {}/{}", digest, repo.host, repo.name);
-  if (resp.status != 200)
-    return Status(Code::kUnavailable, fmt::format("GET manifest {} from {}/{}: {}", digest,
-                                                  repo.host, repo.name, error_text(resp)));
-  if (resp.body.size() >= kMaxSmallBody)
-    return Status(Code::kResourceExhausted,
-                  fmt::format("manifest {} is larger than {} bytes", digest, kMaxSmallBody));
-  if (auto got = core::Sha256::digest_of(resp.body); got != digest)
-    return Status(Code::kDataLoss,
-                  fmt::format("manifest {}: the bytes received hash to {}", digest, got));
-  return std::move(resp.body);
-}
-
-Result<bool> RegistryClient::blob_exists(const Repository& repo, const std::string& digest) {
-  BERTH_TRY(auto resp, request(repo, {.method = "HEAD", .path = "/blobs/" + digest, .push = true}));
+Result<bool> RegistryClient::exists(const Repository& repo, const std::string& what,
+                                    const std::string& digest) {
+  std::map<std::string, std::string> h;
+  if (what == "manifests") h["Accept"] = manifest_accept_header();
+  BERTH_TRY(
+      auto resp,
+      request(repo,
+              {.method = "HEAD", .path = "/" + what + "/" + digest, .headers = h, .push = true}));
   if (resp.status == 200) return true;
   if (resp.status == 404) return false;
-  return Status(Code::kUnavailable, fmt::format("HEAD blob {} in {}/{}: {}", digest, repo.host,
-                                                repo.name, error_text(resp)));
-}
-
-Result<bool> RegistryClient::manifest_exists(const Repository& repo, const std::string& digest) {
-  BERTH_TRY(auto resp, request(repo, {.method = "HEAD",
-                                      .path = "/manifests/" + digest,
-                                      .headers = {{"Accept", manifest_accept_header()}},
-                                      .push = true}));
-  if (resp.status == 200) return true;
-  if (resp.status == 404) return false;
-  return Status(Code::kUnavailable, fmt::format("HEAD manifest {} in {}/{}: {}", digest, repo.host,
+  return Status(Code::kUnavailable, fmt::format("HEAD {} {} in {}/{}: {}", what, digest, repo.host,
                                                 repo.name, error_text(resp)));
 }
 

@@ -58,7 +58,6 @@ class RegistryClient {
   // `base`: where the API lives ("https://mirror:5000/v2"); empty: <scheme>://<repo host>/v2.
   explicit RegistryClient(HostOptions o, std::string base = {})
       : o_(std::move(o)), base_(std::move(base)) {}
-  const HostOptions& options() const { return o_; }
 
   // Streams blob `digest` of `repo` into `sink`; *size_out gets its size. Fails (nothing more
   // is passed to the sink) when the registry's answer is not that blob.
@@ -75,12 +74,14 @@ class RegistryClient {
   // A tag or digest -> the manifest or index descriptor (HEAD, then GET when the registry does not
   // say the digest). NotFound when the registry has no such manifest.
   Result<Resolved> resolve(const Repository& repo, const std::string& reference);
-  // The manifest or index `digest`, checked against it (limit 4 MiB).
-  Result<std::string> fetch_manifest(const Repository& repo, const std::string& digest);
 
   // Push side; all with the push scope.
-  Result<bool> blob_exists(const Repository& repo, const std::string& digest);
-  Result<bool> manifest_exists(const Repository& repo, const std::string& digest);
+  Result<bool> blob_exists(const Repository& repo, const std::string& digest) {
+    return exists(repo, "blobs", digest);
+  }
+  Result<bool> manifest_exists(const Repository& repo, const std::string& digest) {
+    return exists(repo, "manifests", digest);
+  }
   // Cross-repository mount from `from` (same registry). false: the registry wants an upload.
   Result<bool> mount_blob(const Repository& repo, const std::string& digest,
                           const std::string& from);
@@ -121,6 +122,8 @@ class RegistryClient {
   Result<std::string> authorize(const std::string& challenge,
                                 const std::vector<std::string>& scopes);
 
+  // HEAD /<what>/<digest> ("blobs" or "manifests") with the push scope.
+  Result<bool> exists(const Repository& repo, const std::string& what, const std::string& digest);
   // A registry's error document ({"errors":[{"code","message"}]}) or the HTTP status, for messages.
   static std::string error_text(const Response& r);
 

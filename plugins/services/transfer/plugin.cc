@@ -155,26 +155,21 @@ class TransferService final : public Plugin, public GrpcService, public pb::Tran
     o.retry = {static_cast<int>(c_.attempts), c_.backoff};
 
     ProgressWriter progress(writer);
-    auto image = transfers_.pull(*rc, o, [&](const transfer::Progress& p) { progress.report(p); });
+    auto pulled = transfers_.pull(*rc, o, [&](const transfer::Progress& p) { progress.report(p); });
     progress.finish();
-    if (!image.ok()) return to_grpc(image.status());
+    if (!pulled.ok()) return to_grpc(pulled.status());
+    const auto& image = pulled->image;
     containerd::services::images::v1::ImageCreate e;
-    e.set_name(image->name);
-    for (const auto& [k, v] : image->labels) (*e.mutable_labels())[k] = v;
-    bool created = image->created_at == image->updated_at;
+    e.set_name(image.name);
+    for (const auto& [k, v] : image.labels) (*e.mutable_labels())[k] = v;
     if (exchange_)
       exchange_
-          ->publish(rc->ns, created ? "/images/create" : "/images/update",
-                    created ? "containerd.services.images.v1.ImageCreate"
-                            : "containerd.services.images.v1.ImageUpdate",
+          ->publish(rc->ns, pulled->created ? "/images/create" : "/images/update",
+                    pulled->created ? "containerd.services.images.v1.ImageCreate"
+                                    : "containerd.services.images.v1.ImageUpdate",
                     e.SerializeAsString())
           .ignore();
-    pb::Progress done;
-    done.set_done(true);
-    done.set_image(image->name);
-    done.set_digest(image->target.digest);
-    writer->Write(done);
-    return grpc::Status::OK;
+    return finish(writer, image.name, image.target.digest);
   }
 
   grpc::Status Push(grpc::ServerContext* ctx, const pb::PushRequest* req,
@@ -198,15 +193,21 @@ class TransferService final : public Plugin, public GrpcService, public pb::Tran
     auto digest = transfers_.push(*rc, o, [&](const transfer::Progress& p) { progress.report(p); });
     progress.finish();
     if (!digest.ok()) return to_grpc(digest.status());
+    return finish(writer, req->ref().empty() ? req->image() : req->ref(), *digest);
+  }
+
+ private:
+  // The stream's last message: what was transferred.
+  static grpc::Status finish(grpc::ServerWriter<pb::Progress>* writer, const std::string& image,
+                             const std::string& digest) {
     pb::Progress done;
     done.set_done(true);
-    done.set_image(req->ref().empty() ? req->image() : req->ref());
-    done.set_digest(*digest);
+    done.set_image(image);
+    done.set_digest(digest);
     writer->Write(done);
     return grpc::Status::OK;
   }
 
- private:
   Config c_;
   transfer::Transfers transfers_;
   std::shared_ptr<events::Exchange> exchange_;
