@@ -1,7 +1,9 @@
 // Copies a directory tree the way a snapshot copy must: owners, modes (incl. setuid), xattrs,
 // hard links (kept as links), device nodes, fifos, symlinks, sparse files (holes stay holes),
 // timestamps (directories fixed after their contents). Regular files are reflinked when the
-// filesystem can, else copied in the kernel with copy_file_range.
+// filesystem can, else copied in the kernel with copy_file_range. The trees may hold hostile
+// content (layers): both are walked through directory descriptors (core/tree.h), never by
+// re-joined path strings, so a symlink in `src` is copied as a symlink and never followed.
 #pragma once
 
 #include <berth/result.h>
@@ -20,7 +22,8 @@ struct DiskUsage {
 };
 Result<DiskUsage> disk_usage(const std::string& path);
 
-// rm -rf that never follows symlinks and crosses no mount points it finds.
+// rm -rf of `path` (whose own components are trusted) through descriptors: nothing below it is
+// followed, and a mount point anywhere in it stops the removal (core/tree.h: remove_at).
 Status remove_tree(const std::string& path);
 
 }  // namespace berth::core

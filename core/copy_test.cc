@@ -3,6 +3,8 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -12,6 +14,8 @@
 #include <fstream>
 
 #include "core/fs.h"
+#include "core/tree.h"
+#include "tests/support/canary.h"
 
 namespace berth::core {
 namespace {
@@ -73,6 +77,98 @@ TEST(CopyTree, KeepsOwnersModesLinksDevicesXattrsHolesAndTimes) {
   EXPECT_GE(du->inodes, 7);
   EXPECT_TRUE(remove_tree(dst).ok());
   EXPECT_FALSE(fs::exists(dst));
+}
+
+// A chain of `depth` nested directories "d" below `top`, made through descriptors (the path is
+// far longer than PATH_MAX), with a file and a symlink to the canary at the bottom.
+void make_deep(const std::string& top, int depth, const std::string& link_target) {
+  Fd cur(::open(top.c_str(), O_RDONLY | O_DIRECTORY));
+  ASSERT_GE(cur.get(), 0);
+  for (int i = 0; i < depth; ++i) {
+    ASSERT_EQ(::mkdirat(cur.get(), "d", 0755), 0);
+    Fd next(::openat(cur.get(), "d", O_RDONLY | O_DIRECTORY));
+    ASSERT_GE(next.get(), 0);
+    cur = std::move(next);
+  }
+  Fd f(::openat(cur.get(), "bottom", O_WRONLY | O_CREAT, 0644));
+  ASSERT_GE(f.get(), 0);
+  ASSERT_EQ(::symlinkat(link_target.c_str(), cur.get(), "out"), 0);
+}
+
+// Lowers the descriptor limit for the scope: a walk that kept one descriptor per level would
+// run out long before the bottom.
+struct FewDescriptors {
+  explicit FewDescriptors(rlim_t n) {
+    ::getrlimit(RLIMIT_NOFILE, &saved);
+    rlimit r = saved;
+    r.rlim_cur = n;
+    ::setrlimit(RLIMIT_NOFILE, &r);
+  }
+  ~FewDescriptors() { ::setrlimit(RLIMIT_NOFILE, &saved); }
+  rlimit saved{};
+};
+
+TEST(RemoveTree, NeverFollowsSymlinksAndHandlesAnyDepthWithTwoDescriptors) {
+  auto d = TempDir::create("berth-rm-");
+  ASSERT_TRUE(d.ok());
+  auto canary = test::Canary::create();
+  ASSERT_TRUE(canary);
+  std::string tree = d->path() + "/tree";
+  fs::create_directories(tree + "/ro");
+  ASSERT_EQ(::symlink(canary->path().c_str(), (tree + "/to-canary").c_str()), 0);
+  ASSERT_EQ(::symlink((canary->path() + "/victim").c_str(), (tree + "/ro/victim").c_str()), 0);
+  ::chmod((tree + "/ro").c_str(), 0555);
+  make_deep(tree, 5000, canary->path());
+  {
+    FewDescriptors few(32);
+    Status st = remove_tree(tree);
+    ASSERT_TRUE(st.ok()) << st.message();
+  }
+  EXPECT_FALSE(fs::exists(fs::symlink_status(tree)));
+  EXPECT_TRUE(canary->intact()) << canary->report();
+}
+
+TEST(RemoveTree, StopsAtMountPointsIncludingBindMountsOfTheSameFilesystem) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+  auto d = TempDir::create("berth-rm-");
+  ASSERT_TRUE(d.ok());
+  auto canary = test::Canary::create();
+  ASSERT_TRUE(canary);
+  std::string tree = d->path() + "/tree";
+  fs::create_directories(tree + "/a/bound");
+  ASSERT_EQ(::mount(canary->path().c_str(), (tree + "/a/bound").c_str(), nullptr, MS_BIND, nullptr),
+            0);
+  Status st = remove_tree(tree);
+  EXPECT_EQ(st.code(), Code::kFailedPrecondition) << st.message();
+  EXPECT_NE(st.message().find("mounted"), std::string::npos) << st.message();
+  ::umount2((tree + "/a/bound").c_str(), MNT_DETACH);
+  EXPECT_TRUE(canary->intact()) << canary->report();
+  EXPECT_TRUE(remove_tree(tree).ok());
+}
+
+TEST(CopyTree, SymlinksToTheHostAreCopiedNotFollowedAtAnyDepth) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+  auto d = TempDir::create("berth-copy-");
+  ASSERT_TRUE(d.ok());
+  auto canary = test::Canary::create();
+  ASSERT_TRUE(canary);
+  std::string src = d->path() + "/src", dst = d->path() + "/dst";
+  fs::create_directories(src);
+  fs::create_directories(dst);
+  ASSERT_EQ(::symlink(canary->path().c_str(), (src + "/to-canary").c_str()), 0);
+  make_deep(src, 3000, canary->path() + "/victim/precious");
+  {
+    FewDescriptors few(32);
+    Status st = copy_tree(src, dst);
+    ASSERT_TRUE(st.ok()) << st.message();
+    auto du = disk_usage(dst);
+    ASSERT_TRUE(du.ok()) << du.status().message();
+    EXPECT_GE(du->inodes, 3000 + 3);
+  }
+  EXPECT_EQ(fs::read_symlink(dst + "/to-canary"), canary->path());
+  EXPECT_TRUE(canary->intact()) << canary->report();
+  EXPECT_TRUE(remove_tree(dst).ok());
+  EXPECT_TRUE(remove_tree(src).ok());
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "cmd/berth/oci_spec.h"
 
+#include "core/size.h"
+
 #include <algorithm>
 #include <cctype>
 #include <set>
@@ -79,25 +81,7 @@ Result<json> parse_mount(const std::string& spec) {
 
 }  // namespace
 
-Result<std::int64_t> parse_size(const std::string& s) {
-  if (s.empty()) return invalid_argument("empty size");
-  std::size_t pos = 0;
-  double v = 0;
-  try {
-    v = std::stod(s, &pos);
-  } catch (...) {
-    return invalid_argument("size \"{}\" is not a number", s);
-  }
-  std::string unit = s.substr(pos);
-  for (auto& c : unit) c = static_cast<char>(std::tolower(c));
-  double mult = 1;
-  if (unit == "k" || unit == "kb" || unit == "ki") mult = 1024;
-  else if (unit == "m" || unit == "mb" || unit == "mi") mult = 1024.0 * 1024;
-  else if (unit == "g" || unit == "gb" || unit == "gi") mult = 1024.0 * 1024 * 1024;
-  else if (!unit.empty() && unit != "b") return invalid_argument("size \"{}\": unknown unit \"{}\"", s, unit);
-  if (v <= 0) return invalid_argument("size \"{}\" must be positive", s);
-  return static_cast<std::int64_t>(v * mult);
-}
+Result<std::int64_t> parse_size(const std::string& s) { return core::parse_size(s); }
 
 Result<json> generate_spec(const std::string& config_json, const SpecOptions& o) {
   json image = json::object();

@@ -383,8 +383,9 @@ Result<Transfers::Pulled> Transfers::pull(const RequestContext& ctx_in, const Pu
     Transfers* self;
     const RequestContext& ctx;
     bool succeeded = false;
+    bool resumable = true;  // false when retrying cannot help (a layer over the differ's limits)
     ~LeaseEnd() {
-      if (!succeeded) {
+      if (!succeeded && resumable) {
         auto held = self->md_->leases().list_resources(ctx, ctx.lease);
         if (held.ok() && !held->empty()) return;
       }
@@ -509,7 +510,10 @@ Result<Transfers::Pulled> Transfers::pull(const RequestContext& ctx_in, const Pu
     }
     if (downloader.joinable()) downloader.join();
     if (!fetch_error.ok()) return fetch_error;
-    if (!unpack_error.ok()) return unpack_error.with_context("unpack " + ref.name);
+    if (!unpack_error.ok()) {
+      if (unpack_error.code() == Code::kResourceExhausted) lease_end.resumable = false;
+      return unpack_error.with_context("unpack " + ref.name);
+    }
   }
 
   // The image record: created, or pointed at what was pulled.

@@ -1,5 +1,7 @@
-// Any bytes as a layer: applying never crashes and never writes outside the scratch root (a
-// sibling "canary" directory must stay empty).
+// Any bytes as a layer: applying never crashes and never changes anything outside the scratch
+// root. A populated canary directory sits beside the root (so "../canary" from inside the root
+// names it when a path is re-joined as a string): any deletion or change in it aborts, as does
+// any new entry beside the two.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +13,7 @@
 
 #include "core/copy.h"
 #include "plugins/differ/walking/apply.h"
+#include "tests/support/canary.h"
 
 namespace {
 std::string base() {
@@ -24,14 +27,23 @@ std::string base() {
       char tmpl[] = "/tmp/berth-fuzz-XXXXXX";
       d = ::mkdtemp(tmpl);
     }
-    std::filesystem::create_directories(d + "/canary");
     return d;
   }();
   return dir;
 }
+
+const berth::test::Canary& canary() {
+  static berth::test::Canary* c = [] {
+    auto made = berth::test::Canary::create_at(base() + "/canary");
+    if (!made) std::abort();
+    return new berth::test::Canary(std::move(*made));
+  }();
+  return *c;
+}
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const auto& c = canary();
   std::string root = base() + "/root";
   berth::core::remove_tree(root).ignore();
   ::mkdir(root.c_str(), 0755);
@@ -43,7 +55,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     return k;
   };
   berth::plugins::differ::apply_layer(read, root, {}).status().ignore();
-  if (!std::filesystem::is_empty(base() + "/canary")) std::abort();
+  if (!c.intact()) {
+    std::fputs(c.report().c_str(), stderr);
+    std::abort();  // something outside the root was deleted or changed
+  }
   for (const auto& e : std::filesystem::directory_iterator(base())) {
     auto n = e.path().filename().string();
     if (n != "root" && n != "canary") std::abort();  // something escaped the root

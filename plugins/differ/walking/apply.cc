@@ -4,9 +4,7 @@
 #include <archive_entry.h>
 #include <dirent.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -16,12 +14,15 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 
 #include "core/archive_text.h"
 #include "core/copy.h"
 #include "core/digest.h"
 #include "core/fd.h"
+#include "core/size.h"
+#include "core/tree.h"
 
 namespace berth::plugins::differ {
 namespace {
@@ -32,11 +33,7 @@ constexpr std::size_t kMaxXattrValue = 64 << 10;
 using core::Fd;
 
 int openat2_in_root(int root, const std::string& path, int flags) {
-  open_how how{};
-  how.flags = static_cast<std::uint64_t>(flags | O_CLOEXEC);
-  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-  return static_cast<int>(
-      ::syscall(SYS_openat2, root, path.empty() ? "." : path.c_str(), &how, sizeof how));
+  return core::open_in_root(root, path, flags);
 }
 
 // Splits a tar name into clean components; refuses "..".
@@ -78,12 +75,30 @@ class Applier {
   Status open_root() {
     root_ = Fd(::open(root_path_.c_str(), O_DIRECTORY | O_PATH | O_CLOEXEC));
     if (root_.get() < 0) return from_errno(errno, "open layer root \"{}\"", root_path_);
+    for (const auto& lower : options_.lowerdirs) {
+      Fd l(::open(lower.c_str(), O_DIRECTORY | O_PATH | O_CLOEXEC));
+      if (l.get() < 0) return from_errno(errno, "open lower layer \"{}\"", lower);
+      lowers_.push_back(std::move(l));
+    }
     return Status();
   }
 
   Status entry(archive* a, archive_entry* e) {
+    if (++entries_ > options_.limits.max_entries) {
+      return Status(Code::kResourceExhausted,
+                    fmt::format("layer has more than {} entries (the differ's max_layer_entries); "
+                                "refused",
+                                options_.limits.max_entries));
+    }
     BERTH_TRY(auto parts, clean_path(archive_entry_pathname(e), "entry"));
     std::string display = core::archive_text(archive_entry_pathname(e));
+    if (archive_entry_size_is_set(e) && archive_entry_size(e) > options_.limits.max_bytes) {
+      return Status(Code::kResourceExhausted,
+                    fmt::format("layer entry \"{}\" is {} (the differ's max_layer_size is {}); "
+                                "refused",
+                                display, core::format_size(archive_entry_size(e)),
+                                core::format_size(options_.limits.max_bytes)));
+    }
     if (parts.empty()) return Status();  // the root itself
     const std::string base = parts.back();
     if (base.rfind(".wh.", 0) == 0) return whiteout(parts, display, e);
@@ -151,24 +166,12 @@ class Applier {
         gid_t gid = 0;
         if (options_.mode == ApplyOptions::Mode::kOverlayUpper) {
           // The directory exists below: recreate it here with its attributes.
-          bool found = false;
-          for (const auto& lower : options_.lowerdirs) {
-            struct stat lst {};
-            if (::lstat((lower + "/" + sofar).c_str(), &lst) == 0) {
-              if (S_ISLNK(lst.st_mode)) {
-                return failed_precondition("overlay fallback: \"{}\" is a symlink in a lower layer",
-                                           sofar);
-              }
-              if (S_ISDIR(lst.st_mode)) {
-                mode = lst.st_mode & 07777;
-                uid = lst.st_uid;
-                gid = lst.st_gid;
-                found = true;
-              }
-              break;
-            }
+          BERTH_TRY(auto attrs, lower_dir_attributes(sofar));
+          if (attrs) {
+            mode = attrs->st_mode & 07777;
+            uid = attrs->st_uid;
+            gid = attrs->st_gid;
           }
-          (void)found;
         }
         if (::mkdirat(cur.get(), parts[i].c_str(), mode) < 0) {
           if (errno != EEXIST)
@@ -202,21 +205,43 @@ class Applier {
         if (next.get() < 0)
           return from_errno(errno, "open \"{}\" for layer entry \"{}\"", sofar, display);
         ::fchownat(next.get(), "", uid, gid, AT_EMPTY_PATH);
-        ::fchmodat(cur.get(), parts[i].c_str(), mode, 0);
+        ::fchmodat(cur.get(), parts[i].c_str(), mode, AT_SYMLINK_NOFOLLOW);
       }
       cur = std::move(next);
     }
     return cur;
   }
 
-  Status remove_at(int dirfd, const std::string& name, const std::string& path) {
-    if (::unlinkat(dirfd, name.c_str(), 0) == 0) return Status();
-    if (errno == EISDIR) {
-      // Resolve the full path the safe way, then remove the tree (no symlinks are followed).
-      return core::remove_tree(root_path_ + "/" + path);
+  // The attributes a directory has in the nearest lower layer holding `path`, looked up without
+  // following any symlink: a symlink on the way means the upper dir alone cannot express the
+  // entry (the merged view would follow it), so the caller falls back to a mounted overlay.
+  Result<std::optional<struct stat>> lower_dir_attributes(const std::string& path) {
+    for (const auto& lower : lowers_) {
+      Fd f(core::open_beneath(lower.get(), path, O_PATH | O_NOFOLLOW));
+      if (f.get() < 0) {
+        if (errno == ENOENT) continue;  // not in this layer: look further down
+        if (errno == ELOOP || errno == EXDEV)
+          return failed_precondition(
+              "overlay fallback: \"{}\" goes through a symlink in a lower layer", path);
+        return std::optional<struct stat>();  // ENOTDIR: a file below; the upper dir replaces it
+      }
+      struct stat st {};
+      if (::fstat(f.get(), &st) < 0) return from_errno(errno, "stat lower \"{}\"", path);
+      if (S_ISLNK(st.st_mode))
+        return failed_precondition("overlay fallback: \"{}\" is a symlink in a lower layer", path);
+      if (S_ISDIR(st.st_mode)) return std::optional<struct stat>(st);
+      return std::optional<struct stat>();
     }
-    if (errno == ENOENT) return Status();
-    return from_errno(errno, "remove \"{}\" before replacing it", path);
+    return std::optional<struct stat>();
+  }
+
+  // Removes what `dirfd`/`name` holds (a whole tree for a directory) through descriptors only:
+  // nothing below is followed, so a symlink planted by this or an earlier layer cannot redirect
+  // the removal outside the root.
+  Status remove_at(int dirfd, const std::string& name, const std::string& path) {
+    Status st = core::remove_at(dirfd, name);
+    if (!st.ok()) return st.with_context(fmt::format("remove \"{}\" before replacing it", path));
+    return Status();
   }
 
   Status whiteout(const std::vector<std::string>& parts, const std::string& display,
@@ -279,13 +304,13 @@ class Applier {
 
   Status attributes(int dirfd, const std::string& name, const std::string& display,
                     archive_entry* e, bool is_link) {
-    int flags = is_link ? AT_SYMLINK_NOFOLLOW : 0;
     if (::fchownat(dirfd, name.c_str(), archive_entry_uid(e), archive_entry_gid(e),
                    AT_SYMLINK_NOFOLLOW) < 0) {
       return from_errno(errno, "chown layer entry \"{}\"", display);
     }
-    if (!is_link && ::fchmodat(dirfd, name.c_str(),
-                               archive_entry_perm(e) | (archive_entry_mode(e) & 07000), 0) < 0) {
+    if (!is_link &&
+        ::fchmodat(dirfd, name.c_str(), archive_entry_perm(e) | (archive_entry_mode(e) & 07000),
+                   AT_SYMLINK_NOFOLLOW) < 0) {
       return from_errno(errno, "chmod layer entry \"{}\"", display);
     }
     BERTH_RETURN_IF_ERROR(xattrs(dirfd, name, display, e));
@@ -296,7 +321,7 @@ class Applier {
         archive_entry_atime_is_set(e) ? archive_entry_atime_nsec(e) : archive_entry_mtime_nsec(e);
     times[1].tv_sec = archive_entry_mtime(e);
     times[1].tv_nsec = archive_entry_mtime_nsec(e);
-    ::utimensat(dirfd, name.c_str(), times, flags);
+    ::utimensat(dirfd, name.c_str(), times, AT_SYMLINK_NOFOLLOW);
     return Status();
   }
 
@@ -414,9 +439,11 @@ class Applier {
 
  private:
   bool unpadded_end_ = false;
+  std::int64_t entries_ = 0;
   std::string root_path_;
   ApplyOptions options_;
   Fd root_;
+  std::vector<Fd> lowers_;  // options_.lowerdirs, nearest first
   std::set<std::string> written_;
   std::set<std::string> opaque_;
   std::vector<std::pair<std::string, std::array<timespec, 2>>> dir_times_;
@@ -430,6 +457,8 @@ struct Pipeline {
   archive* raw = nullptr;
   core::Sha256 hash;
   std::int64_t total = 0;
+  std::int64_t max_bytes = 0;
+  bool over_limit = false;
   std::string error;
 
   static la_ssize_t read_compressed(archive*, void* self, const void** buf) {
@@ -452,6 +481,11 @@ struct Pipeline {
     }
     p->hash.update(p->out_buf.data(), static_cast<std::size_t>(n));
     p->total += n;
+    if (p->total > p->max_bytes) {
+      p->over_limit = true;
+      p->error = "over the size limit";
+      return -1;
+    }
     *buf = p->out_buf.data();
     return n;
   }
@@ -459,12 +493,67 @@ struct Pipeline {
 
 }  // namespace
 
+Result<Compression> layer_compression(std::string_view media_type) {
+  if (media_type.empty()) return Compression::kDetect;
+  auto ends_with = [&](std::string_view suffix) {
+    return media_type.size() >= suffix.size() &&
+           media_type.substr(media_type.size() - suffix.size()) == suffix;
+  };
+  bool oci = media_type.rfind("application/vnd.oci.image.layer.", 0) == 0;
+  bool docker = media_type.rfind("application/vnd.docker.image.rootfs.", 0) == 0;
+  if ((oci && ends_with(".tar")) || (docker && ends_with("diff.tar"))) return Compression::kNone;
+  if ((oci && ends_with(".tar+gzip")) || (docker && ends_with(".tar.gzip")))
+    return Compression::kGzip;
+  if ((oci && ends_with(".tar+zstd")) || (docker && ends_with(".tar.zstd")))
+    return Compression::kZstd;
+  return invalid_argument("unsupported layer media type \"{}\"", media_type);
+}
+
+namespace {
+
+// Enables exactly the decoders `c` allows, each built into libarchive: a build that would fall
+// back to an external program (ARCHIVE_WARN) is refused.
+Status enable_decoders(archive* a, Compression c) {
+  auto need = [&](int r, const char* what) -> Status {
+    if (r == ARCHIVE_OK) return Status();
+    return failed_precondition(
+        "libarchive has no built-in {} decoder; refusing to run an "
+        "external program",
+        what);
+  };
+  if (c == Compression::kGzip || c == Compression::kDetect)
+    BERTH_RETURN_IF_ERROR(need(archive_read_support_filter_gzip(a), "gzip"));
+  if (c == Compression::kZstd || c == Compression::kDetect)
+    BERTH_RETURN_IF_ERROR(need(archive_read_support_filter_zstd(a), "zstd"));
+  return Status();
+}
+
+Result<ApplyResult> apply_stream(Pipeline& p, const std::string& root, const ApplyOptions& options);
+
+}  // namespace
+
 Result<ApplyResult> apply_layer(const ReadFn& read, const std::string& root,
                                 const ApplyOptions& options) {
   Pipeline p;
   p.read = &read;
+  p.max_bytes = options.limits.max_bytes;
+  auto r = apply_stream(p, root, options);
+  if (p.over_limit) {
+    return Status(Code::kResourceExhausted,
+                  fmt::format("layer expands to more than {} uncompressed (the differ's "
+                              "max_layer_size); refused",
+                              core::format_size(options.limits.max_bytes)));
+  }
+  return r;
+}
+
+namespace {
+
+Result<ApplyResult> apply_stream(Pipeline& p, const std::string& root,
+                                 const ApplyOptions& options) {
+  BERTH_TRY(auto compression, layer_compression(options.media_type));
   std::unique_ptr<archive, int (*)(archive*)> raw(archive_read_new(), archive_read_free);
-  archive_read_support_filter_all(raw.get());
+  BERTH_RETURN_IF_ERROR(enable_decoders(raw.get(), compression));
   archive_read_support_format_raw(raw.get());
   p.raw = raw.get();
   if (archive_read_open(raw.get(), &p, nullptr, Pipeline::read_compressed, nullptr) != ARCHIVE_OK) {
@@ -504,4 +593,5 @@ Result<ApplyResult> apply_layer(const ReadFn& read, const std::string& root,
   return ApplyResult{p.hash.digest(), p.total};
 }
 
+}  // namespace
 }  // namespace berth::plugins::differ

@@ -1,9 +1,14 @@
-// Applying a layer tar (optionally gzip/zstd/xz compressed) to a directory, safely.
+// Applying a layer tar (plain, gzip or zstd, as its media type says) to a directory, safely.
 //
 // Every path is resolved inside the root (openat2 RESOLVE_IN_ROOT): absolute names and symlinks
 // met on the way stay within the tree; names with ".." components, whiteouts of "." or "..",
 // oversized headers are refused with an error naming the entry. The diffID (sha256 of the
 // uncompressed stream) is computed while applying.
+//
+// Only the decompressor the media type names is enabled (gzip or zstd, built into libarchive;
+// never xz, bzip2, lz4 or an external program); a layer whose bytes are not compressed passes
+// through as plain tar, as containerd accepts. The uncompressed size, each entry's size and the
+// entry count are bounded (limits below): a bomb fails with ResourceExhausted naming the limit.
 //
 // Modes:
 //   kNaive         the root is the complete tree (bind mount source, native snapshot, a mounted
@@ -17,16 +22,30 @@
 
 #include <berth/result.h>
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
 
 namespace berth::plugins::differ {
 
+struct ApplyLimits {
+  std::int64_t max_bytes = std::int64_t{64} << 30;  // uncompressed tar stream
+  std::int64_t max_entries = 4'000'000;
+};
+
 struct ApplyOptions {
   enum class Mode { kNaive, kOverlayUpper } mode = Mode::kNaive;
   std::vector<std::string> lowerdirs;  // nearest first, for kOverlayUpper
+  // The layer's media type; "" accepts gzip or zstd (detected), or plain tar.
+  std::string media_type;
+  ApplyLimits limits;
 };
+
+// Which decompressor a layer media type names. InvalidArgument for a media type that is not a
+// layer Berth can apply.
+enum class Compression { kNone, kGzip, kZstd, kDetect };
+Result<Compression> layer_compression(std::string_view media_type);
 
 struct ApplyResult {
   std::string diff_id;

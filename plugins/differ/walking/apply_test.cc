@@ -100,16 +100,86 @@ TEST_F(ApplyTest, FilesDirsLinksOwnersModesXattrsAndDiffId) {
 }
 
 TEST_F(ApplyTest, CompressedLayersHashTheUncompressedStream) {
-  for (const char* filter : {"gzip", "zstd", "xz"}) {
+  for (const char* filter : {"gzip", "zstd"}) {
+    for (bool typed : {true, false}) {
+      fs::remove_all(root_);
+      fs::create_directories(root_);
+      std::string plain = TarBuilder().file("a", std::string(10000, 'a')).finish();
+      ApplyOptions o;
+      if (typed) o.media_type = std::string("application/vnd.oci.image.layer.v1.tar+") + filter;
+      auto r = apply(compress(plain, filter), o);
+      ASSERT_TRUE(r.ok()) << filter << ": " << r.status().message();
+      EXPECT_EQ(r->diff_id, core::Sha256::digest_of(plain)) << filter;
+      EXPECT_EQ(slurp(root_ + "/a"), std::string(10000, 'a'));
+    }
+  }
+}
+
+// Only the decoder the media type names runs; other compressions are not decoded at all.
+TEST_F(ApplyTest, OnlyTheMediaTypesDecompressorRuns) {
+  std::string plain = TarBuilder().file("a", "a").finish();
+  auto with = [&](const std::string& blob, const std::string& media_type) {
     fs::remove_all(root_);
     fs::create_directories(root_);
-    std::string plain = TarBuilder().file("a", std::string(10000, 'a')).finish();
-    std::string packed = compress(plain, filter);
-    auto r = apply(packed);
-    ASSERT_TRUE(r.ok()) << filter << ": " << r.status().message();
-    EXPECT_EQ(r->diff_id, core::Sha256::digest_of(plain)) << filter;
-    EXPECT_EQ(slurp(root_ + "/a"), std::string(10000, 'a'));
+    ApplyOptions o;
+    o.media_type = media_type;
+    return apply(blob, o);
+  };
+  const std::string oci = "application/vnd.oci.image.layer.v1.tar";
+  EXPECT_FALSE(with(compress(plain, "gzip"), oci + "+zstd").ok());
+  EXPECT_FALSE(with(compress(plain, "zstd"), oci + "+gzip").ok());
+  EXPECT_FALSE(with(compress(plain, "gzip"), oci).ok());
+  for (const char* other : {"xz", "bzip2", "lz4", "lzip"}) {
+    EXPECT_FALSE(with(compress(plain, other), "").ok()) << other;
+    EXPECT_FALSE(with(compress(plain, other), oci + "+gzip").ok()) << other;
+    EXPECT_FALSE(fs::exists(root_ + "/a")) << other << " was decoded";
   }
+  // Uncompressed bytes under a compressed media type pass through (docker-archive imports).
+  auto r = with(plain, "application/vnd.docker.image.rootfs.diff.tar.gzip");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(slurp(root_ + "/a"), "a");
+  auto bad = with(plain, "application/vnd.example.layer.v1.tar+lz4");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("unsupported layer media type"), std::string::npos);
+  EXPECT_EQ(*layer_compression("application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"),
+            Compression::kGzip);
+}
+
+TEST_F(ApplyTest, CompressionBombsStopAtTheSizeLimit) {
+  std::string zeros = TarBuilder().file("zeros", std::string(64 << 20, '\0')).finish();
+  for (const char* filter : {"gzip", "zstd"}) {
+    SCOPED_TRACE(filter);
+    fs::remove_all(root_);
+    fs::create_directories(root_);
+    std::string bomb = compress(zeros, filter);
+    ASSERT_LT(bomb.size(), 1u << 20);  // a small blob that expands 64 MiB
+    ApplyOptions o;
+    o.limits.max_bytes = 16 << 20;
+    // The entry's header already says 64 MiB; hide that by a stream of many 1 MiB entries.
+    TarBuilder many;
+    for (int i = 0; i < 64; ++i) many.file("z" + std::to_string(i), std::string(1 << 20, '\0'));
+    for (const std::string& tar : {zeros, many.finish()}) {
+      auto r = apply(compress(tar, filter), o);
+      ASSERT_FALSE(r.ok());
+      EXPECT_EQ(r.status().code(), Code::kResourceExhausted) << r.status().message();
+      EXPECT_NE(r.status().message().find("max_layer_size"), std::string::npos)
+          << r.status().message();
+      EXPECT_NE(r.status().message().find("16 MiB"), std::string::npos) << r.status().message();
+    }
+  }
+}
+
+TEST_F(ApplyTest, EntryCountIsBounded) {
+  TarBuilder b;
+  for (int i = 0; i < 200; ++i) b.file("f" + std::to_string(i), "");
+  ApplyOptions o;
+  o.limits.max_entries = 100;
+  auto r = apply(b.finish(), o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kResourceExhausted);
+  EXPECT_NE(r.status().message().find("max_layer_entries"), std::string::npos)
+      << r.status().message();
 }
 
 TEST_F(ApplyTest, WhiteoutsAndOpaqueDirectoriesOnAFullTree) {

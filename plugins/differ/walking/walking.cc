@@ -62,14 +62,19 @@ Result<diff::Descriptor> WalkingDiffer::apply(const RequestContext& ctx,
     });
   };
 
+  if (auto c = layer_compression(desc.media_type); !c.ok())
+    return c.status().with_context(fmt::format("apply layer {}", desc.digest));
+  ApplyOptions naive;
+  naive.media_type = desc.media_type;
+  naive.limits = limits_;
   Result<ApplyResult> result = Status(Code::kInternal, "not applied");
   const Mount& m = mounts.front();
   if (mounts.size() == 1 && (m.type == "bind" || m.type == "rbind")) {
     if (has_option(m, "ro"))
       return failed_precondition("apply of {}: the mount is read-only", desc.digest);
-    result = apply_layer(make_reader(), m.source, {});
+    result = apply_layer(make_reader(), m.source, naive);
   } else if (mounts.size() == 1 && m.type == "overlay" && option_value(m, "upperdir")) {
-    ApplyOptions opts;
+    ApplyOptions opts = naive;
     opts.mode = ApplyOptions::Mode::kOverlayUpper;
     if (auto lower = option_value(m, "lowerdir")) opts.lowerdirs = split(*lower, ':');
     std::string upper = *option_value(m, "upperdir");
@@ -86,7 +91,7 @@ Result<diff::Descriptor> WalkingDiffer::apply(const RequestContext& ctx,
     auto tmp = core::TempDir::create("apply-");
     if (!tmp.ok()) return tmp.status();
     BERTH_TRY(auto mounted, core::ScopedMount::create(mounts, tmp->path()));
-    result = apply_layer(make_reader(), tmp->path(), {});
+    result = apply_layer(make_reader(), tmp->path(), naive);
   }
   if (!result.ok()) return result.status().with_context(fmt::format("apply layer {}", desc.digest));
   std::string expected(expected_diff_id);

@@ -8,12 +8,15 @@
 #include <berth/diff.h>
 #include <berth/metadata.h>
 
+#include "plugins/differ/walking/apply.h"
+
 namespace berth::plugins::differ {
 
 class WalkingDiffer final : public diff::DifferPlugin, public diff::Applier, public diff::Comparer {
  public:
-  WalkingDiffer(std::shared_ptr<metadata::MetadataStore> store, std::string state_dir)
-      : store_(std::move(store)), state_(std::move(state_dir)) {}
+  WalkingDiffer(std::shared_ptr<metadata::MetadataStore> store, std::string state_dir,
+                ApplyLimits limits = {})
+      : store_(std::move(store)), state_(std::move(state_dir)), limits_(limits) {}
 
   diff::Applier& applier() override { return *this; }
   diff::Comparer& comparer() override { return *this; }
@@ -29,6 +32,7 @@ class WalkingDiffer final : public diff::DifferPlugin, public diff::Applier, pub
  private:
   std::shared_ptr<metadata::MetadataStore> store_;
   std::string state_;
+  ApplyLimits limits_;
 };
 
 }  // namespace berth::plugins::differ
