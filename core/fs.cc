@@ -34,6 +34,12 @@ Status make_dirs(const std::string& path, mode_t mode) {
   return Status();
 }
 
+Status make_private_dir(const std::string& path) {
+  BERTH_RETURN_IF_ERROR(make_dirs(path, 0700));
+  if (::chmod(path.c_str(), 0700) < 0) return from_errno(errno, "chmod 0700 \"{}\"", path);
+  return Status();
+}
+
 Result<std::string> read_file(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return from_errno(errno, "open \"{}\"", path);

@@ -10,6 +10,8 @@ namespace berth::core {
 
 // mkdir -p with `mode` for every directory it creates.
 Status make_dirs(const std::string& path, mode_t mode = 0711);
+// make_dirs, then the last directory is made 0700 (also when it existed with a wider mode).
+Status make_private_dir(const std::string& path);
 Result<std::string> read_file(const std::string& path);
 // Writes to a temp file beside `path`, fsyncs, renames: readers see the old or the new content.
 Status write_file_atomic(const std::string& path, std::string_view content, mode_t mode = 0644);

@@ -203,8 +203,10 @@ Status PluginRegistry::init_all() {
     std::string state = options_.state + "/" + uri;
     Context ctx(*this, *e, root, state);
     Result<std::shared_ptr<Plugin>> result = Status(Code::kInternal, "init did not run");
-    Status dirs = make_dirs(root, 0711);
-    if (dirs.ok()) dirs = make_dirs(state, 0711);
+    // 0700, as containerd since CVE-2021-41103: snapshots hold setuid programs from images and
+    // the task state holds every container's rootfs; no other host user may reach them.
+    Status dirs = make_private_dir(root);
+    if (dirs.ok()) dirs = make_private_dir(state);
     if (!dirs.ok()) {
       result = dirs;
     } else {

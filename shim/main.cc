@@ -35,6 +35,7 @@
 #include "core/mount.h"
 #include "github.com/containerd/containerd/runtime/v2/task/shim.pb.h"
 #include "shim/oci/container.h"
+#include "shim/oci/sealed_exe.h"
 #include "shim/publisher.h"
 #include "shim/service.h"
 #include "shim/ttrpc/ttrpc.h"
@@ -173,14 +174,10 @@ Status start(const Flags& f, char** argv) {
       std::vector<char*> args{argv[0]};
       for (const auto& a : f.raw) args.push_back(const_cast<char*>(a.c_str()));
       args.push_back(nullptr);
-      // The real path, so the process is named after the binary (not "exe").
-      char self[4096];
-      ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
-      if (n > 0) {
-        self[n] = '\0';
-        ::execv(self, args.data());
-      }
-      ::execv("/proc/self/exe", args.data());
+      // The serving shim clones containers: it runs from a write-protected copy of this binary
+      // (shim/oci/sealed_exe.h), so no container can overwrite it on the host.
+      Status st = oci::reexec_sealed(args.data(), environ);
+      std::fprintf(stderr, "berth-shim: %s\n", st.message().c_str());
       ::_exit(127);
     }
     ::close(lfd);
@@ -222,7 +219,9 @@ Status remove(const Flags& f) {
   return Status();
 }
 
-Status serve(const Flags& f) {
+Status serve(const Flags& f, char** argv) {
+  // Normally `start` exec'd us sealed already; a shim started some other way re-execs once.
+  BERTH_RETURN_IF_ERROR(oci::reexec_sealed(argv, environ));
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
   ::signal(SIGPIPE, SIG_IGN);  // FIFOs and pipes whose reader left: an error, not death
   boost::asio::io_context io(1);
@@ -286,7 +285,7 @@ int main(int argc, char** argv) {
   } else if (flags->action == "delete") {
     st = remove(*flags);
   } else if (flags->action.empty()) {
-    st = serve(*flags);
+    st = serve(*flags, argv);
   } else {
     st = invalid_argument("unknown action \"{}\" (start, delete, or none to serve)", flags->action);
   }

@@ -20,6 +20,7 @@
 #include "core/fs.h"
 #include "core/time.h"
 #include "shim/oci/container.h"
+#include "shim/oci/sealed_exe.h"
 
 namespace {
 
@@ -35,6 +36,11 @@ struct Global {
 
 Global g;
 int g_exit = 0;
+char** g_argv = nullptr;
+
+// create, run and exec clone container processes from this program: they run it from a
+// write-protected copy first (shim/oci/sealed_exe.h).
+Status sealed() { return oci::reexec_sealed(g_argv, environ); }
 
 void log_error(const std::string& msg) {
   std::cerr << "berth-runtime: " << msg << "\n";
@@ -142,6 +148,7 @@ Result<oci::Process> process_from_args(const std::vector<std::string>& args,
 }  // namespace
 
 int main(int argc, char** argv) {
+  g_argv = argv;
   CLI::App app{"berth-runtime - OCI runtime (runc-compatible command line)"};
   app.set_version_flag("--version,-v", std::string("berth-runtime ") + BERTH_VERSION + "\nspec: 1.0.2");
   app.require_subcommand(1);
@@ -163,15 +170,17 @@ int main(int argc, char** argv) {
     c->add_option("--console-socket", console_socket, "unix socket to receive the pty master");
     c->add_flag("--no-pivot", no_pivot, "chroot instead of pivot_root");
     c->add_flag("--no-new-keyring", no_new_keyring, "ignored");
-    c->add_option("--preserve-fds", preserve_fds, "ignored");
+    c->add_option("--preserve-fds", preserve_fds, "pass fds 3 .. 3+N-1 to the container's process");
     c->add_option("id", id, "container id")->required();
   };
   auto* create = app.add_subcommand("create", "create a container from a bundle");
   add_create_flags(create);
   act(create, [] {
+    BERTH_RETURN_IF_ERROR(sealed());
     return runtime()
         .create(id, {.bundle = bundle, .pid_file = pid_file, .console_socket = console_socket,
-                     .no_pivot = no_pivot, .no_new_keyring = no_new_keyring})
+                     .no_pivot = no_pivot, .no_new_keyring = no_new_keyring,
+                     .preserve_fds = preserve_fds})
         .status();
   });
 
@@ -180,13 +189,15 @@ int main(int argc, char** argv) {
   run->add_flag("--detach,-d", detach, "do not wait");
   run->add_flag("--keep", keep, "keep the container after it exits");
   act(run, [] {
+    BERTH_RETURN_IF_ERROR(sealed());
     oci::Runtime rt = runtime();
     int master = -1;
     // We stay the init's parent, so we can wait for it.
     ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
     auto st = rt.create(id, {.bundle = bundle, .pid_file = pid_file, .console_socket = console_socket,
                              .no_pivot = no_pivot, .keep_parent = true,
-                             .console_master = detach ? nullptr : &master});
+                             .console_master = detach ? nullptr : &master,
+                             .preserve_fds = preserve_fds});
     if (!st.ok()) return st.status();
     Status s = rt.start(id);
     if (!s.ok()) {
@@ -278,11 +289,12 @@ int main(int argc, char** argv) {
   exec->add_option("--cwd", cwd, "working directory");
   exec->add_option("--env,-e", env, "NAME=VALUE to add");
   exec->add_option("--user,-u", user, "UID[:GID]");
-  exec->add_option("--preserve-fds", preserve_fds, "ignored");
+  exec->add_option("--preserve-fds", preserve_fds, "pass fds 3 .. 3+N-1 to the process");
   exec->add_option("id", id, "container id")->required();
   // Everything after the id is the command, options included (`exec ID sh -c "..."`).
   exec->prefix_command();
   act(exec, [exec] {
+    BERTH_RETURN_IF_ERROR(sealed());
     args = exec->remaining();
     oci::Runtime rt = runtime();
     oci::ExecOptions e;
@@ -305,6 +317,7 @@ int main(int argc, char** argv) {
     e.pid_file = pid_file;
     e.console_socket = console_socket;
     e.detach = detach;
+    e.preserve_fds = preserve_fds;
     int master = -1;
     if (e.process.terminal && console_socket.empty()) e.console_master = &master;
     ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);

@@ -2,6 +2,8 @@
 
 #include "core/size.h"
 
+#include <sys/prctl.h>
+
 #include <algorithm>
 #include <cctype>
 #include <set>
@@ -10,6 +12,8 @@ namespace berth::cli {
 namespace {
 
 using nlohmann::json;
+
+const std::vector<std::string>& all_cap_names();
 
 // containerd's default capability set for unprivileged containers.
 const std::vector<std::string>& default_caps() {
@@ -21,7 +25,23 @@ const std::vector<std::string>& default_caps() {
   return caps;
 }
 
+// Every capability this host can grant, as containerd's WithAllCurrentCapabilities: the names
+// below are in kernel order (CAP_CHOWN is 0), filtered by this process's bounding set, so
+// --privileged never asks the runtime for a capability the host lacks.
 const std::vector<std::string>& all_caps() {
+  static const std::vector<std::string> caps = [] {
+    std::vector<std::string> out;
+    const auto& names = all_cap_names();
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      if (::prctl(PR_CAPBSET_READ, static_cast<unsigned long>(i), 0, 0, 0) == 1)
+        out.push_back(names[i]);
+    }
+    return out;
+  }();
+  return caps;
+}
+
+const std::vector<std::string>& all_cap_names() {
   static const std::vector<std::string> caps = {
       "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
       "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",

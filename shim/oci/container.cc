@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/prctl.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -55,6 +56,44 @@ std::optional<ProcStat> proc_stat(pid_t pid) {
 bool alive(pid_t pid, std::uint64_t start) {
   auto st = proc_stat(pid);
   return st && st->start == start && st->state != 'Z' && st->state != 'X';
+}
+
+// Whether a signal is pending for the process (a `kill` just sent that it has not acted on yet).
+bool signal_pending(pid_t pid) {
+  auto text = core::read_file("/proc/" + std::to_string(pid) + "/status");
+  if (!text.ok()) return false;
+  for (const char* key : {"\nSigPnd:", "\nShdPnd:"}) {
+    auto at = text->find(key);
+    if (at == std::string::npos) continue;
+    auto mask = std::strtoull(text->c_str() + at + std::strlen(key), nullptr, 16);
+    if (mask) return true;
+  }
+  return false;
+}
+
+// Capabilities the runtime itself cannot grant: those missing from its bounding set (without a
+// user namespace, a container's set is a subset of it). Refused at create with the set named,
+// rather than failing silently after start.
+Status check_capabilities(const Process& p, bool new_userns) {
+  if (!p.capabilities || new_userns) return Status();
+  const auto& c = *p.capabilities;
+  for (const auto& [set, names] :
+       {std::pair<const char*, const std::vector<std::string>*>{"bounding", &c.bounding},
+        {"effective", &c.effective},
+        {"permitted", &c.permitted},
+        {"inheritable", &c.inheritable},
+        {"ambient", &c.ambient}}) {
+    for (const auto& name : *names) {
+      auto n = capability_number(name);
+      if (n && ::prctl(PR_CAPBSET_READ, *n, 0, 0, 0) != 1) {
+        return Status(Code::kFailedPrecondition,
+                      fmt::format("process.capabilities.{}: {} is not in this host's capability "
+                                  "bounding set, so no container here can have it",
+                                  set, name));
+      }
+    }
+  }
+  return Status();
 }
 
 // A raw clone that returns twice like fork (flags may include CLONE_NEW* and CLONE_PARENT).
@@ -298,6 +337,8 @@ Result<ContainerState> Runtime::create(const std::string& id, const CreateOption
     return invalid_argument("root.path: rootfs \"{}\" does not exist or is not a directory", rootfs);
   if (spec.process->terminal && c.console_socket.empty() && !c.console_master)
     return invalid_argument("process.terminal is true: a --console-socket is needed");
+  BERTH_RETURN_IF_ERROR(check_capabilities(
+      *spec.process, spec.linux.find("user") != nullptr && spec.linux.find("user")->path.empty()));
 
   std::optional<SeccompFilter> seccomp;
   if (spec.linux.seccomp) {
@@ -403,16 +444,12 @@ Result<ContainerState> Runtime::create(const std::string& id, const CreateOption
   init.console_fd = console.child.get();
   std::copy(std::begin(c.stdio), std::end(c.stdio), init.stdio);
   init.no_pivot = c.no_pivot;
+  init.preserve_fds = c.preserve_fds;
   init.unshare_flags = unshare_flags;
   init.join = join;
   init.cgroup_dirs = cg_dirs;
   init.cgroup_mounts = cg_names;
   init.seccomp = &seccomp;
-  {
-    ContainerState creating = st;
-    creating.status = RunState::kCreating;
-    init.state_json = creating.oci_json();
-  }
   pid_t pid = clone_process(clone_flags);
   if (pid == 0) {
     ::close(parent_sync.get());
@@ -454,7 +491,12 @@ Result<ContainerState> Runtime::create(const std::string& id, const CreateOption
   st.pid = pid;
   auto ps = proc_stat(pid);
   st.pid_start = ps ? ps->start : 0;
-  sync_send(parent_sync.get(), "go");
+  {
+    // The state the init's own hooks (createContainer, startContainer) get, now with its pid.
+    ContainerState creating = st;
+    creating.status = RunState::kCreating;
+    sync_send(parent_sync.get(), "go " + creating.oci_json());
+  }
   for (;;) {
     std::string msg = sync_recv(parent_sync.get());
     if (msg == "hooks") {
@@ -531,6 +573,13 @@ Status Runtime::kill(const std::string& id, int signal, bool all) {
 
 Status Runtime::remove(const std::string& id, bool force) {
   BERTH_TRY(auto st, load(id));
+  // A `kill` right before: the signal is pending and the process about to die. Wait for it
+  // (bounded) rather than call a dying container running.
+  if (!force && st.status == RunState::kRunning && signal_pending(st.pid)) {
+    for (int i = 0; i < 400 && alive(st.pid, st.pid_start); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    BERTH_TRY(st, load(id));
+  }
   auto layout = cgroups::probe();
   std::optional<cgroups::Cgroup> cg;
   if (layout.ok() && !st.cgroup_path.empty()) {
@@ -581,6 +630,7 @@ Result<pid_t> Runtime::exec(const std::string& id, const ExecOptions& e) {
   BERTH_TRY(auto spec, load_spec(id));
   if (e.process.terminal && e.console_socket.empty() && !e.console_master)
     return invalid_argument("process.terminal is true: a --console-socket is needed");
+  BERTH_RETURN_IF_ERROR(check_capabilities(e.process, spec.linux.find("user") != nullptr));
   std::optional<SeccompFilter> seccomp;
   if (spec.linux.seccomp) {
     BERTH_TRY(seccomp, SeccompFilter::build(*spec.linux.seccomp));
@@ -616,6 +666,7 @@ Result<pid_t> Runtime::exec(const std::string& id, const ExecOptions& e) {
   init.console_fd = console.child.get();
   std::copy(std::begin(e.stdio), std::end(e.stdio), init.stdio);
   init.exec_mode = true;
+  init.preserve_fds = e.preserve_fds;
   init.seccomp = &seccomp;
   init.state_json = st.oci_json();
 
@@ -624,6 +675,9 @@ Result<pid_t> Runtime::exec(const std::string& id, const ExecOptions& e) {
   pid_t a = ::fork();
   if (a < 0) return from_errno(errno, "fork");
   if (a == 0) {
+    // From here on this process is in the container's namespaces while still running the
+    // runtime's code: nothing in the container may ptrace it or open its /proc files.
+    ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     for (const auto& [fd, type] : join) {
       if (::setns(fd, type) < 0) {
         sync_send(child_sync.get(), fmt::format("error join namespace {:#x} of container \"{}\": {}", type, id, ::strerror(errno)));

@@ -55,6 +55,8 @@ struct CreateOptions {
   int* console_master = nullptr;
   // The init's stdin, stdout, stderr (-1: the caller's own).
   int stdio[3] = {-1, -1, -1};
+  // The caller's fds 3 .. 3+N-1 are passed on to the container's process; nothing else is.
+  int preserve_fds = 0;
 };
 
 struct ExecOptions {
@@ -64,6 +66,7 @@ struct ExecOptions {
   bool detach = false;
   int* console_master = nullptr;
   int stdio[3] = {-1, -1, -1};
+  int preserve_fds = 0;
 };
 
 class Runtime {

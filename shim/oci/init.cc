@@ -19,9 +19,15 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <optional>
 #include <set>
+#include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "core/fs.h"
 #include "core/mount.h"
 #include "shim/oci/hooks.h"
 #include "shim/oci/unix_socket.h"
@@ -254,6 +260,49 @@ unsigned long propagation_flags(const std::string& p) {
   return MS_SLAVE | MS_REC;  // "rslave", and the default (as runc)
 }
 
+// pivot_root and MS_MOVE refuse a new root whose parent mount is shared (rootfsPropagation
+// "shared" makes "/" shared first): the mount holding the rootfs's directory goes private in
+// our mount namespace, as runc does. The requested propagation is applied to the new root after
+// the pivot.
+Status make_rootfs_parent_private(const std::string& rootfs) {
+  auto mnt_id = [](const std::string& path) -> std::optional<std::uint64_t> {
+    struct statx stx {};
+    if (::statx(AT_FDCWD, path.c_str(), 0, STATX_MNT_ID, &stx) < 0) return std::nullopt;
+    return stx.stx_mnt_id;
+  };
+  std::string dir = rootfs.substr(0, rootfs.rfind('/'));
+  if (dir.empty()) dir = "/";
+  auto id = mnt_id(dir);
+  if (!id) return from_errno(errno, "statx {}", dir);
+  // Climb while the parent is on the same mount: the last such directory is the mount point.
+  while (dir != "/") {
+    std::string up = dir.substr(0, dir.rfind('/'));
+    if (up.empty()) up = "/";
+    auto up_id = mnt_id(up);
+    if (!up_id || *up_id != *id) break;
+    dir = up;
+  }
+  // Only a shared mount needs it (a slave keeps its master, so "slave" still means something).
+  auto info = core::read_file("/proc/self/mountinfo");
+  if (!info.ok()) return info.status();
+  std::string prefix = std::to_string(*id) + " ";
+  bool shared = false;
+  for (std::size_t at = 0; at < info->size();) {
+    std::size_t end = info->find('\n', at);
+    if (end == std::string::npos) end = info->size();
+    std::string_view line(info->data() + at, end - at);
+    if (line.substr(0, prefix.size()) == prefix) {
+      auto dash = line.find(" - ");
+      shared = line.substr(0, dash).find(" shared:") != std::string_view::npos;
+      break;
+    }
+    at = end + 1;
+  }
+  if (shared && ::mount(nullptr, dir.c_str(), nullptr, MS_PRIVATE, nullptr) < 0)
+    return from_errno(errno, "make {} (the mount holding the rootfs) private", dir);
+  return Status();
+}
+
 Status pivot(const InitConfig& c) {
   if (c.no_pivot) {
     if (::chdir(c.rootfs.c_str()) < 0) return from_errno(errno, "chdir {}", c.rootfs);
@@ -458,12 +507,18 @@ bool sync_send(int fd, std::string_view msg) {
 }
 
 std::string sync_recv(int fd) {
-  char buf[4096];
   for (;;) {
-    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    // A SEQPACKET message whole, whatever its size (a state document with annotations).
+    char probe;
+    ssize_t size = ::recv(fd, &probe, 1, MSG_PEEK | MSG_TRUNC);
+    if (size < 0 && errno == EINTR) continue;
+    if (size <= 0) return "";
+    std::string buf(static_cast<std::size_t>(size), '\0');
+    ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return "";
-    return std::string(buf, static_cast<std::size_t>(n));
+    buf.resize(static_cast<std::size_t>(n));
+    return buf;
   }
 }
 
@@ -525,15 +580,69 @@ static void set_stdio(const InitConfig& c) {
   }
 }
 
-// Signal dispositions and the mask are inherited across exec: a caller that ignores SIGPIPE or
-// blocks SIGTERM (a daemon, a shim) must not pass that on to the container.
-static void mark_fds_cloexec() {
-  constexpr unsigned kCloseRangeCloexec = 1U << 2;
-  if (::syscall(SYS_close_range, 3U, ~0U, kCloseRangeCloexec) == 0) return;
-  for (int fd = 3; fd < 65536; ++fd) {  // kernels before 5.11
-    int flags = ::fcntl(fd, F_GETFD);
-    if (flags >= 0) ::fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+// Every descriptor the caller had (a shim's sockets and directories, a daemon's listeners) is
+// closed as soon as the process starts, but for those the set-up still needs and the preserved
+// ones: none of them can be reached through /proc/self/fd (CVE-2024-21626) while the init works.
+static void close_range_(unsigned lo, unsigned hi, unsigned flags) {
+  if (lo > hi) return;
+  if (::syscall(SYS_close_range, lo, hi, flags) == 0) return;
+  for (unsigned fd = lo; fd <= hi && fd < 65536; ++fd) {  // kernels before 5.11
+    if (flags) {
+      int f = ::fcntl(static_cast<int>(fd), F_GETFD);
+      if (f >= 0) ::fcntl(static_cast<int>(fd), F_SETFD, f | FD_CLOEXEC);
+    } else {
+      ::close(static_cast<int>(fd));
+    }
   }
+}
+
+static void close_inherited_fds(const InitConfig& c) {
+  std::vector<int> keep = {c.sync_fd, c.fifo_fd, c.console_fd};
+  for (const auto& [fd, type] : c.join) keep.push_back(fd);
+  std::sort(keep.begin(), keep.end());
+  unsigned lo = 3 + static_cast<unsigned>(std::max(c.preserve_fds, 0));
+  for (int fd : keep) {
+    if (fd < 0 || static_cast<unsigned>(fd) < lo) continue;
+    close_range_(lo, static_cast<unsigned>(fd) - 1, 0);
+    lo = static_cast<unsigned>(fd) + 1;
+  }
+  close_range_(lo, ~0U, 0);
+}
+
+// What is still open above stdio when the process execs closes there, except the preserved fds,
+// which lose close-on-exec.
+static void mark_fds_cloexec(int preserve) {
+  constexpr unsigned kCloseRangeCloexec = 1U << 2;
+  for (int fd = 3; fd < 3 + preserve; ++fd) {
+    int f = ::fcntl(fd, F_GETFD);
+    if (f >= 0) ::fcntl(fd, F_SETFD, f & ~FD_CLOEXEC);
+  }
+  close_range_(3 + static_cast<unsigned>(std::max(preserve, 0)), ~0U, kCloseRangeCloexec);
+}
+
+// The working directory, resolved inside the container's root: a cwd through a magic link
+// (/proc/self/fd/N naming a descriptor of the runtime) or anything that would land outside the
+// root is refused.
+static Status enter_cwd(const std::string& cwd) {
+  int root = ::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root < 0) return from_errno(errno, "open /");
+  long fd = openat2_(root, cwd.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC,
+                     RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+  int err = errno;
+  ::close(root);
+  if (fd < 0) {
+    if (err == ELOOP)
+      return invalid_argument("process.cwd \"{}\" goes through a /proc magic link; refused", cwd);
+    return from_errno(err, "process.cwd \"{}\"", cwd);
+  }
+  int rc = ::fchdir(static_cast<int>(fd));
+  err = errno;
+  ::close(static_cast<int>(fd));
+  if (rc < 0) return from_errno(err, "chdir to cwd \"{}\"", cwd);
+  char buf[4096];
+  if (!::getcwd(buf, sizeof buf) || buf[0] != '/')
+    return invalid_argument("process.cwd \"{}\" is outside the container's root; refused", cwd);
+  return Status();
 }
 
 static void reset_signals() {
@@ -548,8 +657,17 @@ static void reset_signals() {
 void container_main(InitConfig& c) {
   const Spec& s = *c.spec;
   const Process& p = *c.process;
-  if (sync_recv(c.sync_fd) != "go") ::_exit(1);  // the parent gave up
+  // Until it execs, this process runs the runtime's code: nothing in the container may ptrace
+  // it or open its /proc files (exe, fd, mem). The exec makes it dumpable again.
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  {
+    // "go", and for an init the state document its hooks get ("go <json>").
+    std::string go = sync_recv(c.sync_fd);
+    if (go.rfind("go", 0) != 0) ::_exit(1);  // the parent gave up
+    if (go.size() > 3) c.state_json = go.substr(3);
+  }
   set_stdio(c);
+  close_inherited_fds(c);
   reset_signals();
 
   // Namespaces: join those given by path (user first), then create the rest.
@@ -573,6 +691,7 @@ void container_main(InitConfig& c) {
     if (new_mnt) {
       if (::mount(nullptr, "/", nullptr, propagation_flags(s.linux.rootfs_propagation), nullptr) < 0)
         fail(c, from_errno(errno, "set the root's propagation"));
+      INIT_TRY(c, make_rootfs_parent_private(c.rootfs));
       if (::mount(c.rootfs.c_str(), c.rootfs.c_str(), nullptr, MS_BIND | MS_REC, nullptr) < 0)
         fail(c, from_errno(errno, "bind the rootfs {}", c.rootfs));
       int root_fd = ::open(c.rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -592,6 +711,9 @@ void container_main(InitConfig& c) {
     // sysctls go in before /proc/sys becomes read-only.
     if (new_mnt) {
       INIT_TRY(c, pivot(c));
+      if (!s.linux.rootfs_propagation.empty() &&
+          ::mount(nullptr, "/", nullptr, propagation_flags(s.linux.rootfs_propagation), nullptr) < 0)
+        fail(c, from_errno(errno, "linux.rootfsPropagation \"{}\"", s.linux.rootfs_propagation));
       INIT_TRY(c, sysctls(s));
       INIT_TRY(c, mask_paths(s));
     } else {
@@ -628,7 +750,12 @@ void container_main(InitConfig& c) {
     (void)!::write(w, "0", 1);
     ::close(w);
     ::close(c.fifo_fd);
-    INIT_TRY(c, run_hooks(s.hooks.start_container, c.state_json, "startContainer"));
+    if (!s.hooks.start_container.empty()) {
+      // startContainer runs during `start`, before the program: the container is "created".
+      auto state = nlohmann::json::parse(c.state_json, nullptr, false);
+      if (state.is_object()) state["status"] = "created";
+      INIT_TRY(c, run_hooks(s.hooks.start_container, state.dump(), "startContainer"));
+    }
   }
 
   // seccomp needs CAP_SYS_ADMIN unless no_new_privs is set: load it before dropping
@@ -644,13 +771,13 @@ void container_main(InitConfig& c) {
   };
   // Nothing of the caller's (a shim's sockets, a daemon's listeners) may reach the process: every
   // descriptor above stdio closes at exec (before seccomp, which may forbid close_range).
-  mark_fds_cloexec();
+  mark_fds_cloexec(c.preserve_fds);
   if (!p.no_new_privileges) load_seccomp();
   INIT_TRY(c, capabilities_and_user(c));
   if (p.no_new_privileges && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
     fail(c, from_errno(errno, "PR_SET_NO_NEW_PRIVS"));
   if (p.user.umask) ::umask(*p.user.umask);
-  if (::chdir(p.cwd.c_str()) < 0) fail(c, from_errno(errno, "chdir to cwd \"{}\"", p.cwd));
+  INIT_TRY(c, enter_cwd(p.cwd));
   if (p.no_new_privileges) load_seccomp();
 
   std::vector<std::string> args = p.args, env = p.env;

@@ -36,6 +36,7 @@ struct InitConfig {
   std::vector<std::string> cgroup_mounts; // ... and their hierarchy names ("cpu", "unified")
   std::string state_json;                 // for startContainer hooks and the seccomp listener
   std::optional<SeccompFilter>* seccomp = nullptr;
+  int preserve_fds = 0;  // fds 3 .. 3+N-1 of the caller reach the process (runc's --preserve-fds)
 };
 
 [[noreturn]] void container_main(InitConfig& c);
