@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -9,6 +10,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <sstream>
 
 namespace berth::e2e {
 
@@ -377,6 +379,130 @@ void FaultProxy::serve(int client) {
       std::this_thread::sleep_for(std::chrono::milliseconds(throttle_ms_));
   }
   ::close(up);
+  ::shutdown(client, SHUT_RDWR);
+  ::close(client);
+}
+
+// ---- HostileServer ----
+
+std::unique_ptr<HostileServer> HostileServer::start(Handler handler, const std::string& cert,
+                                                    const std::string& key) {
+  std::unique_ptr<HostileServer> p(new HostileServer());
+  p->handler_ = std::move(handler);
+  if (!cert.empty()) {
+    SSL_CTX* ctx = ::SSL_CTX_new(::TLS_server_method());
+    if (!ctx || ::SSL_CTX_use_certificate_chain_file(ctx, cert.c_str()) != 1 ||
+        ::SSL_CTX_use_PrivateKey_file(ctx, key.c_str(), SSL_FILETYPE_PEM) != 1) {
+      if (ctx) ::SSL_CTX_free(ctx);
+      return nullptr;
+    }
+    p->tls_ = ctx;
+  }
+  p->listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof sa;
+  if (::bind(p->listen_fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 ||
+      ::listen(p->listen_fd_, 64) != 0 ||
+      ::getsockname(p->listen_fd_, reinterpret_cast<sockaddr*>(&sa), &len) != 0)
+    return nullptr;
+  p->port_ = ntohs(sa.sin_port);
+  p->acceptor_ = std::thread([raw = p.get()] {
+    for (;;) {
+      pollfd pfd{raw->listen_fd_, POLLIN, 0};
+      if (::poll(&pfd, 1, 100) <= 0) {
+        if (raw->stopping_) return;
+        continue;
+      }
+      int c = ::accept4(raw->listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) continue;
+      std::lock_guard lock(raw->mu_);
+      raw->threads_.emplace_back([raw, c] { raw->serve(c); });
+    }
+  });
+  return p;
+}
+
+HostileServer::~HostileServer() {
+  stopping_ = true;
+  if (acceptor_.joinable()) acceptor_.join();
+  std::vector<std::thread> threads;
+  {
+    std::lock_guard lock(mu_);
+    threads.swap(threads_);
+  }
+  for (auto& t : threads) t.join();
+  if (listen_fd_ >= 0) ::close(listen_fd_);
+  if (tls_) ::SSL_CTX_free(static_cast<SSL_CTX*>(tls_));
+}
+
+std::vector<HostileServer::Request> HostileServer::requests() const {
+  std::lock_guard lock(mu_);
+  return requests_;
+}
+
+void HostileServer::serve(int client) {
+  timeval tv{5, 0};
+  ::setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  SSL* ssl = nullptr;
+  if (tls_) {
+    ssl = ::SSL_new(static_cast<SSL_CTX*>(tls_));
+    ::SSL_set_fd(ssl, client);
+    if (::SSL_accept(ssl) != 1) {
+      ::SSL_free(ssl);
+      ::close(client);
+      return;
+    }
+  }
+  auto recv_some = [&](char* b, int n) -> int {
+    return ssl ? ::SSL_read(ssl, b, n) : static_cast<int>(::recv(client, b, n, 0));
+  };
+  Write write = [&](std::string_view data) -> bool {
+    if (stopping_) return false;
+    while (!data.empty()) {
+      int k = ssl ? ::SSL_write(ssl, data.data(), static_cast<int>(data.size()))
+                  : static_cast<int>(::send(client, data.data(), data.size(), MSG_NOSIGNAL));
+      if (k <= 0) return false;
+      data.remove_prefix(static_cast<std::size_t>(k));
+    }
+    return true;
+  };
+  std::string head;
+  char buf[16 * 1024];
+  while (head.find("\r\n\r\n") == std::string::npos && head.size() < (1 << 20)) {
+    int n = recv_some(buf, sizeof buf);
+    if (n <= 0) break;
+    head.append(buf, static_cast<std::size_t>(n));
+  }
+  if (head.find("\r\n\r\n") != std::string::npos) {
+    Request r;
+    std::istringstream in(head.substr(0, head.find("\r\n\r\n")));
+    std::string line;
+    std::getline(in, line);
+    std::istringstream first(line);
+    first >> r.method >> r.target;
+    while (std::getline(in, line)) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      auto colon = line.find(':');
+      if (colon == std::string::npos) continue;
+      std::string name = line.substr(0, colon);
+      for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      std::string value = line.substr(colon + 1);
+      while (!value.empty() && value.front() == ' ') value.erase(value.begin());
+      r.headers[name] = value;
+    }
+    {
+      std::lock_guard lock(mu_);
+      requests_.push_back(r);
+    }
+    handler_(r, write);
+  }
+  if (ssl) {
+    ::SSL_shutdown(ssl);
+    ::SSL_free(ssl);
+  }
   ::shutdown(client, SHUT_RDWR);
   ::close(client);
 }

@@ -5,9 +5,12 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -96,6 +99,42 @@ class FaultProxy {
   std::atomic<int> throttle_ms_{0};
   mutable std::mutex mu_;
   std::vector<std::string> requests_;
+  std::vector<std::thread> threads_;
+  std::thread acceptor_;
+};
+
+// A scripted HTTP/1.1 server on 127.0.0.1, plain or TLS, for what a hostile registry can do:
+// the handler answers each request (one per connection) with whatever bytes it writes: an
+// endless chunked body, a trickle, a redirect to another host, a challenge for credentials.
+// Every request is recorded with its headers (names in lower case).
+class HostileServer {
+ public:
+  struct Request {
+    std::string method, target;
+    std::map<std::string, std::string> headers;
+  };
+  // write() returns false once the client has gone away.
+  using Write = std::function<bool(std::string_view)>;
+  using Handler = std::function<void(const Request&, const Write& write)>;
+  // With cert and key (PEM): TLS.
+  static std::unique_ptr<HostileServer> start(Handler handler, const std::string& cert = "",
+                                              const std::string& key = "");
+  ~HostileServer();
+  int port() const { return port_; }
+  std::string host() const { return "127.0.0.1:" + std::to_string(port_); }
+  std::vector<Request> requests() const;
+
+ private:
+  HostileServer() = default;
+  void serve(int client);
+
+  Handler handler_;
+  void* tls_ = nullptr;  // SSL_CTX
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stopping_{false};
+  mutable std::mutex mu_;
+  std::vector<Request> requests_;
   std::vector<std::thread> threads_;
   std::thread acceptor_;
 };

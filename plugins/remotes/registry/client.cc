@@ -30,7 +30,9 @@ namespace images_media = images::model::media_type;
 namespace {
 
 constexpr int kMaxRedirects = 5;
-constexpr std::size_t kMaxSmallBody = 1 << 20;
+// Manifests, indexes, configs (4 MiB at most by their descriptor), tokens and error documents.
+constexpr std::size_t kMaxSmallBody = 4 << 20;
+constexpr std::size_t kMaxHeader = 64 << 10;
 
 std::string lower(std::string s) {
   for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -153,7 +155,9 @@ Result<Repository> Repository::parse(std::string_view ref) {
 Result<RegistryClient::Response> RegistryClient::send(
     const std::string& method, const Url& url, const std::map<std::string, std::string>& headers,
     const std::string& body, const Sink& sink,
-    const std::function<Status(const Response&)>& on_headers) {
+    const std::function<Status(const Response&)>& on_headers, bool foreign) {
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = Clock::now() + o_.request_timeout;
   net::io_context io;
   beast::error_code ec;
   tcp::resolver resolver(io);
@@ -163,53 +167,106 @@ Result<RegistryClient::Response> RegistryClient::send(
   req.set(http::field::host,
           (url.port == "443" || url.port == "80") ? url.host : url.host + ":" + url.port);
   req.set(http::field::user_agent, "berth/" BERTH_VERSION);
-  for (const auto& [k, v] : o_.headers) req.set(k, v);
+  if (!foreign) {
+    for (const auto& [k, v] : o_.headers) req.set(k, v);
+  }
   for (const auto& [k, v] : headers) req.set(k, v);
   req.body() = body;
   if (!body.empty() || method == "PUT" || method == "POST" || method == "PATCH")
     req.prepare_payload();
   Response resp;
+  // Blocking calls: each socket operation waits at most `timeout`, and until the deadline of the
+  // whole answer when the body is not streamed.
+  int native = -1;
+  auto arm = [&](bool streaming) -> Status {
+    auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(o_.timeout);
+    if (!streaming) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      if (left.count() <= 0)
+        return Status(Code::kDeadlineExceeded,
+                      fmt::format("{} {}: no complete answer within {} s", method, url.str(),
+                                  o_.request_timeout.count()));
+      wait = std::min(wait, left);
+    }
+    timeval tv{static_cast<time_t>(wait.count() / 1000),
+               static_cast<suseconds_t>((wait.count() % 1000) * 1000)};
+    ::setsockopt(native, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(native, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    return Status();
+  };
+  // A failed socket operation: past the deadline it is the deadline's error.
+  auto io_error = [&](const std::string& what, bool streaming) -> Status {
+    if (!streaming && Clock::now() >= deadline)
+      return Status(Code::kDeadlineExceeded,
+                    fmt::format("{} {}: no complete answer within {} s", method, url.str(),
+                                o_.request_timeout.count()));
+    return Status(Code::kUnavailable,
+                  fmt::format("{} {}: {}{}", method, url.str(), what, ec.message()));
+  };
   auto exchange = [&](auto& stream) -> Status {
+    BERTH_RETURN_IF_ERROR(arm(false));
     http::write(stream, req, ec);
-    if (ec)
-      return Status(Code::kUnavailable,
-                    fmt::format("{} {}: send: {}", method, url.str(), ec.message()));
+    if (ec) return io_error("send: ", false);
     beast::flat_buffer buf;
     http::response_parser<http::buffer_body> p;
     // "No limit" (boost::none) compares as exceeded in Boost 1.74's parser: use the largest.
     p.body_limit(std::numeric_limits<std::uint64_t>::max());
     if (method == "HEAD") p.skip(true);
+    // The header is read by us, one armed read at a time (Beast's reads would wait for the
+    // whole header), so a peer that trickles it byte by byte cannot outlast the deadline.
+    for (;;) {
+      std::string_view have(static_cast<const char*>(buf.data().data()), buf.size());
+      if (have.find("\r\n\r\n") != std::string_view::npos) break;
+      if (have.size() > kMaxHeader)
+        return Status(Code::kResourceExhausted,
+                      fmt::format("{} {}: the answer's header is larger than {} KiB; refused",
+                                  method, url.str(), kMaxHeader >> 10));
+      BERTH_RETURN_IF_ERROR(arm(false));
+      std::size_t n = stream.read_some(buf.prepare(4096), ec);
+      buf.commit(n);
+      if (ec) return io_error("", false);
+    }
     http::read_header(stream, buf, p, ec);
-    if (ec)
-      return Status(Code::kUnavailable, fmt::format("{} {}: {}", method, url.str(), ec.message()));
+    if (ec) return io_error("", false);
     resp.status = p.get().result_int();
     for (const auto& f : p.get())
       resp.headers[lower(std::string(f.name_string()))] = std::string(f.value());
     bool to_sink = sink && resp.status / 100 == 2;
     if (on_headers && resp.status / 100 == 2) BERTH_RETURN_IF_ERROR(on_headers(resp));
     char chunk[64 * 1024];
+    auto window_start = Clock::now();
+    std::int64_t window_bytes = 0;
+    const std::int64_t window_min = o_.min_speed * o_.timeout.count();
     while (!p.is_done()) {
       p.get().body().data = chunk;
       p.get().body().size = sizeof chunk;
-      http::read(stream, buf, p, ec);
+      BERTH_RETURN_IF_ERROR(arm(to_sink));
+      http::read_some(stream, buf, p, ec);
       if (ec == http::error::need_buffer) ec = {};
-      if (ec)
-        return Status(Code::kUnavailable,
-                      fmt::format("{} {}: reading the body: {}", method, url.str(), ec.message()));
+      if (ec) return io_error("reading the body: ", to_sink);
       std::size_t n = sizeof chunk - p.get().body().size;
       if (to_sink) {
         BERTH_RETURN_IF_ERROR(sink(std::string_view(chunk, n)));
-      } else if (resp.body.size() < kMaxSmallBody) {
+        window_bytes += static_cast<std::int64_t>(n);
+        if (Clock::now() - window_start >= o_.timeout) {
+          if (window_bytes < window_min)
+            return Status(
+                Code::kDeadlineExceeded,
+                fmt::format("{} {}: {} bytes in {} s, under the {} bytes/s a download "
+                            "must keep; giving up",
+                            method, url.str(), window_bytes, o_.timeout.count(), o_.min_speed));
+          window_start = Clock::now();
+          window_bytes = 0;
+        }
+      } else {
+        if (resp.body.size() + n > kMaxSmallBody)
+          return Status(Code::kResourceExhausted,
+                        fmt::format("{} {}: the answer is larger than {} MiB; refused", method,
+                                    url.str(), kMaxSmallBody >> 20));
         resp.body.append(chunk, n);
       }
     }
     return Status();
-  };
-  // Blocking calls: a stalled registry is cut off by socket timeouts.
-  auto set_timeouts = [&](tcp::socket& s) {
-    timeval tv{static_cast<time_t>(o_.timeout.count()), 0};
-    ::setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    ::setsockopt(s.native_handle(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   };
   if (!url.https) {
     tcp::socket s(io);
@@ -217,7 +274,7 @@ Result<RegistryClient::Response> RegistryClient::send(
     if (ec)
       return Status(Code::kUnavailable,
                     fmt::format("connect to {}:{}: {}", url.host, url.port, ec.message()));
-    set_timeouts(s);
+    native = s.native_handle();
     BERTH_RETURN_IF_ERROR(exchange(s));
     return resp;
   }
@@ -227,7 +284,7 @@ Result<RegistryClient::Response> RegistryClient::send(
     ctx.load_verify_file(ca, ec);
     if (ec) return invalid_argument("CA file {}: {}", ca, ec.message());
   }
-  if (!o_.cert_file.empty()) {
+  if (!o_.cert_file.empty() && !foreign) {
     ctx.use_certificate_chain_file(o_.cert_file, ec);
     if (ec) return invalid_argument("client certificate {}: {}", o_.cert_file, ec.message());
     ctx.use_private_key_file(o_.key_file.empty() ? o_.cert_file : o_.key_file, ssl::context::pem,
@@ -242,7 +299,8 @@ Result<RegistryClient::Response> RegistryClient::send(
   if (ec)
     return Status(Code::kUnavailable,
                   fmt::format("connect to {}:{}: {}", url.host, url.port, ec.message()));
-  set_timeouts(s.next_layer());
+  native = s.next_layer().native_handle();
+  BERTH_RETURN_IF_ERROR(arm(false));
   s.handshake(ssl::stream_base::client, ec);
   if (ec) return Status(Code::kUnavailable, fmt::format("TLS with {}: {}", url.host, ec.message()));
   BERTH_RETURN_IF_ERROR(exchange(s));
@@ -250,7 +308,8 @@ Result<RegistryClient::Response> RegistryClient::send(
 }
 
 Result<std::string> RegistryClient::authorize(const std::string& challenge,
-                                              const std::vector<std::string>& scopes) {
+                                              const std::vector<std::string>& scopes,
+                                              const Url& registry) {
   auto [scheme, params] = parse_challenge(challenge);
   std::string basic = o_.username.empty() ? "" : "Basic " + base64(o_.username + ":" + o_.password);
   if (scheme == "basic") {
@@ -280,7 +339,10 @@ Result<std::string> RegistryClient::authorize(const std::string& challenge,
   if (!query.empty()) url.target += (url.target.find('?') == std::string::npos ? "?" : "&") + query;
   std::map<std::string, std::string> headers;
   if (!basic.empty()) headers["Authorization"] = basic;
-  BERTH_TRY(auto resp, send("GET", url, headers, {}, nullptr));
+  // The registry names its token server and gets our credentials there (as containerd does);
+  // the headers configured for the registry stay with the registry.
+  bool other_host = url.host != registry.host || url.port != registry.port;
+  BERTH_TRY(auto resp, send("GET", url, headers, {}, nullptr, nullptr, other_host));
   if (resp.status == 401 || resp.status == 403)
     return Status(Code::kUnauthenticated,
                   fmt::format("token server {} refused {} (HTTP {})", url.host,
@@ -324,10 +386,19 @@ Result<RegistryClient::Response> RegistryClient::request(const Repository& repo,
     if (auto it = auth_.find(key); it != auth_.end()) h["Authorization"] = it->second;
   }
   bool retried_auth = false;
+  // Credentials, tokens, client certificates and configured headers belong to the host the
+  // request was made to; a host it redirects to (blob storage) gets none of them.
+  const std::string origin = url.host + ":" + url.port;
+  bool foreign = false;
   for (int hop = 0; hop <= kMaxRedirects; ++hop) {
-    BERTH_TRY(auto resp, send(r.method, url, h, r.body, r.sink, r.on_headers));
+    BERTH_TRY(auto resp, send(r.method, url, h, r.body, r.sink, r.on_headers, foreign));
+    if (resp.status == 401 && foreign)
+      return Status(Code::kUnauthenticated,
+                    fmt::format("{} {}: redirected by {} to a host that asks for credentials; "
+                                "the credentials for {} are not sent there",
+                                r.method, url.str(), origin, origin));
     if (resp.status == 401 && !retried_auth && resp.headers.count("www-authenticate")) {
-      BERTH_TRY(auto value, authorize(resp.headers["www-authenticate"], scopes));
+      BERTH_TRY(auto value, authorize(resp.headers["www-authenticate"], scopes, url));
       {
         std::lock_guard lock(mu_);
         auth_[key] = value;
@@ -355,8 +426,13 @@ Result<RegistryClient::Response> RegistryClient::request(const Repository& repo,
         next = url;
         next.target = loc;
       }
+      if (url.https && !next.https)
+        return Status(Code::kPermissionDenied,
+                      fmt::format("{} {}: redirected from https to plain http ({}); refused",
+                                  r.method, url.str(), next.str()));
       // Credentials stay with the registry; a storage backend gets a signed URL instead.
-      if (next.host != url.host) h.erase("Authorization");
+      foreign = next.host + ":" + next.port != origin;
+      if (foreign) h.erase("Authorization");
       url = next;
       continue;
     }

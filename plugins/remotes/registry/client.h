@@ -3,6 +3,11 @@
 // (the WWW-Authenticate challenge is answered once per scope and the token cached), redirects,
 // and blob fetches that stream the body, checked against Content-Length and the digest.
 //
+// The peer is not trusted: credentials and configured headers go only to the configured host
+// (never to a host it redirects to, which is refused if it asks for credentials), a redirect
+// from https to http is refused, bodies that are not streamed are bounded (4 MiB), and every
+// answer has deadlines (HostOptions).
+//
 // Users: `berth content fetch-blob` and the transfer service (pull/push in the daemon).
 #pragma once
 
@@ -24,8 +29,14 @@ struct HostOptions {
   std::vector<std::string> ca_files;  // PEM: trusted in addition to the system CAs
   std::string cert_file, key_file;    // PEM client certificate and key (mutual TLS)
   std::string username, password;
-  std::map<std::string, std::string> headers;  // sent with every request
-  std::chrono::seconds timeout{60};            // per socket operation
+  std::map<std::string, std::string> headers;  // sent with every request to this host
+  // Bounds on what a peer may make us wait for: each socket operation, a whole answer that is
+  // not streamed (headers and small bodies), and the pace of a streamed body (at least
+  // min_speed bytes per second over every `timeout` window). Exceeding the last two fails with
+  // DeadlineExceeded (not retried: a trickling registry does not get a second chance).
+  std::chrono::seconds timeout{30};
+  std::chrono::seconds request_timeout{60};
+  std::int64_t min_speed = 1024;
 };
 
 struct Url {
@@ -114,13 +125,15 @@ class RegistryClient {
   Result<Response> request(const Repository& repo, Request r);
 
  private:
+  // `foreign`: a host the request was redirected to, which gets no configured headers.
   Result<Response> send(const std::string& method, const Url& url,
                         const std::map<std::string, std::string>& headers, const std::string& body,
                         const Sink& sink,
-                        const std::function<Status(const Response&)>& on_headers = nullptr);
+                        const std::function<Status(const Response&)>& on_headers = nullptr,
+                        bool foreign = false);
   // The Authorization header answering a 401's WWW-Authenticate.
   Result<std::string> authorize(const std::string& challenge,
-                                const std::vector<std::string>& scopes);
+                                const std::vector<std::string>& scopes, const Url& registry);
 
   // HEAD /<what>/<digest> ("blobs" or "manifests") with the push scope.
   Result<bool> exists(const Repository& repo, const std::string& what, const std::string& digest);

@@ -162,6 +162,18 @@ Result<std::vector<Endpoint>> host_endpoints(const std::string& hosts_dir, const
       Endpoint m;
       m.options = defaults;
       m.options.plain_http = u.rfind("http://", 0) == 0;
+      // The credentials a pull or push was given are the registry's, not a mirror's: a mirror
+      // gets them only when its table says so.
+      m.options.username.clear();
+      m.options.password.clear();
+      if (const auto* c = t->get("credentials")) {
+        auto b = c->value<bool>();
+        if (!b) return invalid_argument("{}.credentials: expected true or false", where);
+        if (*b) {
+          m.options.username = defaults.username;
+          m.options.password = defaults.password;
+        }
+      }
       bool override_path = (*t)["override_path"].value_or(false);
       m.base = api_base(u, override_path);
       BERTH_RETURN_IF_ERROR(read_host(*t, dir, where, m));

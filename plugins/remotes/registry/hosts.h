@@ -11,6 +11,9 @@
 //   [host."http://mirror.local:5000"]             # mirrors, tried before the server, file order
 //     capabilities = ["pull", "resolve"]
 //     override_path = false                       # true: the URL's path replaces /v2
+//     credentials = false                         # (Berth) true: the mirror gets the credentials
+//                                                 # given to the pull or push (-u); by default
+//                                                 # only the server does
 //     [host."http://mirror.local:5000".header]
 //       x-custom = "value"
 //
@@ -35,7 +38,8 @@ struct Endpoint {
 
 // The endpoints to try for `host` (mirrors first, the server last). `defaults` carries what the
 // caller asked for (plain HTTP, skip-verify, CA, credentials) and applies to every endpoint on top
-// of the file. `hosts_dir` "" or absent: just the server.
+// of the file, but for the credentials, which only the server gets (and mirrors that say
+// `credentials = true`). `hosts_dir` "" or absent: just the server.
 Result<std::vector<Endpoint>> host_endpoints(const std::string& hosts_dir, const std::string& host,
                                              const HostOptions& defaults);
 

@@ -37,6 +37,30 @@ TEST_F(HostsTest, NoConfigurationMeansTheServerItself) {
             "https://registry-1.docker.io/v2");
 }
 
+// The credentials a pull was given are the registry's: a mirror gets them only when it says so.
+TEST_F(HostsTest, MirrorsGetThePullsCredentialsOnlyWhenConfiguredFor) {
+  write("reg.example/hosts.toml", R"(
+[host."https://plain-mirror.local"]
+[host."https://trusted-mirror.local"]
+  credentials = true
+)");
+  HostOptions given;
+  given.username = "alice";
+  given.password = "secret";
+  auto e = host_endpoints(dir->path(), "reg.example", given);
+  ASSERT_TRUE(e.ok()) << e.status().message();
+  ASSERT_EQ(e->size(), 3u);
+  EXPECT_EQ((*e)[0].base, "https://plain-mirror.local/v2");
+  EXPECT_EQ((*e)[0].options.username, "");
+  EXPECT_EQ((*e)[0].options.password, "");
+  EXPECT_EQ((*e)[1].options.username, "alice");
+  EXPECT_EQ((*e)[2].options.password, "secret");  // the server itself
+  write("reg.example/hosts.toml", "[host.\"https://m.local\"]\n  credentials = \"yes\"\n");
+  auto bad = host_endpoints(dir->path(), "reg.example", given);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("credentials: expected true or false"), std::string::npos);
+}
+
 TEST_F(HostsTest, MirrorsComeFirstInFileOrderWithTheirSettings) {
   write("docker.io/hosts.toml", R"(
 server = "https://registry-1.docker.io"
