@@ -1,5 +1,7 @@
 #include "shim/oci/cgroups.h"
 
+#include "shim/oci/devices_bpf.h"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/eventfd.h>
@@ -429,12 +431,9 @@ class V2 : public Hierarchy {
     }
     if (owns_freezer_) {  // the v2 tree owns everything not on v1: unified and device rules
       for (const auto& [file, value] : r.unified) BERTH_RETURN_IF_ERROR(write_value(dir_, file, value));
-      bool only_default_deny = r.devices.size() == 1 && !r.devices[0].allow &&
-                               (r.devices[0].type.empty() || r.devices[0].type == "a");
-      if (!r.devices.empty() && !only_default_deny)
-        return Status(Code::kUnimplemented,
-                      "device rules on cgroup v2 need an eBPF device program, which Berth does not "
-                      "load yet (linux.resources.devices)");
+      // No devices controller on v2: an eBPF program attached to the cgroup decides.
+      if (!r.devices.empty())
+        BERTH_RETURN_IF_ERROR(devices::apply(dir_, r.devices).with_context("linux.resources.devices"));
     }
     return Status();
   }

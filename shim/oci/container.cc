@@ -196,7 +196,13 @@ Resources with_default_devices(Resources r) {
     d.access = access;
     return d;
   };
-  if (r.devices.empty()) return r;
+  // No rules at all: deny everything but the defaults below (never "everything", which a fresh
+  // cgroup allows).
+  if (r.devices.empty()) {
+    DeviceRule deny_all = rule("a", std::nullopt, std::nullopt, "rwm");
+    deny_all.allow = false;
+    r.devices.push_back(deny_all);
+  }
   for (auto d : {rule("c", std::nullopt, std::nullopt, "m"), rule("b", std::nullopt, std::nullopt, "m"),
                  rule("c", 1, 3, "rwm"), rule("c", 1, 5, "rwm"), rule("c", 1, 7, "rwm"),
                  rule("c", 1, 8, "rwm"), rule("c", 1, 9, "rwm"), rule("c", 5, 0, "rwm"),
@@ -477,7 +483,8 @@ Result<ContainerState> Runtime::create(const std::string& id, const CreateOption
   }
   BERTH_RETURN_IF_ERROR(cgroup.create());
   BERTH_RETURN_IF_ERROR(cgroup.add(pid));
-  if (spec.linux.resources) BERTH_RETURN_IF_ERROR(cgroup.apply(with_default_devices(*spec.linux.resources)));
+  BERTH_RETURN_IF_ERROR(
+      cgroup.apply(with_default_devices(spec.linux.resources ? *spec.linux.resources : Resources{})));
   if (spec.process->oom_score_adj) {
     std::string v = std::to_string(*spec.process->oom_score_adj);
     int fd = ::open(fmt::format("/proc/{}/oom_score_adj", pid).c_str(), O_WRONLY | O_CLOEXEC);

@@ -169,5 +169,48 @@ TEST_F(RuntimeSecurityTest, AWorkingDirectoryThroughAProcMagicLinkIsRefused) {
   EXPECT_EQ(ok.out, "/tmp\n");
 }
 
+// cgroup v2 has no devices controller: the rules are an eBPF program on the container's cgroup.
+// The test runs berth-runtime in a private mount namespace where /sys/fs/cgroup is this host's
+// cgroup2 hierarchy alone (a pure v2 view; device programs need no controller). A container
+// with no device rules gets the default allow-list, not every device.
+TEST_F(RuntimeSecurityTest, DeviceRulesAreEnforcedOnCgroupV2) {
+  spec_["process"]["capabilities"]["bounding"].push_back("CAP_MKNOD");
+  spec_["process"]["capabilities"]["effective"].push_back("CAP_MKNOD");
+  spec_["process"]["capabilities"]["permitted"].push_back("CAP_MKNOD");
+  // Opening needs no capability for any of these; only the device rules can refuse it.
+  std::string script =
+      "cd /tmp; busybox mknod null c 1 3; busybox mknod tun c 10 200; busybox mknod loop b 7 0;"
+      "for d in null tun loop; do if (: < $d) 2>/dev/null; then echo $d=open; "
+      "else echo $d=denied; fi; done";
+  spec_["process"]["args"] = {"sh", "-c", script};
+  auto in_v2_view = [&](const std::string& id) {
+    std::string rt = bin("berth-runtime") + " --root " + dir_->path() + "/state run --bundle " +
+                     bundle_ + " " + id;
+    return run({"unshare", "--mount", "--propagation", "private", "sh", "-c",
+                "set -e; umount -R /sys/fs/cgroup; mount -t cgroup2 cgroup2 /sys/fs/cgroup; "
+                "exec " +
+                    rt});
+  };
+  for (bool with_rules : {true, false}) {
+    SCOPED_TRACE(with_rules ? "the spec's rules" : "no device rules at all");
+    if (with_rules) {
+      spec_["linux"]["resources"] = {
+          {"devices",
+           {{{"allow", false}, {"access", "rwm"}},
+            {{"allow", true}, {"type", "b"}, {"major", 7}, {"minor", 0}, {"access", "r"}}}}};
+    } else {
+      spec_["linux"].erase("resources");
+    }
+    write_spec();
+    std::string id = id_ + (with_rules ? "-r" : "-n");
+    extra_ids_.push_back(id);
+    auto r = in_v2_view(id);
+    ASSERT_EQ(r.exit_code, 0) << diag(r);
+    EXPECT_THAT(r.out, HasSubstr("null=open"));
+    EXPECT_THAT(r.out, HasSubstr("tun=denied"));
+    EXPECT_THAT(r.out, HasSubstr(with_rules ? "loop=open" : "loop=denied"));
+  }
+}
+
 }  // namespace
 }  // namespace berth::e2e
