@@ -27,6 +27,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/fd.h"
 #include "core/fs.h"
 #include "core/mount.h"
 #include "shim/oci/hooks.h"
@@ -69,6 +70,99 @@ Status mount_at(const std::string& source, int target_fd, const char* type, unsi
 bool is_dir_path(const std::string& p) {
   struct stat st {};
   return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// The new mount API for one spec mount: the mount is made detached (open_tree of the bind
+// source, or fsopen/fsconfig/fsmount), given its flags (recursively for rbind: "ro" makes every
+// submount read-only too) and propagation, then attached onto the destination's descriptor,
+// which was resolved inside the rootfs. Nothing is resolved by path again afterwards, so another
+// container sharing the volume cannot swap the destination for a symlink between the mount and
+// a remount (CVE-2021-30465). Unimplemented when the kernel lacks the API (the caller falls back).
+Status attach_detached(int tree, int target_fd, const core::MountFlags& f, bool recursive,
+                       const std::string& shown) {
+  mount_attr attr{};
+  if (f.flags & MS_RDONLY) attr.attr_set |= MOUNT_ATTR_RDONLY;
+  if (f.flags & MS_NOSUID) attr.attr_set |= MOUNT_ATTR_NOSUID;
+  if (f.flags & MS_NODEV) attr.attr_set |= MOUNT_ATTR_NODEV;
+  if (f.flags & MS_NOEXEC) attr.attr_set |= MOUNT_ATTR_NOEXEC;
+  if (f.flags & MS_NODIRATIME) attr.attr_set |= MOUNT_ATTR_NODIRATIME;
+  if (f.flags & (MS_NOATIME | MS_STRICTATIME | MS_RELATIME)) {
+    attr.attr_clr |= MOUNT_ATTR__ATIME;
+    attr.attr_set |= (f.flags & MS_NOATIME)       ? MOUNT_ATTR_NOATIME
+                     : (f.flags & MS_STRICTATIME) ? MOUNT_ATTR_STRICTATIME
+                                                  : MOUNT_ATTR_RELATIME;
+  }
+  unsigned at = AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0);
+  if ((attr.attr_set || attr.attr_clr) && ::mount_setattr(tree, "", at, &attr, sizeof attr) < 0)
+    return from_errno(errno, "set the flags of the mount for {}", shown);
+  if (f.propagation) {
+    mount_attr prop{};
+    prop.propagation = f.propagation & ~static_cast<unsigned long>(MS_REC);
+    unsigned pat = AT_EMPTY_PATH | ((f.propagation & MS_REC) ? AT_RECURSIVE : 0);
+    if (::mount_setattr(tree, "", pat, &prop, sizeof prop) < 0)
+      return from_errno(errno, "set the propagation of the mount for {}", shown);
+  }
+  if (::move_mount(tree, "", target_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+    return from_errno(errno, "attach the mount on {}", shown);
+  return Status();
+}
+
+Status bind_detached(const std::string& source, int target_fd, const core::MountFlags& f,
+                     const std::string& shown) {
+  bool recursive = f.flags & MS_REC;
+  core::Fd tree(::open_tree(AT_FDCWD, source.c_str(),
+                            OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0)));
+  if (tree.get() < 0) {
+    if (errno == ENOSYS) return Status(Code::kUnimplemented, "no open_tree");
+    return from_errno(errno, "bind {} on {}", source, shown);
+  }
+  return attach_detached(tree.get(), target_fd, f, recursive, shown);
+}
+
+// The filesystem's own messages (fsconfig/fsmount errors), for the error text.
+std::string fs_log(int fs) {
+  std::string out;
+  char buf[512];
+  for (int i = 0; i < 8; ++i) {
+    ssize_t n = ::read(fs, buf, sizeof buf - 1);
+    if (n <= 0) break;
+    buf[n] = '\0';
+    out += (out.empty() ? "" : "; ") + std::string(buf);
+  }
+  return out.empty() ? "" : " (" + out + ")";
+}
+
+Status fs_detached(const std::string& type, const std::string& source, int target_fd,
+                   const core::MountFlags& f, const std::string& shown) {
+  core::Fd fs(static_cast<int>(::syscall(SYS_fsopen, type.c_str(), 1U /* FSOPEN_CLOEXEC */)));
+  if (fs.get() < 0) {
+    if (errno == ENOSYS) return Status(Code::kUnimplemented, "no fsopen");
+    return from_errno(errno, "mount {} on {}: fsopen", type, shown);
+  }
+  auto config = [&](unsigned cmd, const char* key, const char* value) -> Status {
+    if (::syscall(SYS_fsconfig, fs.get(), cmd, key, value, 0) < 0) {
+      int err = errno;
+      return from_errno(err, "mount {} on {}: {}{}", type, shown,
+                        key ? std::string(key) + (value ? "=" + std::string(value) : "") : "create",
+                        fs_log(fs.get()));
+    }
+    return Status();
+  };
+  constexpr unsigned kSetFlag = 0, kSetString = 1, kCreate = 6;
+  if (!source.empty() && source != "none") BERTH_RETURN_IF_ERROR(config(kSetString, "source", source.c_str()));
+  for (const auto& d : f.data) {
+    auto eq = d.find('=');
+    if (eq == std::string::npos) {
+      BERTH_RETURN_IF_ERROR(config(kSetFlag, d.c_str(), nullptr));
+    } else {
+      std::string key = d.substr(0, eq), value = d.substr(eq + 1);
+      BERTH_RETURN_IF_ERROR(config(kSetString, key.c_str(), value.c_str()));
+    }
+  }
+  BERTH_RETURN_IF_ERROR(config(kCreate, nullptr, nullptr));
+  core::Fd mnt(static_cast<int>(::syscall(SYS_fsmount, fs.get(), 1U /* FSMOUNT_CLOEXEC */, 0U)));
+  if (mnt.get() < 0) return from_errno(errno, "mount {} on {}: fsmount{}", type, shown, fs_log(fs.get()));
+  return attach_detached(mnt.get(), target_fd, f, false, shown);
 }
 
 // One entry of spec.mounts, inside the rootfs.
@@ -135,6 +229,10 @@ Status do_mount(const InitConfig& c, int root_fd, const Mount& m) {
     return Status();
   }
   if (bind) {
+    core::MountFlags bf = f;
+    bf.flags |= MS_BIND | (m.type == "rbind" ? MS_REC : 0);
+    Status st = bind_detached(source, target, bf, m.destination);
+    if (st.code() != Code::kUnimplemented) return st;
     BERTH_RETURN_IF_ERROR(mount_at(source, target, nullptr, MS_BIND | (f.flags & MS_REC), "", m.destination));
     unsigned long extra = f.flags & ~(MS_BIND | MS_REC | MS_REMOUNT);
     if (extra) {
@@ -150,7 +248,17 @@ Status do_mount(const InitConfig& c, int root_fd, const Mount& m) {
     }
   } else {
     std::string type = m.type.empty() ? "none" : m.type;
-    Status st = mount_at(m.source, target, type.c_str(), f.flags, data, m.destination);
+    Status st = fs_detached(type, m.source, target, f, m.destination);
+    if (st.code() != Code::kUnimplemented) {
+      if (!st.ok() && type == "sysfs" && st.code() == Code::kPermissionDenied) {
+        // sysfs cannot be mounted in a user namespace without its own network namespace.
+        core::MountFlags sf = f;
+        sf.flags |= MS_BIND | MS_REC | MS_NOSUID | MS_NODEV | MS_NOEXEC;
+        st = bind_detached("/sys", target, sf, m.destination);
+      }
+      return st;
+    }
+    st = mount_at(m.source, target, type.c_str(), f.flags, data, m.destination);
     if (!st.ok() && type == "sysfs" && (errno == EPERM || errno == EBUSY)) {
       // sysfs cannot be mounted in a user namespace without its own network namespace: bind it.
       st = mount_at("/sys", target, nullptr, MS_BIND | MS_REC, "", m.destination);
@@ -654,6 +762,26 @@ static void reset_signals() {
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
 }
 
+// The LSM label the process gets at its exec: AppArmor's change_onexec ("exec <profile>" into
+// attr/apparmor/exec, or attr/exec before Linux 5.1) and SELinux's exec context. Either is
+// applied or the container fails; never dropped silently.
+static Status set_exec_label(const char* what, const std::vector<std::string>& files,
+                             const std::string& value) {
+  int last = ENOENT;
+  for (const auto& f : files) {
+    int fd = ::open(f.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) {
+      last = errno;
+      continue;
+    }
+    ssize_t n = ::write(fd, value.data(), value.size());
+    last = errno;
+    ::close(fd);
+    if (n == static_cast<ssize_t>(value.size())) return Status();
+  }
+  return from_errno(last, "{}: set the exec label \"{}\"", what, value);
+}
+
 void container_main(InitConfig& c) {
   const Spec& s = *c.spec;
   const Process& p = *c.process;
@@ -772,6 +900,15 @@ void container_main(InitConfig& c) {
   // Nothing of the caller's (a shim's sockets, a daemon's listeners) may reach the process: every
   // descriptor above stdio closes at exec (before seccomp, which may forbid close_range).
   mark_fds_cloexec(c.preserve_fds);
+  if (!p.apparmor_profile.empty()) {
+    INIT_TRY(c, set_exec_label("process.apparmorProfile",
+                               {"/proc/thread-self/attr/apparmor/exec", "/proc/thread-self/attr/exec"},
+                               "exec " + p.apparmor_profile));
+  }
+  if (!p.selinux_label.empty()) {
+    INIT_TRY(c, set_exec_label("process.selinuxLabel", {"/proc/thread-self/attr/exec"},
+                               p.selinux_label));
+  }
   if (!p.no_new_privileges) load_seccomp();
   INIT_TRY(c, capabilities_and_user(c));
   if (p.no_new_privileges && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)

@@ -6,6 +6,7 @@
 
 #include <sstream>
 #include <thread>
+#include <tuple>
 
 #include "tests/runtime/runtime_fixture.h"
 
@@ -72,6 +73,30 @@ TEST_F(RuntimeTest, CapabilitiesTheHostCannotGrantFailCreateClearly) {
   // With the capability there, the same container runs.
   auto ok = runtime({"run", "--bundle", bundle_, id_});
   EXPECT_EQ(ok.exit_code, 0) << diag(ok);
+}
+
+// An LSM label the host cannot apply is refused at create, never dropped (AppArmor and SELinux
+// are both off on this host kind; where they are on, the label is written to
+// /proc/thread-self/attr/*/exec before the exec).
+TEST_F(RuntimeTest, LsmLabelsTheHostCannotApplyFailCreate) {
+  spec_["process"]["args"] = {"true"};
+  for (const auto& [field, value, why] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"apparmorProfile", "berth-test", "AppArmor is not enabled on this host"},
+           {"selinuxLabel", "system_u:system_r:container_t:s0", "SELinux is not enabled"}}) {
+    SCOPED_TRACE(field);
+    bool enabled = ::access(field == "apparmorProfile" ? "/sys/kernel/security/apparmor"
+                                                       : "/sys/fs/selinux/enforce",
+                            F_OK) == 0;
+    if (enabled) continue;  // a host with the LSM: the label would apply
+    spec_["process"][field] = value;
+    write_spec();
+    auto c = create();
+    EXPECT_NE(c.exit_code, 0);
+    EXPECT_THAT(c.err, HasSubstr("process." + field));
+    EXPECT_THAT(c.err, HasSubstr(why));
+    spec_["process"].erase(field);
+  }
 }
 
 TEST_F(RuntimeTest, DeleteRightAfterKillSucceeds) {

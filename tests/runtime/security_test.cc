@@ -5,6 +5,7 @@
 // /proc magic link is refused (CVE-2024-21626).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 
 #include <set>
@@ -167,6 +168,31 @@ TEST_F(RuntimeSecurityTest, AWorkingDirectoryThroughAProcMagicLinkIsRefused) {
   auto ok = sh("pwd");
   EXPECT_EQ(ok.exit_code, 0) << diag(ok);
   EXPECT_EQ(ok.out, "/tmp\n");
+}
+
+// Mounts are made detached and attached onto the destination's descriptor: "ro" on an rbind
+// makes every submount read-only too, and flags and propagation land on the new mount.
+TEST_F(RuntimeSecurityTest, ReadOnlyBindsAreReadOnlyAllTheWayDown) {
+  std::string shared = dir_->path() + "/shared";
+  rt_fs::create_directories(shared + "/sub");
+  ASSERT_EQ(::mount("tmpfs", (shared + "/sub").c_str(), "tmpfs", 0, "size=1m"), 0);
+  struct Unmount {
+    std::string p;
+    ~Unmount() { ::umount2(p.c_str(), MNT_DETACH); }
+  } unmount{shared + "/sub"};
+  spec_["mounts"].push_back({{"destination", "/data"},
+                             {"type", "bind"},
+                             {"source", shared},
+                             {"options", {"rbind", "ro", "nosuid", "rshared"}}});
+  auto r =
+      sh("touch /data/top 2>&1; touch /data/sub/below 2>&1; "
+         "grep ' /data' /proc/self/mountinfo");
+  ASSERT_EQ(r.exit_code, 0) << diag(r);
+  EXPECT_THAT(r.out, HasSubstr("touch: /data/top: Read-only file system"));
+  EXPECT_THAT(r.out, HasSubstr("touch: /data/sub/below: Read-only file system"));
+  EXPECT_THAT(r.out, ::testing::ContainsRegex(" /data ro,nosuid[^ ]* shared:"));
+  EXPECT_THAT(r.out, ::testing::ContainsRegex(" /data/sub ro,nosuid"));
+  EXPECT_FALSE(rt_fs::exists(shared + "/sub/below"));
 }
 
 // cgroup v2 has no devices controller: the rules are an eBPF program on the container's cgroup.
