@@ -1,15 +1,13 @@
 #include "core/fs.h"
 
-#include <sys/socket.h>
-#include <sys/un.h>
-
-#include <cstring>
-
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <vector>
 
@@ -60,34 +58,46 @@ Result<std::string> read_file(const std::string& path) {
   return out;
 }
 
-Status write_file_atomic(const std::string& path, std::string_view content, mode_t mode) {
-  std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0) return from_errno(errno, "open \"{}\"", tmp);
+Status write_file_atomic(const std::string& path, std::string_view content, mode_t mode,
+                         Durability durability) {
+  // A name of its own (two writers of one file, in one process or two, never share a temp file).
+  std::string tmp = path + ".tmp-XXXXXX";
+  int fd = ::mkostemp(tmp.data(), O_CLOEXEC);
+  if (fd < 0) return from_errno(errno, "create a temporary file for \"{}\"", path);
+  auto fail = [&](int err, const std::string& what) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return from_errno(err, "{} \"{}\"", what, tmp);
+  };
+  mode_t mask = ::umask(0);
+  ::umask(mask);
+  if (::fchmod(fd, mode & ~mask) < 0) return fail(errno, "chmod");
   std::size_t done = 0;
   while (done < content.size()) {
     ssize_t n = ::write(fd, content.data() + done, content.size() - done);
     if (n < 0) {
       if (errno == EINTR) continue;
-      int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return from_errno(err, "write \"{}\"", tmp);
+      return fail(errno, "write");
     }
     done += static_cast<std::size_t>(n);
   }
-  if (::fsync(fd) < 0) {
-    int err = errno;
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    return from_errno(err, "fsync \"{}\"", tmp);
-  }
+  if (durability == Durability::kDurable && ::fsync(fd) < 0) return fail(errno, "fsync");
   ::close(fd);
   if (::rename(tmp.c_str(), path.c_str()) < 0) {
     int err = errno;
     ::unlink(tmp.c_str());
     return from_errno(err, "rename \"{}\" to \"{}\"", tmp, path);
   }
+  if (durability == Durability::kVolatile) return Status();
+  // And the rename itself, through the directory.
+  auto slash = path.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  int d = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (d < 0) return from_errno(errno, "open \"{}\"", dir);
+  int rc = ::fsync(d);
+  int err = errno;
+  ::close(d);
+  if (rc < 0) return from_errno(err, "fsync \"{}\"", dir);
   return Status();
 }
 

@@ -13,8 +13,13 @@ Status make_dirs(const std::string& path, mode_t mode = 0711);
 // make_dirs, then the last directory is made 0700 (also when it existed with a wider mode).
 Status make_private_dir(const std::string& path);
 Result<std::string> read_file(const std::string& path);
-// Writes to a temp file beside `path`, fsyncs, renames: readers see the old or the new content.
-Status write_file_atomic(const std::string& path, std::string_view content, mode_t mode = 0644);
+// Writes to a uniquely named temp file beside `path` and renames it over `path`: readers see the
+// old or the new content. kDurable also fsyncs the file and the directory, so it holds after a
+// power loss too; kVolatile is for runtime state that a reboot ends anyway (tmpfs under /run:
+// bundles, shim and runtime state).
+enum class Durability { kDurable, kVolatile };
+Status write_file_atomic(const std::string& path, std::string_view content, mode_t mode = 0644,
+                         Durability durability = Durability::kDurable);
 // Directory of the running executable (/proc/self/exe).
 std::string executable_dir();
 // Whether something accepts connections on the unix socket at `path` (a file alone is not enough:

@@ -121,7 +121,7 @@ class Binary final : public Backend {
   Result<Started> exec(const ExecRequest& r) override {
     std::string process = fmt::format("{}/.exec-{}.json", bundle_, r.exec_id);
     std::string pid_file = fmt::format("{}/.exec-{}.pid", bundle_, r.exec_id);
-    BERTH_RETURN_IF_ERROR(core::write_file_atomic(process, r.process_json, 0600));
+    BERTH_RETURN_IF_ERROR(core::write_file_atomic(process, r.process_json, 0600, core::Durability::kVolatile));
     Started s;
     Status st = run({"exec", "--process", process, "--pid-file", pid_file, "--detach"}, r.id,
                     r.stdio, r.process.terminal ? &s.console : nullptr);

@@ -182,7 +182,7 @@ Status start(const Flags& f, char** argv) {
     }
     ::close(lfd);
   }
-  BERTH_RETURN_IF_ERROR(core::write_file_atomic(f.bundle + "/address", address, 0600));
+  BERTH_RETURN_IF_ERROR(core::write_file_atomic(f.bundle + "/address", address, 0600, core::Durability::kVolatile));
   std::cout << address << std::flush;
   return Status();
 }

@@ -53,7 +53,7 @@ void Publisher::publish(const std::string& bundle, const std::string& container_
   std::string dir = bundle + "/events";
   ::mkdir(dir.c_str(), 0700);
   item.file = fmt::format("{}/{:020}", dir, seq_++);
-  Status st = core::write_file_atomic(item.file, item.request, 0600);
+  Status st = core::write_file_atomic(item.file, item.request, 0600, core::Durability::kVolatile);
   if (!st.ok()) {
     // Still sent from memory; only the crash-safety is lost.
     std::fprintf(stderr, "berth-shim: keep event %s: %s\n", std::string(topic).c_str(),

@@ -184,7 +184,7 @@ Result<std::string> Service::create(const std::string& payload) {
     BERTH_TRY(binary, find_program(binary));
     c->backend = binary_backend(binary, binary_root, c->bundle);
     BERTH_RETURN_IF_ERROR(
-        core::write_file_atomic(c->bundle + "/" + kBackendFile, binary + "\n" + binary_root, 0600));
+        core::write_file_atomic(c->bundle + "/" + kBackendFile, binary + "\n" + binary_root, 0600, core::Durability::kVolatile));
   }
   std::string rootfs = c->bundle + "/rootfs";
   if (r.rootfs_size() > 0) {

@@ -382,8 +382,8 @@ Result<ContainerState> Runtime::create(const std::string& id, const CreateOption
   st.annotations = spec.annotations;
   st.owner = std::to_string(::getuid());
   st.status = RunState::kCreating;
-  BERTH_RETURN_IF_ERROR(core::write_file_atomic(sdir + "/config.json", *config_text, 0600));
-  BERTH_RETURN_IF_ERROR(core::write_file_atomic(sdir + "/state.json", state_to_json(st).dump(), 0600));
+  BERTH_RETURN_IF_ERROR(core::write_file_atomic(sdir + "/config.json", *config_text, 0600, core::Durability::kVolatile));
+  BERTH_RETURN_IF_ERROR(core::write_file_atomic(sdir + "/state.json", state_to_json(st).dump(), 0600, core::Durability::kVolatile));
   std::string fifo = sdir + "/exec.fifo";
   if (::mkfifo(fifo.c_str(), 0600) < 0) return from_errno(errno, "mkfifo {}", fifo);
   // The init opens it as the container's root, which a user namespace maps elsewhere.
@@ -523,9 +523,9 @@ Result<ContainerState> Runtime::create(const std::string& id, const CreateOption
     *c.console_master = master;
   }
   st.status = RunState::kCreated;
-  BERTH_RETURN_IF_ERROR(core::write_file_atomic(sdir + "/state.json", state_to_json(st).dump(), 0600));
+  BERTH_RETURN_IF_ERROR(core::write_file_atomic(sdir + "/state.json", state_to_json(st).dump(), 0600, core::Durability::kVolatile));
   if (!c.pid_file.empty())
-    BERTH_RETURN_IF_ERROR(core::write_file_atomic(c.pid_file, std::to_string(pid), 0644));
+    BERTH_RETURN_IF_ERROR(core::write_file_atomic(c.pid_file, std::to_string(pid), 0644, core::Durability::kVolatile));
   done = true;
   child.pid = -1;  // it lives on (reparented when we exit, or reaped by the caller)
   return st;
@@ -723,7 +723,7 @@ Result<pid_t> Runtime::exec(const std::string& id, const ExecOptions& e) {
     BERTH_TRY(int master, recv_fd(console.parent.get()));
     *e.console_master = master;
   }
-  if (!e.pid_file.empty()) BERTH_RETURN_IF_ERROR(core::write_file_atomic(e.pid_file, std::to_string(b), 0644));
+  if (!e.pid_file.empty()) BERTH_RETURN_IF_ERROR(core::write_file_atomic(e.pid_file, std::to_string(b), 0644, core::Durability::kVolatile));
   child.pid = -1;
   return b;
 }

@@ -12,6 +12,13 @@
 namespace berth::snapshotters {
 namespace {
 
+// Snapshot records are written synced: a commit a client saw must survive a power loss.
+rocksdb::WriteOptions durable() {
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  return wo;
+}
+
 using nlohmann::json;
 using snapshots::Kind;
 
@@ -118,12 +125,11 @@ Result<std::uint64_t> MetaStore::next_id() {
   if (s.ok()) {
     char* end = nullptr;
     id = std::strtoull(v.c_str(), &end, 10);
-    if (end == v.c_str()) return Status(Code::kDataLoss, fmt::format("snapshot sequence in \"{}\" is corrupt", path_));
+    if (end == v.c_str())
+      return Status(Code::kDataLoss, fmt::format("snapshot sequence in \"{}\" is corrupt", path_));
   }
   ++id;
-  rocksdb::WriteOptions wo;
-  wo.sync = true;
-  s = db_->Put(wo, "seq", std::to_string(id));
+  s = db_->Put(durable(), "seq", std::to_string(id));
   if (!s.ok()) return internal_error("snapshot sequence in \"{}\": {}", path_, s.ToString());
   return id;
 }
@@ -155,7 +161,7 @@ Result<Record> MetaStore::insert(std::uint64_t id, std::string_view key, std::st
   rocksdb::WriteBatch b;
   BERTH_RETURN_IF_ERROR(put(b, r));
   if (!parent.empty()) b.Put(ckey(parent, key), "");
-  auto s = db_->Write(rocksdb::WriteOptions(), &b);
+  auto s = db_->Write(durable(), &b);
   if (!s.ok()) return internal_error("write snapshot \"{}\": {}", key, s.ToString());
   return r;
 }
@@ -191,7 +197,7 @@ Result<Record> MetaStore::commit(std::string_view name, std::string_view key, st
   for (const auto& [k, v] : labels) r.labels[k] = v;
   r.updated = now_ns();
   BERTH_RETURN_IF_ERROR(put(b, r));
-  auto s = db_->Write(rocksdb::WriteOptions(), &b);
+  auto s = db_->Write(durable(), &b);
   if (!s.ok()) return internal_error("commit snapshot \"{}\": {}", key, s.ToString());
   return r;
 }
@@ -210,7 +216,7 @@ Result<Record> MetaStore::remove(std::string_view key) {
   rocksdb::WriteBatch b;
   b.Delete(skey(key));
   if (!r.parent.empty()) b.Delete(ckey(r.parent, key));
-  auto s = db_->Write(rocksdb::WriteOptions(), &b);
+  auto s = db_->Write(durable(), &b);
   if (!s.ok()) return internal_error("remove snapshot \"{}\": {}", key, s.ToString());
   return r;
 }
@@ -224,7 +230,7 @@ Result<Record> MetaStore::update(const snapshots::Info& info,
   r.updated = now_ns();
   rocksdb::WriteBatch b;
   BERTH_RETURN_IF_ERROR(put(b, r));
-  auto s = db_->Write(rocksdb::WriteOptions(), &b);
+  auto s = db_->Write(durable(), &b);
   if (!s.ok()) return internal_error("update snapshot \"{}\": {}", info.name, s.ToString());
   return r;
 }

@@ -156,6 +156,7 @@ pid_t Daemon::spawn(const DaemonOptions& options) {
     ::dup2(fd, 2);
     int devnull = ::open("/dev/null", O_RDONLY);
     ::dup2(devnull, 0);
+    for (const auto& [k, v] : options.env) ::setenv(k.c_str(), v.c_str(), 1);
     ::execv(cargv[0], cargv.data());
     ::_exit(127);
   }

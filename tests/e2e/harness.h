@@ -40,6 +40,7 @@ struct DaemonOptions {
   std::string config;  // TOML appended after the generated root/state/address lines
   std::string plugin_dir = BERTH_PLUGIN_DIR;
   std::vector<std::string> extra_args;
+  std::map<std::string, std::string> env;  // added to berthd's environment
   bool write_paths = true;  // put root/state/[grpc] address into the config file
 };
 

@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "core/digest.h"
+#include "core/fd.h"
 #include "core/filters.h"
 #include "core/fs.h"
 
@@ -126,6 +127,11 @@ class LocalStore::LocalWriter final : public berth::content::Writer {
       return from_errno(errno, "rename ingest \"{}\" to \"{}\"", ref_, target);
     }
     if (::chmod(target.c_str(), 0444) < 0) return from_errno(errno, "chmod \"{}\"", target);
+    // The rename is durable only once the directory is: a commit acknowledged before that could
+    // vanish at a power loss while the metadata already names the blob.
+    std::string dir = target.substr(0, target.rfind('/'));
+    core::Fd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (d.get() < 0 || ::fsync(d.get()) < 0) return from_errno(errno, "fsync \"{}\"", dir);
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
     return Status();
@@ -285,7 +291,8 @@ Result<IngestStatus> LocalStore::status_of_dir(const std::string& dir) {
   }
   std::string started = read_small(dir + "/startedat");
   // These small files are ours, but a crash can leave them empty or torn: parse leniently.
-  s.started_at = started.empty() ? s.updated_at : from_nanos(std::strtoll(started.c_str(), nullptr, 10));
+  s.started_at =
+      started.empty() ? s.updated_at : from_nanos(std::strtoll(started.c_str(), nullptr, 10));
   std::string total = read_small(dir + "/total");
   if (!total.empty()) s.total = std::strtoll(total.c_str(), nullptr, 10);
   s.expected = read_small(dir + "/expected");

@@ -138,6 +138,11 @@ class Applier {
       if (d.get() < 0) continue;
       ::utimensat(d.get(), "", times.data(), AT_EMPTY_PATH);
     }
+    if (options_.sync) {
+      Fd d(::openat(root_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      if (d.get() < 0 || ::syncfs(d.get()) < 0)
+        return from_errno(errno, "syncfs the layer's root \"{}\"", root_path_);
+    }
     return Status();
   }
 

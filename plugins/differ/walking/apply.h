@@ -40,6 +40,9 @@ struct ApplyOptions {
   // The layer's media type; "" accepts gzip or zstd (detected), or plain tar.
   std::string media_type;
   ApplyLimits limits;
+  // syncfs() the root's filesystem before returning: the layer's files are on disk before the
+  // caller commits the snapshot (which a power loss must not leave pointing at lost data).
+  bool sync = false;
 };
 
 // Which decompressor a layer media type names. InvalidArgument for a media type that is not a

@@ -67,6 +67,7 @@ Result<diff::Descriptor> WalkingDiffer::apply(const RequestContext& ctx,
   ApplyOptions naive;
   naive.media_type = desc.media_type;
   naive.limits = limits_;
+  naive.sync = true;
   Result<ApplyResult> result = Status(Code::kInternal, "not applied");
   const Mount& m = mounts.front();
   if (mounts.size() == 1 && (m.type == "bind" || m.type == "rbind")) {

@@ -7,8 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include "core/fs.h"
-#include "plugins/metadata/rocksdb/content_view.h"
 #include "plugins/metadata/rocksdb/container_store.h"
+#include "plugins/metadata/rocksdb/content_view.h"
 #include "plugins/metadata/rocksdb/image_store.h"
 #include "plugins/metadata/rocksdb/lease_store.h"
 #include "plugins/metadata/rocksdb/snapshot_view.h"
@@ -20,6 +20,14 @@ using berth::metadata::Namespace;
 using nlohmann::json;
 
 constexpr std::string_view kNamespaces = "namespaces";
+
+// Every write a client sees as done reaches the disk first: the WAL is synced (RocksDB groups
+// concurrent writers into one sync).
+rocksdb::WriteOptions durable() {
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  return wo;
+}
 
 std::string prefixed(std::string_view ns, std::string_view key) { return RocksStore::key(ns, key); }
 
@@ -147,9 +155,7 @@ Status RocksStore::create(const Namespace& ns) {
   auto s = db_->Get(rocksdb::ReadOptions(), family(kNamespaces), ns.name, &existing);
   if (s.ok()) return already_exists("namespace \"{}\" already exists", ns.name);
   if (!s.IsNotFound()) return db_error(s, "get");
-  rocksdb::WriteOptions wo;
-  wo.sync = true;
-  s = db_->Put(wo, family(kNamespaces), ns.name, encode(ns));
+  s = db_->Put(durable(), family(kNamespaces), ns.name, encode(ns));
   if (!s.ok()) return db_error(s, "put");
   return Status();
 }
@@ -181,9 +187,7 @@ Result<Namespace> RocksStore::update(const Namespace& ns, const std::vector<std:
   BERTH_TRY(auto current, get(ns.name));
   BERTH_RETURN_IF_ERROR(
       update_labels(current.labels, ns.labels, paths, fmt::format("namespace \"{}\"", ns.name)));
-  rocksdb::WriteOptions wo;
-  wo.sync = true;
-  auto s = db_->Put(wo, family(kNamespaces), current.name, encode(current));
+  auto s = db_->Put(durable(), family(kNamespaces), current.name, encode(current));
   if (!s.ok()) return db_error(s, "put");
   return current;
 }
@@ -201,9 +205,7 @@ Status RocksStore::remove(std::string_view name) {
         "containers, snapshots or leases",
         name);
   }
-  rocksdb::WriteOptions wo;
-  wo.sync = true;
-  auto s = db_->Delete(wo, family(kNamespaces), current.name);
+  auto s = db_->Delete(durable(), family(kNamespaces), current.name);
   if (!s.ok()) return db_error(s, "delete");
   return Status();
 }
@@ -225,8 +227,7 @@ Status RocksStore::put(std::string_view kind, std::string_view ns, std::string_v
                        std::string_view value) {
   auto* cf = family(kind);
   if (!cf) return invalid_argument("unknown metadata kind \"{}\"", kind);
-  auto s = db_->Put(rocksdb::WriteOptions(), cf, prefixed(ns, key),
-                    rocksdb::Slice(value.data(), value.size()));
+  auto s = db_->Put(durable(), cf, prefixed(ns, key), rocksdb::Slice(value.data(), value.size()));
   if (!s.ok()) return db_error(s, "put");
   return Status();
 }
@@ -245,7 +246,7 @@ Result<std::string> RocksStore::get_raw(std::string_view kind, std::string_view 
 Status RocksStore::erase(std::string_view kind, std::string_view ns, std::string_view key) {
   auto* cf = family(kind);
   if (!cf) return invalid_argument("unknown metadata kind \"{}\"", kind);
-  auto s = db_->Delete(rocksdb::WriteOptions(), cf, prefixed(ns, key));
+  auto s = db_->Delete(durable(), cf, prefixed(ns, key));
   if (!s.ok()) return db_error(s, "delete");
   return Status();
 }
@@ -320,7 +321,7 @@ Status RocksStore::attach_to_lease(rocksdb::WriteBatch& batch, const RequestCont
 }
 
 Status RocksStore::write(rocksdb::WriteBatch& batch) {
-  auto s = db_->Write(rocksdb::WriteOptions(), &batch);
+  auto s = db_->Write(durable(), &batch);
   if (!s.ok()) return db_error(s, "write");
   return Status();
 }

@@ -467,7 +467,7 @@ Result<std::shared_ptr<Task>> ShimManager::create(const CreateRequest& r) {
     unreserve();
     return st;
   };
-  if (Status st = core::write_file_atomic(bundle + "/config.json", r.spec, 0600); !st.ok())
+  if (Status st = core::write_file_atomic(bundle + "/config.json", r.spec, 0600, core::Durability::kVolatile); !st.ok())
     return fail(st);
   std::string logfifo = bundle + "/log";
   if (::mkfifo(logfifo.c_str(), 0600) == 0) {
@@ -496,9 +496,9 @@ Result<std::shared_ptr<Task>> ShimManager::create(const CreateRequest& r) {
   }
   std::string address = trimmed(started->out);
   if (address.empty()) return fail(internal_error("start shim {}: it printed no address", binary));
-  core::write_file_atomic(bundle + "/address", address, 0600).ignore();
-  core::write_file_atomic(bundle + "/shim-binary-path", binary, 0600).ignore();
-  core::write_file_atomic(bundle + "/runtime-name", r.runtime, 0600).ignore();
+  core::write_file_atomic(bundle + "/address", address, 0600, core::Durability::kVolatile).ignore();
+  core::write_file_atomic(bundle + "/shim-binary-path", binary, 0600, core::Durability::kVolatile).ignore();
+  core::write_file_atomic(bundle + "/runtime-name", r.runtime, 0600, core::Durability::kVolatile).ignore();
   auto t = connect(r.ns, r.id, bundle, binary, 0);
   if (!t.ok()) return fail(t.status());
   std::shared_ptr<ShimTask> st = *t;
