@@ -225,7 +225,13 @@ Status serve(const Flags& f, char** argv) {
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
   ::signal(SIGPIPE, SIG_IGN);  // FIFOs and pipes whose reader left: an error, not death
   boost::asio::io_context io(1);
-  ttrpc::Server server(io);
+  // The daemon multiplexes every call to this shim on one connection, Waits included (one per
+  // process, answered when it exits): a high cap on what is outstanding, no idle timeout.
+  ttrpc::ServerLimits limits;
+  limits.max_connections = 64;
+  limits.max_outstanding = 4096;
+  limits.max_queued_bytes = 64 << 20;
+  ttrpc::Server server(io, limits);
   std::string socket_path;
   struct stat st {};
   if (::fstat(3, &st) == 0 && S_ISSOCK(st.st_mode)) {

@@ -130,7 +130,12 @@ Status Daemon::start() {
 Status Daemon::serve_ttrpc() {
   std::string address = config_.effective_ttrpc_address();
   BERTH_RETURN_IF_ERROR(prepare_socket_path(address));
-  ttrpc_ = std::make_unique<ttrpc::Server>(ttrpc_io_);
+  // Shims connect here to forward events, one connection each, one event at a time; an idle
+  // connection is closed after a while (shims reconnect for their next event).
+  ttrpc::ServerLimits limits;
+  limits.max_connections = 8192;
+  limits.idle_timeout = std::chrono::minutes(10);
+  ttrpc_ = std::make_unique<ttrpc::Server>(ttrpc_io_, limits);
   std::size_t methods = 0;
   for (auto type : {plugin_type::kGrpc, plugin_type::kTtrpc}) {
     for (const auto& [id, instance] : registry_->instances(type)) {

@@ -83,79 +83,136 @@ Header decode_header(const unsigned char* b) {
 class Server::Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(Server& server, stream_protocol::socket socket)
-      : server_(server), socket_(std::move(socket)) {}
-  void start() { read_header(); }
+      : server_(server), socket_(std::move(socket)), idle_(socket_.get_executor()) {}
+  void start() {
+    arm_idle();
+    read_header();
+  }
   void close() {
     boost::system::error_code ec;
     socket_.close(ec);
+    idle_.cancel();
   }
   // Called from any thread.
   void respond(std::uint32_t stream, const Result<std::string>& r) {
     std::string bytes = frame(stream, kTypeResponse, response_bytes(r));
-    asio::post(socket_.get_executor(), [self = shared_from_this(), bytes = std::move(bytes)]() mutable {
-      self->queue_.push_back(std::move(bytes));
-      if (self->queue_.size() == 1) self->write_next();
-    });
+    asio::post(socket_.get_executor(),
+               [self = shared_from_this(), bytes = std::move(bytes)]() mutable {
+                 self->queued_bytes_ += bytes.size();
+                 self->queue_.push_back(std::move(bytes));
+                 if (self->queue_.size() == 1) self->write_next();
+               });
   }
   bool open() const { return socket_.is_open(); }
 
  private:
-  void read_header() {
-    asio::async_read(socket_, asio::buffer(header_), [self = shared_from_this()](auto ec, std::size_t) {
-      if (ec) return self->close();
-      Header h = decode_header(self->header_.data());
-      if (h.type != kTypeRequest) return self->close();  // not a ttrpc client
-      if (h.length > kMaxMessage) return self->discard(h, h.length);
-      self->body_.resize(h.length);
-      self->read_body(h);
+  const ServerLimits& limits() const { return server_.limits_; }
+  bool over_limits() const {
+    return outstanding_ >= limits().max_outstanding || queued_bytes_ >= limits().max_queued_bytes;
+  }
+  // The next request is read only while the peer is within its limits; else when an answer
+  // has been written.
+  void next_request() {
+    if (over_limits()) {
+      paused_ = true;
+      return;
+    }
+    read_header();
+  }
+  void arm_idle() {
+    if (limits().idle_timeout.count() == 0) return;
+    idle_.expires_after(limits().idle_timeout);
+    idle_.async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
+      auto self = weak.lock();
+      if (ec || !self || !self->open()) return;
+      if (self->outstanding_ == 0) return self->close();  // idle: nothing asked, nothing owed
+      self->arm_idle();
     });
   }
+  void read_header() {
+    asio::async_read(socket_, asio::buffer(header_),
+                     [self = shared_from_this()](auto ec, std::size_t) {
+                       if (ec) return self->close();
+                       Header h = decode_header(self->header_.data());
+                       if (h.type != kTypeRequest) return self->close();  // not a ttrpc client
+                       self->arm_idle();
+                       ++self->outstanding_;  // answered either way
+                       if (h.length > kMaxMessage) return self->discard(h, h.length);
+                       self->body_.resize(h.length);
+                       self->read_body(h);
+                     });
+  }
   void read_body(Header h) {
-    asio::async_read(socket_, asio::buffer(body_), [self = shared_from_this(), h](auto ec, std::size_t) {
-      if (ec) return self->close();
-      ::ttrpc::Request req;
-      if (!req.ParseFromString(self->body_)) return self->close();  // malformed: drop the client
-      Call call;
-      call.service = req.service();
-      call.method = req.method();
-      call.payload = req.payload();
-      for (const auto& kv : req.metadata()) call.metadata.emplace(kv.key(), kv.value());
-      if (req.timeout_nano() > 0)
-        call.deadline = std::chrono::steady_clock::now() + std::chrono::nanoseconds(req.timeout_nano());
-      self->server_.dispatch(self, h.stream, std::move(call));
-      self->read_header();
-    });
+    asio::async_read(socket_, asio::buffer(body_),
+                     [self = shared_from_this(), h](auto ec, std::size_t) {
+                       if (ec) return self->close();
+                       ::ttrpc::Request req;
+                       if (!req.ParseFromString(self->body_))
+                         return self->close();  // malformed: drop the client
+                       Call call;
+                       call.service = req.service();
+                       call.method = req.method();
+                       call.payload = req.payload();
+                       for (const auto& kv : req.metadata())
+                         call.metadata.emplace(kv.key(), kv.value());
+                       if (req.timeout_nano() > 0) {
+                         // A timeout the clock cannot hold (a hostile peer's INT64_MAX) is no
+                         // deadline.
+                         auto now = std::chrono::steady_clock::now();
+                         auto room = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                             std::chrono::steady_clock::time_point::max() - now);
+                         if (req.timeout_nano() < room.count())
+                           call.deadline = now + std::chrono::nanoseconds(req.timeout_nano());
+                       }
+                       self->body_.clear();
+                       self->body_.shrink_to_fit();
+                       self->server_.dispatch(self, h.stream, std::move(call));
+                       self->next_request();
+                     });
   }
   // An oversized message is read and thrown away, then refused; the connection stays usable.
   void discard(Header h, std::uint32_t left) {
     if (left == 0) {
-      respond(h.stream, Status(Code::kResourceExhausted,
-                               fmt::format("message length {} exceeds the maximum message size of {}",
-                                           h.length, kMaxMessage)));
-      return read_header();
+      respond(h.stream,
+              Status(Code::kResourceExhausted,
+                     fmt::format("message length {} exceeds the maximum message size of {}",
+                                 h.length, kMaxMessage)));
+      return next_request();
     }
     body_.resize(std::min<std::uint32_t>(left, 64 << 10));
-    asio::async_read(socket_, asio::buffer(body_), [self = shared_from_this(), h, left](auto ec, std::size_t n) {
-      if (ec) return self->close();
-      self->discard(h, left - static_cast<std::uint32_t>(n));
-    });
+    asio::async_read(socket_, asio::buffer(body_),
+                     [self = shared_from_this(), h, left](auto ec, std::size_t n) {
+                       if (ec) return self->close();
+                       self->discard(h, left - static_cast<std::uint32_t>(n));
+                     });
   }
   void write_next() {
-    asio::async_write(socket_, asio::buffer(queue_.front()), [self = shared_from_this()](auto ec, std::size_t) {
-      self->queue_.pop_front();
-      if (ec) return self->close();
-      if (!self->queue_.empty()) self->write_next();
-    });
+    asio::async_write(socket_, asio::buffer(queue_.front()),
+                      [self = shared_from_this()](auto ec, std::size_t) {
+                        self->queued_bytes_ -= self->queue_.front().size();
+                        self->queue_.pop_front();
+                        if (self->outstanding_ > 0) --self->outstanding_;
+                        if (ec) return self->close();
+                        if (!self->queue_.empty()) self->write_next();
+                        if (self->paused_ && !self->over_limits() && self->open()) {
+                          self->paused_ = false;
+                          self->read_header();
+                        }
+                      });
   }
 
   Server& server_;
   stream_protocol::socket socket_;
+  asio::steady_timer idle_;
   std::array<unsigned char, kHeaderSize> header_{};
   std::string body_;
   std::deque<std::string> queue_;
+  std::size_t queued_bytes_ = 0;
+  std::size_t outstanding_ = 0;  // requests read and not yet answered on the wire
+  bool paused_ = false;
 };
 
-Server::Server(asio::io_context& io) : io_(io) {}
+Server::Server(asio::io_context& io, ServerLimits limits) : io_(io), limits_(limits) {}
 Server::~Server() { close(); }
 
 void Server::handle(const std::string& service, const std::string& method, Handler h) {
@@ -173,7 +230,8 @@ Status Server::listen(const std::string& path) {
   acc->open(stream_protocol(), ec);
   if (!ec) acc->bind(stream_protocol::endpoint(path), ec);
   if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) return Status(Code::kUnavailable, fmt::format("ttrpc: listen on {}: {}", path, ec.message()));
+  if (ec)
+    return Status(Code::kUnavailable, fmt::format("ttrpc: listen on {}: {}", path, ec.message()));
   acceptor_ = std::move(acc);
   accept();
   return Status();
@@ -183,7 +241,9 @@ Status Server::adopt(int fd) {
   boost::system::error_code ec;
   auto acc = std::make_unique<stream_protocol::acceptor>(io_);
   acc->assign(stream_protocol(), fd, ec);
-  if (ec) return Status(Code::kInvalidArgument, fmt::format("ttrpc: adopt socket fd {}: {}", fd, ec.message()));
+  if (ec)
+    return Status(Code::kInvalidArgument,
+                  fmt::format("ttrpc: adopt socket fd {}: {}", fd, ec.message()));
   acceptor_ = std::move(acc);
   accept();
   return Status();
@@ -195,8 +255,16 @@ void Server::accept() {
       if (ec == asio::error::operation_aborted || !acceptor_ || !acceptor_->is_open()) return;
       return accept();
     }
+    std::erase_if(conns_, [](const auto& w) {
+      auto c = w.lock();
+      return !c || !c->open();
+    });
+    if (limits_.max_connections && conns_.size() >= limits_.max_connections) {
+      boost::system::error_code ignored;
+      s.close(ignored);  // over the cap: refused as it comes
+      return accept();
+    }
     auto conn = std::make_shared<Connection>(*this, std::move(s));
-    std::erase_if(conns_, [](const auto& w) { return w.expired(); });
     conns_.push_back(conn);
     conn->start();
     accept();
@@ -206,8 +274,9 @@ void Server::accept() {
 void Server::dispatch(const std::shared_ptr<Connection>& conn, std::uint32_t stream, Call call) {
   auto it = handlers_.find(call.service + "/" + call.method);
   if (it == handlers_.end()) {
-    conn->respond(stream, Status(Code::kUnimplemented,
-                                 fmt::format("ttrpc: {}/{} is not implemented", call.service, call.method)));
+    conn->respond(
+        stream, Status(Code::kUnimplemented,
+                       fmt::format("ttrpc: {}/{} is not implemented", call.service, call.method)));
     return;
   }
   std::weak_ptr<Connection> weak = conn;
@@ -243,7 +312,8 @@ std::size_t Server::connections() const {
   return n;
 }
 
-Result<std::unique_ptr<Client>> Client::connect(const std::string& path, std::function<void()> on_close) {
+Result<std::unique_ptr<Client>> Client::connect(const std::string& path,
+                                                std::function<void()> on_close) {
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return from_errno(errno, "ttrpc: socket");
   sockaddr_un addr{};
@@ -256,7 +326,8 @@ Result<std::unique_ptr<Client>> Client::connect(const std::string& path, std::fu
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
     int err = errno;
     ::close(fd);
-    return Status(Code::kUnavailable, fmt::format("ttrpc: connect to {}: {}", path, std::strerror(err)));
+    return Status(Code::kUnavailable,
+                  fmt::format("ttrpc: connect to {}: {}", path, std::strerror(err)));
   }
   return std::unique_ptr<Client>(new Client(fd, std::move(on_close)));
 }
@@ -337,7 +408,8 @@ Result<std::string> Client::call(const std::string& service, const std::string& 
   }
   std::string body = req.SerializeAsString();
   if (body.size() > kMaxMessage)
-    return Status(Code::kResourceExhausted, fmt::format("ttrpc: request of {} bytes is over the limit", body.size()));
+    return Status(Code::kResourceExhausted,
+                  fmt::format("ttrpc: request of {} bytes is over the limit", body.size()));
   auto pending = std::make_shared<Pending>();
   std::uint32_t stream;
   {
@@ -360,7 +432,8 @@ Result<std::string> Client::call(const std::string& service, const std::string& 
   if (timeout.count() > 0) {
     if (!cv_.wait_for(lock, timeout, ready)) {
       pending_.erase(stream);
-      return Status(Code::kDeadlineExceeded, fmt::format("ttrpc: {}/{} timed out", service, method));
+      return Status(Code::kDeadlineExceeded,
+                    fmt::format("ttrpc: {}/{} timed out", service, method));
     }
   } else {
     cv_.wait(lock, ready);
@@ -373,7 +446,8 @@ Status Client::call(const std::string& service, const std::string& method,
                     const Metadata& md, std::chrono::milliseconds timeout) {
   BERTH_TRY(auto bytes, call(service, method, req.SerializeAsString(), md, timeout));
   if (resp && !resp->ParseFromString(bytes))
-    return Status(Code::kInternal, fmt::format("ttrpc: {}/{}: unreadable response", service, method));
+    return Status(Code::kInternal,
+                  fmt::format("ttrpc: {}/{}: unreadable response", service, method));
   return Status();
 }
 

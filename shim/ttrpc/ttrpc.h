@@ -5,7 +5,8 @@
 // Server: Boost.Asio on one io_context; a handler gets the call and a Reply it may invoke later
 // from any thread (a Wait that returns when a process exits does not block the others). A frame
 // that is too long is skipped and answered ResourceExhausted; a frame of an unknown type or a
-// request that does not parse closes that connection; the server goes on.
+// request that does not parse closes that connection; the server goes on. Per-peer bounds are
+// in ServerLimits; a timeout_nano too large to add to the clock means no deadline.
 // Client: blocking calls, safe from many threads, multiplexed on one connection.
 #pragma once
 
@@ -69,9 +70,21 @@ using Reply = std::function<void(Result<std::string>)>;
 using Handler = std::function<void(Call call, Reply reply)>;
 using SyncHandler = std::function<Result<std::string>(const Call& call)>;
 
+// What one peer may hold of a server. Reading a connection pauses while it has max_outstanding
+// requests being handled or answered-but-unwritten, or max_queued_bytes of answers it has not
+// read: a client that pipelines without reading stops being read, and cannot grow our memory.
+// Connections beyond max_connections are closed as they come; a connection with nothing
+// outstanding and no request for idle_timeout is closed (0: never).
+struct ServerLimits {
+  std::size_t max_connections = 1024;
+  std::size_t max_outstanding = 128;
+  std::size_t max_queued_bytes = 8 << 20;
+  std::chrono::seconds idle_timeout{0};
+};
+
 class Server {
  public:
-  explicit Server(boost::asio::io_context& io);
+  explicit Server(boost::asio::io_context& io, ServerLimits limits = {});
   ~Server();
   void handle(const std::string& service, const std::string& method, Handler h);
   // Runs on the io thread: for quick methods only.
@@ -89,6 +102,7 @@ class Server {
   void accept();
   void dispatch(const std::shared_ptr<Connection>& conn, std::uint32_t stream, Call call);
   boost::asio::io_context& io_;
+  ServerLimits limits_;
   std::unique_ptr<boost::asio::local::stream_protocol::acceptor> acceptor_;
   std::map<std::string, Handler> handlers_;
   std::vector<std::weak_ptr<Connection>> conns_;

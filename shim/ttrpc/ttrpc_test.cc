@@ -3,6 +3,7 @@
 // (oversized frames, wrong frame types, garbage requests, clients that vanish mid-call).
 #include "shim/ttrpc/ttrpc.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -10,6 +11,9 @@
 
 #include <atomic>
 #include <cstring>
+#include <limits>
+#include <mutex>
+#include <vector>
 
 #include "berth/ttrpc/ttrpc.pb.h"
 #include "core/fs.h"
@@ -26,7 +30,19 @@ class TtrpcTest : public ::testing::Test {
     ASSERT_TRUE(d.ok());
     dir_.emplace(std::move(*d));
     path_ = dir_->path() + "/t.sock";
-    server_ = std::make_unique<Server>(io_);
+    server_ = std::make_unique<Server>(io_, limits_);
+    server_->handle_sync("test.Echo", "Big", [this](const Call&) -> Result<std::string> {
+      ++big_calls_;
+      return std::string(64 << 10, 'b');
+    });
+    server_->handle_sync("test.Echo", "Deadline", [](const Call& c) -> Result<std::string> {
+      if (!c.deadline) return std::string("none");
+      return std::string(*c.deadline > std::chrono::steady_clock::now() ? "future" : "past");
+    });
+    server_->handle("test.Never", "Hang", [this](Call, Reply reply) {
+      std::lock_guard lock(hung_mu_);
+      hung_.push_back(std::move(reply));
+    });
     server_->handle_sync("test.Echo", "Echo", [](const Call& c) -> Result<std::string> {
       auto ns = c.metadata.find(kNamespaceKey);
       return c.payload + (ns == c.metadata.end() ? "" : "@" + ns->second);
@@ -41,7 +57,9 @@ class TtrpcTest : public ::testing::Test {
       }).detach();
     });
     ASSERT_TRUE(server_->listen(path_).ok());
-    work_ = std::make_unique<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>>(io_.get_executor());
+    work_ =
+        std::make_unique<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>>(
+            io_.get_executor());
     thread_ = std::thread([this] { io_.run(); });
   }
   void TearDown() override {
@@ -87,7 +105,8 @@ class TtrpcTest : public ::testing::Test {
     r.ParseFromString(body);
     return std::make_pair(h, r);
   }
-  std::string request_frame(std::uint32_t stream, const std::string& method, const std::string& payload) {
+  std::string request_frame(std::uint32_t stream, const std::string& method,
+                            const std::string& payload) {
     ::ttrpc::Request req;
     req.set_service("test.Echo");
     req.set_method(method);
@@ -96,6 +115,10 @@ class TtrpcTest : public ::testing::Test {
     return encode_header({static_cast<std::uint32_t>(body.size()), stream, kTypeRequest, 0}) + body;
   }
 
+  ServerLimits limits_;
+  std::atomic<int> big_calls_{0};
+  std::mutex hung_mu_;
+  std::vector<Reply> hung_;
   std::optional<core::TempDir> dir_;
   std::string path_;
   boost::asio::io_context io_;
@@ -210,7 +233,8 @@ TEST_F(TtrpcTest, WrongTypesAndGarbageCloseOnlyThatConnection) {
   EXPECT_TRUE(closed(fd)) << "connection should be closed";
   ::close(fd);
   int fd2 = raw();
-  std::string garbage = encode_header({6, 1, kTypeRequest, 0}) + std::string("\xff\xff\xff\xff\xff\xff", 6);
+  std::string garbage =
+      encode_header({6, 1, kTypeRequest, 0}) + std::string("\xff\xff\xff\xff\xff\xff", 6);
   ASSERT_EQ(::write(fd2, garbage.data(), garbage.size()), static_cast<ssize_t>(garbage.size()));
   EXPECT_TRUE(closed(fd2));
   ::close(fd2);
@@ -221,7 +245,8 @@ TEST_F(TtrpcTest, WrongTypesAndGarbageCloseOnlyThatConnection) {
   req.set_method("Wait");
   req.set_payload("200");
   std::string body = req.SerializeAsString();
-  std::string f = encode_header({static_cast<std::uint32_t>(body.size()), 1, kTypeRequest, 0}) + body;
+  std::string f =
+      encode_header({static_cast<std::uint32_t>(body.size()), 1, kTypeRequest, 0}) + body;
   ASSERT_EQ(::write(fd3, f.data(), f.size()), static_cast<ssize_t>(f.size()));
   ::close(fd3);
   std::this_thread::sleep_for(300ms);
@@ -230,6 +255,102 @@ TEST_F(TtrpcTest, WrongTypesAndGarbageCloseOnlyThatConnection) {
   auto r = c->call("test.Echo", "Echo", "alive");
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_EQ(*r, "alive");
+}
+
+TEST_F(TtrpcTest, AHugeTimeoutIsNoDeadlineNotAnOverflow) {
+  int fd = raw();
+  for (std::int64_t t : {std::numeric_limits<std::int64_t>::max(), std::int64_t{1} << 62,
+                         std::int64_t{5'000'000'000}}) {
+    ::ttrpc::Request req;
+    req.set_service("test.Echo");
+    req.set_method("Deadline");
+    req.set_timeout_nano(t);
+    std::string body = req.SerializeAsString();
+    std::string f =
+        encode_header({static_cast<std::uint32_t>(body.size()), 1, kTypeRequest, 0}) + body;
+    ASSERT_EQ(::write(fd, f.data(), f.size()), static_cast<ssize_t>(f.size()));
+    auto r = read_response(fd);
+    ASSERT_TRUE(r);
+    EXPECT_NE(r->second.payload(), "past") << t;
+  }
+  ::close(fd);
+}
+
+class TtrpcLimitsTest : public TtrpcTest {
+ protected:
+  TtrpcLimitsTest() {
+    limits_.max_connections = 3;
+    limits_.max_outstanding = 8;
+    limits_.max_queued_bytes = 256 << 10;
+    limits_.idle_timeout = 1s;
+  }
+};
+
+// A client that sends request after request and never reads the answers stops being read: the
+// server handles a bounded number, and its queue of unwritten answers stays bounded.
+TEST_F(TtrpcLimitsTest, APipeliningClientThatDoesNotReadIsNotServedWithoutBound) {
+  int fd = raw();
+  int flags = ::fcntl(fd, F_GETFL);
+  ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+  std::string f = request_frame(1, "Big", "");
+  std::size_t sent = 0;
+  for (int i = 0; i < 20000; ++i) {
+    ssize_t n = ::send(fd, f.data(), f.size(), MSG_NOSIGNAL);
+    if (n < 0) break;  // the server stopped reading: our send buffer is full
+    sent += static_cast<std::size_t>(n);
+  }
+  std::this_thread::sleep_for(300ms);
+  int handled = big_calls_;
+  EXPECT_LE(handled, 8 + 1) << "requests handled while the client read nothing";
+  EXPECT_GT(sent / f.size(), static_cast<std::size_t>(handled) + 10) << "the test sent too little";
+  // Once the client reads, everything it sent is answered.
+  ::fcntl(fd, F_SETFL, flags);
+  std::size_t frames = sent / f.size();
+  for (std::size_t i = 0; i < frames; ++i) {
+    auto r = read_response(fd);
+    ASSERT_TRUE(r) << "answer " << i << " of " << frames;
+  }
+  EXPECT_EQ(big_calls_, static_cast<int>(frames));
+  ::close(fd);
+}
+
+TEST_F(TtrpcLimitsTest, ConnectionsBeyondTheCapAreClosed) {
+  std::vector<int> fds;
+  for (int i = 0; i < 3; ++i) fds.push_back(raw());
+  std::this_thread::sleep_for(100ms);
+  int extra = raw();
+  char b;
+  ssize_t n = ::read(extra, &b, 1);
+  EXPECT_TRUE(n == 0 || (n < 0 && errno == ECONNRESET)) << "a fourth connection was served";
+  ::close(extra);
+  std::string f = request_frame(1, "Echo", "still");
+  ASSERT_EQ(::write(fds[0], f.data(), f.size()), static_cast<ssize_t>(f.size()));
+  auto r = read_response(fds[0]);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->second.payload(), "still");
+  for (int fd : fds) ::close(fd);
+}
+
+TEST_F(TtrpcLimitsTest, IdleConnectionsCloseButNotOnesWithCallsInFlight) {
+  int idle = raw();
+  int busy = raw();
+  ::ttrpc::Request req;
+  req.set_service("test.Never");
+  req.set_method("Hang");
+  std::string body = req.SerializeAsString();
+  std::string f =
+      encode_header({static_cast<std::uint32_t>(body.size()), 1, kTypeRequest, 0}) + body;
+  ASSERT_EQ(::write(busy, f.data(), f.size()), static_cast<ssize_t>(f.size()));
+  std::this_thread::sleep_for(2500ms);
+  char b;
+  ssize_t n = ::read(idle, &b, 1);
+  EXPECT_TRUE(n == 0 || (n < 0 && errno == ECONNRESET)) << "the idle connection stayed open";
+  timeval tv{0, 200000};
+  ::setsockopt(busy, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  n = ::read(busy, &b, 1);
+  EXPECT_TRUE(n < 0 && errno == EAGAIN) << "the connection with a call in flight was closed";
+  ::close(idle);
+  ::close(busy);
 }
 
 }  // namespace

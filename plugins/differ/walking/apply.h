@@ -32,6 +32,7 @@ namespace berth::plugins::differ {
 struct ApplyLimits {
   std::int64_t max_bytes = std::int64_t{64} << 30;  // uncompressed tar stream
   std::int64_t max_entries = 4'000'000;
+  bool sync = true;  // the differ's sync_layers: syncfs after each layer (see ApplyOptions)
 };
 
 struct ApplyOptions {

@@ -32,6 +32,9 @@ std::vector<Registration> registrations() {
     ApplyLimits limits;
     BERTH_RETURN_IF_ERROR(read_size(in, "max_layer_size", limits.max_bytes));
     BERTH_RETURN_IF_ERROR(in.read("max_layer_entries", limits.max_entries));
+    // Layers on disk before their snapshot is committed (a power loss must not leave a committed
+    // layer with lost files). Off trades that for unpack speed where layers can be pulled again.
+    BERTH_RETURN_IF_ERROR(in.read("sync_layers", limits.sync));
     if (limits.max_entries <= 0) return invalid_argument("max_layer_entries: must be positive");
     return config_value(limits);
   };
@@ -40,6 +43,7 @@ std::vector<Registration> registrations() {
     const auto& limits = ic.config<ApplyLimits>();
     ic.exports()["max_layer_size"] = std::to_string(limits.max_bytes);
     ic.exports()["max_layer_entries"] = std::to_string(limits.max_entries);
+    ic.exports()["sync_layers"] = limits.sync ? "true" : "false";
     return std::shared_ptr<Plugin>(
         std::make_shared<WalkingDiffer>(std::move(store), ic.state(), limits));
   };

@@ -67,7 +67,7 @@ Result<diff::Descriptor> WalkingDiffer::apply(const RequestContext& ctx,
   ApplyOptions naive;
   naive.media_type = desc.media_type;
   naive.limits = limits_;
-  naive.sync = true;
+  naive.sync = limits_.sync;
   Result<ApplyResult> result = Status(Code::kInternal, "not applied");
   const Mount& m = mounts.front();
   if (mounts.size() == 1 && (m.type == "bind" || m.type == "rbind")) {
