@@ -149,16 +149,20 @@ bool exists(const std::string& p) {
 
 }  // namespace
 
+// The mode argument of an open that creates (absent otherwise).
+#define BERTH_MODE_ARG(flags)            \
+  mode_t mode = 0;                       \
+  if ((flags) & (O_CREAT | O_TMPFILE)) { \
+    va_list ap;                          \
+    va_start(ap, flags);                 \
+    mode = va_arg(ap, mode_t);           \
+    va_end(ap);                          \
+  }
+
 extern "C" {
 
 int open(const char* path, int flags, ...) {
-  mode_t mode = 0;
-  if (flags & (O_CREAT | O_TMPFILE)) {
-    va_list ap;
-    va_start(ap, flags);
-    mode = va_arg(ap, mode_t);
-    va_end(ap);
-  }
+  BERTH_MODE_ARG(flags);
   std::string p = at_path(AT_FDCWD, path);
   bool existed = tracked(p) && exists(p);
   using F = int (*)(const char*, int, ...);
@@ -168,23 +172,11 @@ int open(const char* path, int flags, ...) {
   return fd;
 }
 int open64(const char* path, int flags, ...) {
-  mode_t mode = 0;
-  if (flags & (O_CREAT | O_TMPFILE)) {
-    va_list ap;
-    va_start(ap, flags);
-    mode = va_arg(ap, mode_t);
-    va_end(ap);
-  }
+  BERTH_MODE_ARG(flags);
   return open(path, flags, mode);
 }
 int openat(int dirfd, const char* path, int flags, ...) {
-  mode_t mode = 0;
-  if (flags & (O_CREAT | O_TMPFILE)) {
-    va_list ap;
-    va_start(ap, flags);
-    mode = va_arg(ap, mode_t);
-    va_end(ap);
-  }
+  BERTH_MODE_ARG(flags);
   std::string p = at_path(dirfd, path);
   bool existed = tracked(p) && exists(p);
   using F = int (*)(int, const char*, int, ...);
@@ -194,13 +186,7 @@ int openat(int dirfd, const char* path, int flags, ...) {
   return fd;
 }
 int openat64(int dirfd, const char* path, int flags, ...) {
-  mode_t mode = 0;
-  if (flags & (O_CREAT | O_TMPFILE)) {
-    va_list ap;
-    va_start(ap, flags);
-    mode = va_arg(ap, mode_t);
-    va_end(ap);
-  }
+  BERTH_MODE_ARG(flags);
   return openat(dirfd, path, flags, mode);
 }
 int mkostemp(char* tmpl, int flags) {

@@ -226,42 +226,35 @@ RunResult Registry::push_oci_archive(const std::string& archive, const std::stri
   return run(argv, std::chrono::seconds(120));
 }
 
-// ---- FaultProxy ----
-
-std::unique_ptr<FaultProxy> FaultProxy::start(int upstream_port) {
-  std::unique_ptr<FaultProxy> p(new FaultProxy());
-  p->upstream_port_ = upstream_port;
-  p->listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+bool LoopbackServer::start(std::function<void(int fd)> serve) {
+  serve_ = std::move(serve);
+  listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in sa{};
   sa.sin_family = AF_INET;
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   socklen_t len = sizeof sa;
-  if (::bind(p->listen_fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 ||
-      ::listen(p->listen_fd_, 64) != 0 ||
-      ::getsockname(p->listen_fd_, reinterpret_cast<sockaddr*>(&sa), &len) != 0)
-    return nullptr;
-  p->port_ = ntohs(sa.sin_port);
-  p->acceptor_ = std::thread([raw = p.get()] {
+  if (listen_fd_ < 0 || ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 ||
+      ::listen(listen_fd_, 64) != 0 ||
+      ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&sa), &len) != 0)
+    return false;
+  port_ = ntohs(sa.sin_port);
+  acceptor_ = std::thread([this] {
     for (;;) {
-      pollfd pfd{raw->listen_fd_, POLLIN, 0};
+      pollfd pfd{listen_fd_, POLLIN, 0};
       if (::poll(&pfd, 1, 100) <= 0) {
-        if (raw->stopping_) return;
+        if (stopping_) return;
         continue;
       }
-      int c = ::accept4(raw->listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      int c = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
       if (c < 0) continue;
-      if (raw->refuse_) {
-        ::close(c);
-        continue;
-      }
-      std::lock_guard lock(raw->mu_);
-      raw->threads_.emplace_back([raw, c] { raw->serve(c); });
+      std::lock_guard lock(mu_);
+      threads_.emplace_back([this, c] { serve_(c); });
     }
   });
-  return p;
+  return true;
 }
 
-FaultProxy::~FaultProxy() {
+void LoopbackServer::stop() {
   stopping_ = true;
   if (acceptor_.joinable()) acceptor_.join();
   std::vector<std::thread> threads;
@@ -271,6 +264,28 @@ FaultProxy::~FaultProxy() {
   }
   for (auto& t : threads) t.join();
   if (listen_fd_ >= 0) ::close(listen_fd_);
+  listen_fd_ = -1;
+}
+
+// ---- FaultProxy ----
+
+std::unique_ptr<FaultProxy> FaultProxy::start(int upstream_port) {
+  std::unique_ptr<FaultProxy> p(new FaultProxy());
+  p->upstream_port_ = upstream_port;
+  bool ok = p->server_.start([raw = p.get()](int c) {
+    if (raw->refuse_) {
+      ::close(c);
+      return;
+    }
+    raw->serve(c);
+  });
+  if (!ok) return nullptr;
+  return p;
+}
+
+FaultProxy::~FaultProxy() {
+  stopping_ = true;
+  server_.stop();
 }
 
 std::vector<std::string> FaultProxy::requests() const {
@@ -398,42 +413,13 @@ std::unique_ptr<HostileServer> HostileServer::start(Handler handler, const std::
     }
     p->tls_ = ctx;
   }
-  p->listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof sa;
-  if (::bind(p->listen_fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 ||
-      ::listen(p->listen_fd_, 64) != 0 ||
-      ::getsockname(p->listen_fd_, reinterpret_cast<sockaddr*>(&sa), &len) != 0)
-    return nullptr;
-  p->port_ = ntohs(sa.sin_port);
-  p->acceptor_ = std::thread([raw = p.get()] {
-    for (;;) {
-      pollfd pfd{raw->listen_fd_, POLLIN, 0};
-      if (::poll(&pfd, 1, 100) <= 0) {
-        if (raw->stopping_) return;
-        continue;
-      }
-      int c = ::accept4(raw->listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (c < 0) continue;
-      std::lock_guard lock(raw->mu_);
-      raw->threads_.emplace_back([raw, c] { raw->serve(c); });
-    }
-  });
+  if (!p->server_.start([raw = p.get()](int c) { raw->serve(c); })) return nullptr;
   return p;
 }
 
 HostileServer::~HostileServer() {
   stopping_ = true;
-  if (acceptor_.joinable()) acceptor_.join();
-  std::vector<std::thread> threads;
-  {
-    std::lock_guard lock(mu_);
-    threads.swap(threads_);
-  }
-  for (auto& t : threads) t.join();
-  if (listen_fd_ >= 0) ::close(listen_fd_);
+  server_.stop();
   if (tls_) ::SSL_CTX_free(static_cast<SSL_CTX*>(tls_));
 }
 

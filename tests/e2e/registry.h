@@ -68,6 +68,27 @@ class Registry {
   std::unique_ptr<Process> issuer_;
 };
 
+// A listening socket on 127.0.0.1 whose connections each get a thread of their own running
+// `serve` (which owns the fd), for the test servers below. stop() (also on destruction) stops
+// accepting and joins every thread.
+class LoopbackServer {
+ public:
+  // false when the socket cannot be made.
+  bool start(std::function<void(int fd)> serve);
+  ~LoopbackServer() { stop(); }
+  void stop();
+  int port() const { return port_; }
+
+ private:
+  std::function<void(int)> serve_;
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::mutex mu_;
+  std::vector<std::thread> threads_;
+  std::thread acceptor_;
+};
+
 // A TCP proxy in front of a registry, one request per connection, for failure tests: it can cut
 // blob downloads short, refuse every connection (a registry that died) or flip a byte of every
 // blob it serves. It records each request line (with its Range header, if any).
@@ -75,7 +96,7 @@ class FaultProxy {
  public:
   static std::unique_ptr<FaultProxy> start(int upstream_port);
   ~FaultProxy();
-  std::string host() const { return "127.0.0.1:" + std::to_string(port_); }
+  std::string host() const { return "127.0.0.1:" + std::to_string(server_.port()); }
 
   void cut_blobs_after(std::int64_t bytes) { cut_after_ = bytes; }  // 0: never
   void refuse(bool on) { refuse_ = on; }
@@ -91,16 +112,13 @@ class FaultProxy {
   FaultProxy() = default;
   void serve(int client);
 
-  int listen_fd_ = -1;
-  int port_ = 0;
   int upstream_port_ = 0;
   std::atomic<std::int64_t> cut_after_{0};
   std::atomic<bool> refuse_{false}, corrupt_{false}, redirect_{false}, stopping_{false};
   std::atomic<int> throttle_ms_{0};
   mutable std::mutex mu_;
   std::vector<std::string> requests_;
-  std::vector<std::thread> threads_;
-  std::thread acceptor_;
+  LoopbackServer server_;  // last: stopped (threads joined) before the rest goes
 };
 
 // A scripted HTTP/1.1 server on 127.0.0.1, plain or TLS, for what a hostile registry can do:
@@ -120,8 +138,8 @@ class HostileServer {
   static std::unique_ptr<HostileServer> start(Handler handler, const std::string& cert = "",
                                               const std::string& key = "");
   ~HostileServer();
-  int port() const { return port_; }
-  std::string host() const { return "127.0.0.1:" + std::to_string(port_); }
+  int port() const { return server_.port(); }
+  std::string host() const { return "127.0.0.1:" + std::to_string(server_.port()); }
   std::vector<Request> requests() const;
 
  private:
@@ -130,13 +148,10 @@ class HostileServer {
 
   Handler handler_;
   void* tls_ = nullptr;  // SSL_CTX
-  int listen_fd_ = -1;
-  int port_ = 0;
   std::atomic<bool> stopping_{false};
   mutable std::mutex mu_;
   std::vector<Request> requests_;
-  std::vector<std::thread> threads_;
-  std::thread acceptor_;
+  LoopbackServer server_;  // last: stopped (threads joined) before the rest goes
 };
 
 }  // namespace berth::e2e

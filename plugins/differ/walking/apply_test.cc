@@ -15,6 +15,7 @@
 
 #include "core/digest.h"
 #include "core/fs.h"
+#include "tests/support/layer_reader.h"
 #include "tests/support/tar_builder.h"
 
 namespace berth::plugins::differ {
@@ -36,16 +37,6 @@ std::string random_bytes(std::size_t n) {
   return s;
 }
 
-ReadFn from_string(const std::string& data) {
-  auto pos = std::make_shared<std::size_t>(0);
-  return [data, pos](char* buf, std::size_t n) -> Result<std::size_t> {
-    std::size_t k = std::min(n, data.size() - *pos);
-    std::memcpy(buf, data.data() + *pos, k);
-    *pos += k;
-    return k;
-  };
-}
-
 std::string slurp(const std::string& p) {
   auto r = core::read_file(p);
   return r.ok() ? *r : "<missing>";
@@ -62,7 +53,7 @@ class ApplyTest : public ::testing::Test {
     fs::create_directories(root_);
   }
   Result<ApplyResult> apply(const std::string& tar, ApplyOptions o = {}) {
-    return apply_layer(from_string(tar), root_, o);
+    return apply_layer(test::reader_of(tar), root_, o);
   }
   std::optional<core::TempDir> dir_;
   std::string root_;

@@ -18,6 +18,7 @@
 #include "plugins/differ/walking/apply.h"
 #include "plugins/differ/walking/compare.h"
 #include "tests/support/canary.h"
+#include "tests/support/layer_reader.h"
 #include "tests/support/tar_builder.h"
 
 namespace berth::plugins::differ {
@@ -26,16 +27,6 @@ namespace {
 namespace fs = std::filesystem;
 using test::Canary;
 using test::TarBuilder;
-
-ReadFn from_string(const std::string& data) {
-  auto pos = std::make_shared<std::size_t>(0);
-  return [data, pos](char* buf, std::size_t n) -> Result<std::size_t> {
-    std::size_t k = std::min(n, data.size() - *pos);
-    std::memcpy(buf, data.data() + *pos, k);
-    *pos += k;
-    return k;
-  };
-}
 
 enum class Link { kAbsolute, kRelative };
 
@@ -66,7 +57,7 @@ class HostileLayerTest : public ::testing::TestWithParam<Link> {
     return up + in_root_;
   }
   Result<ApplyResult> apply(const std::string& tar, ApplyOptions o = {}) {
-    return apply_layer(from_string(tar), root_, o);
+    return apply_layer(test::reader_of(tar), root_, o);
   }
   // The canary's path inside the root, with the directory the layers put there.
   TarBuilder& with_victim(TarBuilder& b) {
@@ -145,7 +136,7 @@ TEST_P(HostileLayerTest, OverlayUpperDeletionThroughALowerLayerSymlink) {
   {
     TarBuilder b;
     with_victim(b).symlink("x", target());
-    ASSERT_TRUE(apply_layer(from_string(b.finish()), lower, {}).ok());
+    ASSERT_TRUE(apply_layer(test::reader_of(b.finish()), lower, {}).ok());
   }
   ApplyOptions o;
   o.mode = ApplyOptions::Mode::kOverlayUpper;
@@ -162,7 +153,7 @@ TEST_P(HostileLayerTest, OverlayUpperDeletionThroughALowerLayerSymlink) {
   fs::create_directories(merged);
   std::string opts = "lowerdir=" + lower + ",upperdir=" + root_ + ",workdir=" + work;
   ASSERT_EQ(::mount("overlay", merged.c_str(), "overlay", 0, opts.c_str()), 0) << strerror(errno);
-  auto m = apply_layer(from_string(layer), merged, {});
+  auto m = apply_layer(test::reader_of(layer), merged, {});
   EXPECT_TRUE(m.ok()) << m.status().message();
   EXPECT_FALSE(fs::exists(merged + "/" + in_root_ + "/victim"));
   EXPECT_TRUE(fs::exists(merged + "/" + in_root_ + "/victim2"));
