@@ -7,7 +7,11 @@ OUT="${1:?build dir}"
 SECONDS_EACH="${2:-20}"
 CC=clang CXX=clang++ cmake -S "$HERE" -B "$OUT" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_CXX_COMPILER_LAUNCHER=ccache >/dev/null
-cmake --build "$OUT" -j 2 >/dev/null
+# Quiet when it builds; the compiler's output when it does not.
+if ! cmake --build "$OUT" -j 2 >"$OUT/build.log" 2>&1; then
+  tail -40 "$OUT/build.log"
+  exit 1
+fi
 for target in fuzz_image_model:model fuzz_layer_apply:layer; do
   bin="${target%%:*}"
   corpus="${target##*:}"
