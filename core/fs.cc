@@ -69,9 +69,9 @@ Status write_file_atomic(const std::string& path, std::string_view content, mode
     ::unlink(tmp.c_str());
     return from_errno(err, "{} \"{}\"", what, tmp);
   };
-  mode_t mask = ::umask(0);
-  ::umask(mask);
-  if (::fchmod(fd, mode & ~mask) < 0) return fail(errno, "chmod");
+  // The mode as given (mkostemp made it 0600). Reading the umask means setting it, which would
+  // give every other thread of the process a zero umask for that moment.
+  if (::fchmod(fd, mode) < 0) return fail(errno, "chmod");
   std::size_t done = 0;
   while (done < content.size()) {
     ssize_t n = ::write(fd, content.data() + done, content.size() - done);

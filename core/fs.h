@@ -14,9 +14,9 @@ Status make_dirs(const std::string& path, mode_t mode = 0711);
 Status make_private_dir(const std::string& path);
 Result<std::string> read_file(const std::string& path);
 // Writes to a uniquely named temp file beside `path` and renames it over `path`: readers see the
-// old or the new content. kDurable also fsyncs the file and the directory, so it holds after a
-// power loss too; kVolatile is for runtime state that a reboot ends anyway (tmpfs under /run:
-// bundles, shim and runtime state).
+// old or the new content. The file gets exactly `mode` (no umask). kDurable also fsyncs the file
+// and the directory, so it holds after a power loss too; kVolatile is for runtime state that a
+// reboot ends anyway (tmpfs under /run: bundles, shim and runtime state).
 enum class Durability { kDurable, kVolatile };
 Status write_file_atomic(const std::string& path, std::string_view content, mode_t mode = 0644,
                          Durability durability = Durability::kDurable);

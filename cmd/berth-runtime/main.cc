@@ -16,6 +16,7 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "core/fs.h"
 #include "core/time.h"
@@ -36,11 +37,22 @@ struct Global {
 
 Global g;
 int g_exit = 0;
-char** g_argv = nullptr;
-
-// create, run and exec clone container processes from this program: they run it from a
-// write-protected copy first (shim/oci/sealed_exe.h).
-Status sealed() { return oci::reexec_sealed(g_argv, environ); }
+// The verb of a command line: the first argument that is neither an option nor the value of a
+// global option that takes one.
+std::string verb_of(int argc, char** argv) {
+  static const std::set<std::string> with_value = {"--root", "--log", "--log-format", "--rootless",
+                                                   "--criu"};
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (with_value.count(a)) {
+      ++i;
+      continue;
+    }
+    if (!a.empty() && a[0] == '-') continue;
+    return a;
+  }
+  return "";
+}
 
 void log_error(const std::string& msg) {
   std::cerr << "berth-runtime: " << msg << "\n";
@@ -57,7 +69,9 @@ void log_error(const std::string& msg) {
   }
 }
 
-oci::Runtime runtime() { return oci::Runtime({.root = g.root, .systemd_cgroup = g.systemd_cgroup}); }
+oci::Runtime runtime() {
+  return oci::Runtime({.root = g.root, .systemd_cgroup = g.systemd_cgroup});
+}
 
 // Runs an action, turning a failed Status into the exit code and the error line.
 void act(CLI::App* cmd, std::function<Status()> fn) {
@@ -94,8 +108,10 @@ void relay(int master, pid_t pid, int* status) {
     if (n > 0 && in_open && (fds[1].revents & (POLLIN | POLLHUP))) {
       char buf[8192];
       ssize_t r = ::read(0, buf, sizeof buf);
-      if (r <= 0) in_open = false;
-      else (void)!::write(master, buf, static_cast<std::size_t>(r));
+      if (r <= 0)
+        in_open = false;
+      else
+        (void)!::write(master, buf, static_cast<std::size_t>(r));
     }
     if (::waitpid(pid, status, WNOHANG) == pid) {
       pid = -1;
@@ -137,7 +153,8 @@ Result<oci::Process> process_from_args(const std::vector<std::string>& args,
     auto colon = user.find(':');
     try {
       p.user.uid = static_cast<std::uint32_t>(std::stoul(user.substr(0, colon)));
-      if (colon != std::string::npos) p.user.gid = static_cast<std::uint32_t>(std::stoul(user.substr(colon + 1)));
+      if (colon != std::string::npos)
+        p.user.gid = static_cast<std::uint32_t>(std::stoul(user.substr(colon + 1)));
     } catch (...) {
       return invalid_argument("--user \"{}\" must be UID[:GID]", user);
     }
@@ -148,13 +165,24 @@ Result<oci::Process> process_from_args(const std::vector<std::string>& args,
 }  // namespace
 
 int main(int argc, char** argv) {
-  g_argv = argv;
+  // create, run and exec clone container processes from this program: before anything else
+  // (the command line is parsed once, after it), they run it from a write-protected copy
+  // (shim/oci/sealed_exe.h).
+  if (std::string verb = verb_of(argc, argv); verb == "create" || verb == "run" || verb == "exec") {
+    Status st = oci::reexec_sealed(argv, environ);
+    if (!st.ok()) {
+      std::cerr << "berth-runtime: " << st.message() << "\n";
+      return 1;
+    }
+  }
   CLI::App app{"berth-runtime - OCI runtime (runc-compatible command line)"};
-  app.set_version_flag("--version,-v", std::string("berth-runtime ") + BERTH_VERSION + "\nspec: 1.0.2");
+  app.set_version_flag("--version,-v",
+                       std::string("berth-runtime ") + BERTH_VERSION + "\nspec: 1.0.2");
   app.require_subcommand(1);
   app.add_option("--root", g.root, "state directory for containers")->capture_default_str();
   app.add_option("--log", g.log, "log file (errors; JSON with --log-format json)");
-  app.add_option("--log-format", g.log_format, "text or json")->check(CLI::IsMember({"text", "json"}));
+  app.add_option("--log-format", g.log_format, "text or json")
+      ->check(CLI::IsMember({"text", "json"}));
   app.add_flag("--debug", g.debug, "more logging");
   app.add_flag("--systemd-cgroup", g.systemd_cgroup, "use systemd cgroup paths (unsupported)");
   app.add_option("--rootless", g.rootless, "ignored (true|false|auto)");
@@ -176,10 +204,12 @@ int main(int argc, char** argv) {
   auto* create = app.add_subcommand("create", "create a container from a bundle");
   add_create_flags(create);
   act(create, [] {
-    BERTH_RETURN_IF_ERROR(sealed());
     return runtime()
-        .create(id, {.bundle = bundle, .pid_file = pid_file, .console_socket = console_socket,
-                     .no_pivot = no_pivot, .no_new_keyring = no_new_keyring,
+        .create(id, {.bundle = bundle,
+                     .pid_file = pid_file,
+                     .console_socket = console_socket,
+                     .no_pivot = no_pivot,
+                     .no_new_keyring = no_new_keyring,
                      .preserve_fds = preserve_fds})
         .status();
   });
@@ -189,13 +219,15 @@ int main(int argc, char** argv) {
   run->add_flag("--detach,-d", detach, "do not wait");
   run->add_flag("--keep", keep, "keep the container after it exits");
   act(run, [] {
-    BERTH_RETURN_IF_ERROR(sealed());
     oci::Runtime rt = runtime();
     int master = -1;
     // We stay the init's parent, so we can wait for it.
     ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-    auto st = rt.create(id, {.bundle = bundle, .pid_file = pid_file, .console_socket = console_socket,
-                             .no_pivot = no_pivot, .keep_parent = true,
+    auto st = rt.create(id, {.bundle = bundle,
+                             .pid_file = pid_file,
+                             .console_socket = console_socket,
+                             .no_pivot = no_pivot,
+                             .keep_parent = true,
                              .console_master = detach ? nullptr : &master,
                              .preserve_fds = preserve_fds});
     if (!st.ok()) return st.status();
@@ -246,11 +278,13 @@ int main(int argc, char** argv) {
     } else if (quiet) {
       for (const auto& c : *all) std::cout << c.id << "\n";
     } else {
-      std::printf("%-20s %-8s %-10s %-40s %-30s %s\n", "ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER");
+      std::printf("%-20s %-8s %-10s %-40s %-30s %s\n", "ID", "PID", "STATUS", "BUNDLE", "CREATED",
+                  "OWNER");
       for (const auto& c : *all)
         std::printf("%-20s %-8d %-10s %-40s %-30s %s\n", c.id.c_str(),
-                    c.status == oci::RunState::kStopped ? 0 : c.pid, oci::status_name(c.status).c_str(),
-                    c.bundle.c_str(), core::format_rfc3339(c.created).c_str(), c.owner.c_str());
+                    c.status == oci::RunState::kStopped ? 0 : c.pid,
+                    oci::status_name(c.status).c_str(), c.bundle.c_str(),
+                    core::format_rfc3339(c.created).c_str(), c.owner.c_str());
     }
     return Status();
   });
@@ -294,7 +328,6 @@ int main(int argc, char** argv) {
   // Everything after the id is the command, options included (`exec ID sh -c "..."`).
   exec->prefix_command();
   act(exec, [exec] {
-    BERTH_RETURN_IF_ERROR(sealed());
     args = exec->remaining();
     oci::Runtime rt = runtime();
     oci::ExecOptions e;
@@ -361,7 +394,8 @@ int main(int argc, char** argv) {
 
   static std::string resources_file;
   auto* update = app.add_subcommand("update", "change a container's cgroup limits");
-  update->add_option("--resources,-r", resources_file, "linux.resources JSON file, or - for stdin")->required();
+  update->add_option("--resources,-r", resources_file, "linux.resources JSON file, or - for stdin")
+      ->required();
   update->add_option("id", id, "container id")->required();
   act(update, [] {
     std::string text;
@@ -401,18 +435,22 @@ int main(int argc, char** argv) {
 
   auto* features = app.add_subcommand("features", "what this runtime supports, as JSON");
   act(features, [] {
-    json f = {{"ociVersionMin", "1.0.0"},
-              {"ociVersionMax", "1.0.2"},
-              {"hooks", {"prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"}},
-              {"mountOptions", {"bind", "rbind", "ro", "rw", "nosuid", "nodev", "noexec", "relatime", "strictatime",
-                                "private", "rprivate", "shared", "rshared", "slave", "rslave"}},
-              {"linux",
-               {{"namespaces", {"cgroup", "ipc", "mount", "network", "pid", "user", "uts"}},
-                {"capabilities", {"CAP_CHOWN", "CAP_SYS_ADMIN", "..."}},
-                {"cgroup", {{"v1", true}, {"v2", true}, {"systemd", false}, {"systemdUser", false}}},
-                {"seccomp", {{"enabled", true}}},
-                {"apparmor", {{"enabled", false}}},
-                {"selinux", {{"enabled", false}}}}}};
+    json f = {
+        {"ociVersionMin", "1.0.0"},
+        {"ociVersionMax", "1.0.2"},
+        {"hooks",
+         {"prestart", "createRuntime", "createContainer", "startContainer", "poststart",
+          "poststop"}},
+        {"mountOptions",
+         {"bind", "rbind", "ro", "rw", "nosuid", "nodev", "noexec", "relatime", "strictatime",
+          "private", "rprivate", "shared", "rshared", "slave", "rslave"}},
+        {"linux",
+         {{"namespaces", {"cgroup", "ipc", "mount", "network", "pid", "user", "uts"}},
+          {"capabilities", {"CAP_CHOWN", "CAP_SYS_ADMIN", "..."}},
+          {"cgroup", {{"v1", true}, {"v2", true}, {"systemd", false}, {"systemdUser", false}}},
+          {"seccomp", {{"enabled", true}}},
+          {"apparmor", {{"enabled", false}}},
+          {"selinux", {{"enabled", false}}}}}};
     std::cout << f.dump(2) << "\n";
     return Status();
   });

@@ -77,12 +77,18 @@ TEST_F(RuntimeSecurityTest, TheRuntimeBinaryCannotBeOverwrittenFromTheContainer)
   EXPECT_EQ(count("write"), count("caught")) << text;
   EXPECT_THAT(text, ::testing::Not(HasSubstr("WROTE")));
   EXPECT_THAT(text, HasSubstr("EROFS")) << text;
+  // The exec'd processes could not be opened while they still ran the runtime's set-up code.
+  EXPECT_THAT(text, HasSubstr("EACCES")) << text;
   EXPECT_EQ(core::Sha256::digest_of(slurp(copy)), before) << "the host's berth-runtime changed";
 }
 
 // Before its exec a container process runs the runtime's code; a non-dumpable process's /proc
 // files belong to the host's root, not to the (mapped) container user, so nothing in the
-// container can ptrace it or open /proc/<pid>/exe, mem or fd.
+// container can ptrace it or open /proc/<pid>/exe, mem or fd. This checks the property, not
+// only init.cc's PR_SET_DUMPABLE: in a user namespace the kernel clears dumpability itself when
+// the init becomes the namespace's root, and without one the capability-subset rule of ptrace
+// already keeps a container's processes from a runtime-privileged one. The prctl is the same
+// guarantee made explicit (as runc's nsexec does), for whatever changes around it.
 TEST_F(RuntimeSecurityTest, ContainerProcessesAreNotDumpableUntilTheyExec) {
   spec_["linux"]["namespaces"].push_back({{"type", "user"}});
   spec_["linux"]["uidMappings"] = {{{"containerID", 0}, {"hostID", 100000}, {"size", 65536}}};
