@@ -16,8 +16,8 @@
 
 #include "core/fd.h"
 #include "core/fs.h"
-#include "shim/oci/container.h"
-#include "shim/oci/unix_socket.h"
+#include "core/oci/container.h"
+#include "core/oci/unix_socket.h"
 
 namespace berth::shim {
 

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "shim/oci/spec.h"
+#include "core/oci/spec.h"
 
 namespace berth::shim {
 

@@ -34,11 +34,11 @@
 #include "core/fs.h"
 #include "core/mount.h"
 #include "github.com/containerd/containerd/runtime/v2/task/shim.pb.h"
-#include "shim/oci/container.h"
-#include "shim/oci/sealed_exe.h"
+#include "core/oci/container.h"
+#include "core/oci/sealed_exe.h"
 #include "shim/publisher.h"
 #include "shim/service.h"
-#include "shim/ttrpc/ttrpc.h"
+#include "core/ttrpc/ttrpc.h"
 
 #ifndef BERTH_VERSION
 #define BERTH_VERSION "dev"
@@ -175,7 +175,7 @@ Status start(const Flags& f, char** argv) {
       for (const auto& a : f.raw) args.push_back(const_cast<char*>(a.c_str()));
       args.push_back(nullptr);
       // The serving shim clones containers: it runs from a write-protected copy of this binary
-      // (shim/oci/sealed_exe.h), so no container can overwrite it on the host.
+      // (core/oci/sealed_exe.h), so no container can overwrite it on the host.
       Status st = oci::reexec_sealed(args.data(), environ);
       std::fprintf(stderr, "berth-shim: %s\n", st.message().c_str());
       ::_exit(127);

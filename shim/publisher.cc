@@ -11,7 +11,7 @@
 #include "berth/ttrpc/ttrpc.pb.h"
 #include "core/fs.h"
 #include "github.com/containerd/containerd/api/services/ttrpc/events/v1/events.pb.h"
-#include "shim/ttrpc/ttrpc.h"
+#include "core/ttrpc/ttrpc.h"
 
 namespace berth::shim {
 

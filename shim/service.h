@@ -13,11 +13,11 @@
 
 #include "core/asio.h"
 #include "shim/backend.h"
-#include "shim/oci/cgroups.h"
-#include "shim/oci/container.h"
+#include "core/oci/cgroups.h"
+#include "core/oci/container.h"
 #include "shim/process_io.h"
 #include "shim/publisher.h"
-#include "shim/ttrpc/ttrpc.h"
+#include "core/ttrpc/ttrpc.h"
 
 namespace berth::shim {
 

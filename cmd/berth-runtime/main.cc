@@ -20,8 +20,8 @@
 
 #include "core/fs.h"
 #include "core/time.h"
-#include "shim/oci/container.h"
-#include "shim/oci/sealed_exe.h"
+#include "core/oci/container.h"
+#include "core/oci/sealed_exe.h"
 
 namespace {
 
@@ -167,7 +167,7 @@ Result<oci::Process> process_from_args(const std::vector<std::string>& args,
 int main(int argc, char** argv) {
   // create, run and exec clone container processes from this program: before anything else
   // (the command line is parsed once, after it), they run it from a write-protected copy
-  // (shim/oci/sealed_exe.h).
+  // (core/oci/sealed_exe.h).
   if (std::string verb = verb_of(argc, argv); verb == "create" || verb == "run" || verb == "exec") {
     Status st = oci::reexec_sealed(argv, environ);
     if (!st.ok()) {

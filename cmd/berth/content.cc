@@ -10,7 +10,7 @@
 #include "cmd/berth/output.h"
 #include "cmd/berth/registry_flags.h"
 #include "github.com/containerd/containerd/api/services/content/v1/content.grpc.pb.h"
-#include "plugins/remotes/registry/hosts.h"
+#include "core/remotes/hosts.h"
 
 namespace berth::cli {
 namespace {

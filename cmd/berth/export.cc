@@ -15,7 +15,7 @@
 #include "core/archive_text.h"
 #include "github.com/containerd/containerd/api/services/content/v1/content.grpc.pb.h"
 #include "github.com/containerd/containerd/api/services/images/v1/images.grpc.pb.h"
-#include "plugins/images/model/model.h"
+#include "core/images/model.h"
 
 namespace berth::cli {
 namespace {

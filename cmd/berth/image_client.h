@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "cmd/berth/client.h"
-#include "plugins/images/model/model.h"
+#include "core/images/model.h"
 
 namespace containerd::types {
 class Descriptor;

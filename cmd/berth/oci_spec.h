@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "plugins/images/model/model.h"
+#include "core/images/model.h"
 
 namespace berth::cli {
 

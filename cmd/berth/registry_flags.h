@@ -8,7 +8,7 @@
 #include <string>
 
 #include "berth/transfer/v1/transfer.pb.h"
-#include "plugins/remotes/registry/client.h"
+#include "core/remotes/client.h"
 
 namespace berth::cli {
 

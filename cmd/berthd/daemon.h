@@ -5,7 +5,7 @@
 #include "core/asio.h"
 #include <thread>
 
-#include "shim/ttrpc/ttrpc.h"
+#include "core/ttrpc/ttrpc.h"
 
 #include <grpcpp/grpcpp.h>
 

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "shim/oci/cgroups.h"
+#include "core/oci/cgroups.h"
 #include "tests/e2e/harness.h"
 #include "tests/support/oci_layout.h"
 

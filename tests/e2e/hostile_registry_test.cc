@@ -10,7 +10,7 @@
 #include <thread>
 
 #include "core/digest.h"
-#include "plugins/remotes/registry/client.h"
+#include "core/remotes/client.h"
 #include "tests/e2e/harness.h"
 #include "tests/e2e/registry.h"
 #include "tests/support/oci_layout.h"

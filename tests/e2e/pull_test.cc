@@ -9,7 +9,7 @@
 
 #include "core/digest.h"
 #include "core/fs.h"
-#include "shim/oci/cgroups.h"
+#include "core/oci/cgroups.h"
 #include "tests/e2e/registry.h"
 #include "tests/support/oci_layout.h"
 

@@ -13,7 +13,7 @@
 #include <thread>
 
 #include "core/digest.h"
-#include "shim/oci/cgroups.h"
+#include "core/oci/cgroups.h"
 #include "tests/e2e/harness.h"
 #include "tests/support/oci_layout.h"
 

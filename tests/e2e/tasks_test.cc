@@ -14,7 +14,7 @@
 #include <thread>
 
 #include "core/fs.h"
-#include "shim/oci/cgroups.h"
+#include "core/oci/cgroups.h"
 #include "tests/e2e/harness.h"
 #include "tests/support/oci_layout.h"
 

@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "core/fs.h"
-#include "shim/oci/cgroups.h"
-#include "shim/oci/spec.h"
+#include "core/oci/cgroups.h"
+#include "core/oci/spec.h"
 #include "tests/e2e/harness.h"
 
 namespace berth::e2e {

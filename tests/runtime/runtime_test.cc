@@ -18,8 +18,8 @@
 #include <thread>
 
 #include "core/fs.h"
-#include "shim/oci/cgroups.h"
-#include "shim/oci/spec.h"
+#include "core/oci/cgroups.h"
+#include "core/oci/spec.h"
 #include "tests/e2e/harness.h"
 #include "tests/runtime/runtime_fixture.h"
 

@@ -12,7 +12,7 @@
 
 #include "core/fs.h"
 #include "github.com/containerd/containerd/runtime/v2/task/shim.pb.h"
-#include "shim/ttrpc/ttrpc.h"
+#include "core/ttrpc/ttrpc.h"
 #include "tests/e2e/harness.h"
 
 namespace berth::e2e {

@@ -12,7 +12,7 @@
 #include <thread>
 
 #include "core/fs.h"
-#include "shim/oci/cgroups.h"
+#include "core/oci/cgroups.h"
 #include "tests/e2e/containerd_tasks.h"
 
 namespace berth::e2e {

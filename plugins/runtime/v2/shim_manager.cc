@@ -17,7 +17,7 @@
 #include "github.com/containerd/containerd/api/events/task.pb.h"
 #include "github.com/containerd/containerd/api/services/ttrpc/events/v1/events.pb.h"
 #include "github.com/containerd/containerd/runtime/v2/task/shim.pb.h"
-#include "shim/ttrpc/ttrpc.h"
+#include "core/ttrpc/ttrpc.h"
 
 namespace berth::plugins::runtime_v2 {
 

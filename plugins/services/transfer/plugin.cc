@@ -18,7 +18,7 @@
 
 #include "berth/transfer/v1/transfer.grpc.pb.h"
 #include "github.com/containerd/containerd/api/events/image.pb.h"
-#include "plugins/transfer/transfer.h"
+#include "core/transfer/transfer.h"
 
 namespace berth::plugins::services {
 namespace {

@@ -1,0 +1,930 @@
+#include "core/oci/init.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/openat2.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/capability.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <optional>
+#include <set>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/fd.h"
+#include "core/fs.h"
+#include "core/mount.h"
+#include "core/oci/hooks.h"
+#include "core/oci/unix_socket.h"
+
+namespace berth::oci {
+namespace {
+
+[[noreturn]] void fail(const InitConfig& c, const Status& st) {
+  sync_send(c.sync_fd, "error " + st.message());
+  // After start nobody listens on the socket any more: say it on stderr too.
+  if (c.sync_fd < 0) ::dprintf(2, "berth-runtime: %s\n", st.message().c_str());
+  ::_exit(1);
+}
+
+#define INIT_TRY(c, expr)                    \
+  do {                                       \
+    ::berth::Status st_ = (expr);            \
+    if (!st_.ok()) fail((c), st_);           \
+  } while (0)
+
+long openat2_(int dirfd, const char* path, int flags, unsigned long resolve, mode_t mode = 0) {
+  open_how how{};
+  how.flags = static_cast<unsigned long long>(flags);
+  how.mode = mode;
+  how.resolve = resolve;
+  return ::syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+}
+
+std::string fd_path(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
+
+Status mount_at(const std::string& source, int target_fd, const char* type, unsigned long flags,
+                const std::string& data, const std::string& shown) {
+  std::string target = fd_path(target_fd);
+  if (::mount(source.c_str(), target.c_str(), type, flags, data.empty() ? nullptr : data.c_str()) < 0)
+    return from_errno(errno, "mount {} on {}", source.empty() ? (type ? type : "?") : source, shown);
+  return Status();
+}
+
+bool is_dir_path(const std::string& p) {
+  struct stat st {};
+  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// The new mount API for one spec mount: the mount is made detached (open_tree of the bind
+// source, or fsopen/fsconfig/fsmount), given its flags (recursively for rbind: "ro" makes every
+// submount read-only too) and propagation, then attached onto the destination's descriptor,
+// which was resolved inside the rootfs. Nothing is resolved by path again afterwards, so another
+// container sharing the volume cannot swap the destination for a symlink between the mount and
+// a remount (CVE-2021-30465). Unimplemented when the kernel lacks the API (the caller falls back).
+Status attach_detached(int tree, int target_fd, const core::MountFlags& f, bool recursive,
+                       const std::string& shown) {
+  mount_attr attr{};
+  if (f.flags & MS_RDONLY) attr.attr_set |= MOUNT_ATTR_RDONLY;
+  if (f.flags & MS_NOSUID) attr.attr_set |= MOUNT_ATTR_NOSUID;
+  if (f.flags & MS_NODEV) attr.attr_set |= MOUNT_ATTR_NODEV;
+  if (f.flags & MS_NOEXEC) attr.attr_set |= MOUNT_ATTR_NOEXEC;
+  if (f.flags & MS_NODIRATIME) attr.attr_set |= MOUNT_ATTR_NODIRATIME;
+  if (f.flags & (MS_NOATIME | MS_STRICTATIME | MS_RELATIME)) {
+    attr.attr_clr |= MOUNT_ATTR__ATIME;
+    attr.attr_set |= (f.flags & MS_NOATIME)       ? MOUNT_ATTR_NOATIME
+                     : (f.flags & MS_STRICTATIME) ? MOUNT_ATTR_STRICTATIME
+                                                  : MOUNT_ATTR_RELATIME;
+  }
+  unsigned at = AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0);
+  if ((attr.attr_set || attr.attr_clr) && ::mount_setattr(tree, "", at, &attr, sizeof attr) < 0)
+    return from_errno(errno, "set the flags of the mount for {}", shown);
+  if (f.propagation) {
+    mount_attr prop{};
+    prop.propagation = f.propagation & ~static_cast<unsigned long>(MS_REC);
+    unsigned pat = AT_EMPTY_PATH | ((f.propagation & MS_REC) ? AT_RECURSIVE : 0);
+    if (::mount_setattr(tree, "", pat, &prop, sizeof prop) < 0)
+      return from_errno(errno, "set the propagation of the mount for {}", shown);
+  }
+  if (::move_mount(tree, "", target_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+    return from_errno(errno, "attach the mount on {}", shown);
+  return Status();
+}
+
+Status bind_detached(const std::string& source, int target_fd, const core::MountFlags& f,
+                     const std::string& shown) {
+  bool recursive = f.flags & MS_REC;
+  core::Fd tree(::open_tree(AT_FDCWD, source.c_str(),
+                            OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0)));
+  if (tree.get() < 0) {
+    if (errno == ENOSYS) return Status(Code::kUnimplemented, "no open_tree");
+    return from_errno(errno, "bind {} on {}", source, shown);
+  }
+  return attach_detached(tree.get(), target_fd, f, recursive, shown);
+}
+
+// The filesystem's own messages (fsconfig/fsmount errors), for the error text.
+std::string fs_log(int fs) {
+  std::string out;
+  char buf[512];
+  for (int i = 0; i < 8; ++i) {
+    ssize_t n = ::read(fs, buf, sizeof buf - 1);
+    if (n <= 0) break;
+    buf[n] = '\0';
+    out += (out.empty() ? "" : "; ") + std::string(buf);
+  }
+  return out.empty() ? "" : " (" + out + ")";
+}
+
+Status fs_detached(const std::string& type, const std::string& source, int target_fd,
+                   const core::MountFlags& f, const std::string& shown) {
+  core::Fd fs(static_cast<int>(::syscall(SYS_fsopen, type.c_str(), 1U /* FSOPEN_CLOEXEC */)));
+  if (fs.get() < 0) {
+    if (errno == ENOSYS) return Status(Code::kUnimplemented, "no fsopen");
+    return from_errno(errno, "mount {} on {}: fsopen", type, shown);
+  }
+  auto config = [&](unsigned cmd, const char* key, const char* value) -> Status {
+    if (::syscall(SYS_fsconfig, fs.get(), cmd, key, value, 0) < 0) {
+      int err = errno;
+      return from_errno(err, "mount {} on {}: {}{}", type, shown,
+                        key ? std::string(key) + (value ? "=" + std::string(value) : "") : "create",
+                        fs_log(fs.get()));
+    }
+    return Status();
+  };
+  constexpr unsigned kSetFlag = 0, kSetString = 1, kCreate = 6;
+  if (!source.empty() && source != "none") BERTH_RETURN_IF_ERROR(config(kSetString, "source", source.c_str()));
+  for (const auto& d : f.data) {
+    auto eq = d.find('=');
+    if (eq == std::string::npos) {
+      BERTH_RETURN_IF_ERROR(config(kSetFlag, d.c_str(), nullptr));
+    } else {
+      std::string key = d.substr(0, eq), value = d.substr(eq + 1);
+      BERTH_RETURN_IF_ERROR(config(kSetString, key.c_str(), value.c_str()));
+    }
+  }
+  BERTH_RETURN_IF_ERROR(config(kCreate, nullptr, nullptr));
+  core::Fd mnt(static_cast<int>(::syscall(SYS_fsmount, fs.get(), 1U /* FSMOUNT_CLOEXEC */, 0U)));
+  if (mnt.get() < 0) return from_errno(errno, "mount {} on {}: fsmount{}", type, shown, fs_log(fs.get()));
+  return attach_detached(mnt.get(), target_fd, f, false, shown);
+}
+
+// One entry of spec.mounts, inside the rootfs.
+Status do_mount(const InitConfig& c, int root_fd, const Mount& m) {
+  core::MountFlags f = core::parse_mount_options(m.options);
+  bool bind = m.type == "bind" || (f.flags & MS_BIND);
+  std::string source = m.source;
+  if (bind && !source.empty() && source.front() != '/') source = c.bundle + "/" + source;
+  bool as_dir = !bind || is_dir_path(source);
+  if (m.type == "cgroup" || m.type == "cgroup2") as_dir = true;
+  BERTH_TRY(int target, open_in_root(root_fd, m.destination, true, as_dir));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{target};
+  std::string data;
+  for (std::size_t i = 0; i < f.data.size(); ++i) data += (i ? "," : "") + f.data[i];
+  // Remounts and propagation changes must address the new mount, not the directory under it.
+  auto remount = [&](unsigned long flags, const std::string& d) -> Status {
+    BERTH_TRY(int top, open_in_root(root_fd, m.destination, false, as_dir));
+    Status st = mount_at("", top, nullptr, flags, d, m.destination);
+    ::close(top);
+    return st;
+  };
+  if (m.type == "cgroup" && c.cgroup_dirs.size() != 1) {
+    // cgroup v1 (or hybrid): a tmpfs with the container's own cgroup of every hierarchy bound in.
+    BERTH_RETURN_IF_ERROR(mount_at("tmpfs", target, "tmpfs", f.flags & ~MS_RDONLY, "mode=755",
+                                   m.destination));
+    BERTH_TRY(int top, open_in_root(root_fd, m.destination, false, true));
+    int real = ::openat(top, ".", O_DIRECTORY | O_CLOEXEC);
+    ::close(top);
+    if (real < 0) return from_errno(errno, "open {}", m.destination);
+    Status st;
+    for (std::size_t i = 0; st.ok() && i < c.cgroup_dirs.size(); ++i) {
+      const std::string& name = c.cgroup_mounts[i];
+      ::mkdirat(real, name.c_str(), 0755);
+      std::string where = fd_path(real) + "/" + name;
+      if (::mount(c.cgroup_dirs[i].c_str(), where.c_str(), nullptr, MS_BIND | MS_REC, nullptr) < 0) {
+        st = from_errno(errno, "bind cgroup {} on {}/{}", c.cgroup_dirs[i], m.destination, name);
+      } else if (f.flags & MS_RDONLY) {
+        int sub = ::openat(real, name.c_str(), O_PATH | O_CLOEXEC | O_DIRECTORY);
+        if (::mount(nullptr, fd_path(sub).c_str(), nullptr,
+                    MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) < 0)
+          st = from_errno(errno, "remount {}/{} read-only", m.destination, name);
+        ::close(sub);
+      }
+    }
+    ::close(real);
+    BERTH_RETURN_IF_ERROR(st);
+    if (f.flags & MS_RDONLY)
+      BERTH_RETURN_IF_ERROR(remount(MS_REMOUNT | MS_RDONLY | (f.flags & (MS_NOSUID | MS_NODEV | MS_NOEXEC)), "mode=755"));
+    return Status();
+  }
+  if (m.type == "cgroup" || m.type == "cgroup2") {
+    // cgroup v2: its own mount when the container has a cgroup namespace, else a bind.
+    bool own_ns = c.spec->linux.find("cgroup") != nullptr;
+    if (own_ns) {
+      Status st = mount_at("cgroup2", target, "cgroup2", f.flags, data, m.destination);
+      if (st.ok()) return st;
+    }
+    BERTH_RETURN_IF_ERROR(mount_at(c.cgroup_dirs.empty() ? "/sys/fs/cgroup" : c.cgroup_dirs[0], target,
+                                   nullptr, MS_BIND | MS_REC, "", m.destination));
+    if (f.flags & MS_RDONLY) BERTH_RETURN_IF_ERROR(remount(MS_BIND | MS_REMOUNT | MS_RDONLY, ""));
+    return Status();
+  }
+  if (bind) {
+    core::MountFlags bf = f;
+    bf.flags |= MS_BIND | (m.type == "rbind" ? MS_REC : 0);
+    Status st = bind_detached(source, target, bf, m.destination);
+    if (st.code() != Code::kUnimplemented) return st;
+    BERTH_RETURN_IF_ERROR(mount_at(source, target, nullptr, MS_BIND | (f.flags & MS_REC), "", m.destination));
+    unsigned long extra = f.flags & ~(MS_BIND | MS_REC | MS_REMOUNT);
+    if (extra) {
+      // Flags on a bind take a remount; locked flags (nosuid, nodev from the source) are kept.
+      struct statvfs sv {};
+      unsigned long keep = 0;
+      if (::statvfs(source.c_str(), &sv) == 0) {
+        if (sv.f_flag & ST_NOSUID) keep |= MS_NOSUID;
+        if (sv.f_flag & ST_NODEV) keep |= MS_NODEV;
+        if (sv.f_flag & ST_NOEXEC) keep |= MS_NOEXEC;
+      }
+      BERTH_RETURN_IF_ERROR(remount(MS_BIND | MS_REMOUNT | extra | keep, ""));
+    }
+  } else {
+    std::string type = m.type.empty() ? "none" : m.type;
+    Status st = fs_detached(type, m.source, target, f, m.destination);
+    if (st.code() != Code::kUnimplemented) {
+      if (!st.ok() && type == "sysfs" && st.code() == Code::kPermissionDenied) {
+        // sysfs cannot be mounted in a user namespace without its own network namespace.
+        core::MountFlags sf = f;
+        sf.flags |= MS_BIND | MS_REC | MS_NOSUID | MS_NODEV | MS_NOEXEC;
+        st = bind_detached("/sys", target, sf, m.destination);
+      }
+      return st;
+    }
+    st = mount_at(m.source, target, type.c_str(), f.flags, data, m.destination);
+    if (!st.ok() && type == "sysfs" && (errno == EPERM || errno == EBUSY)) {
+      // sysfs cannot be mounted in a user namespace without its own network namespace: bind it.
+      st = mount_at("/sys", target, nullptr, MS_BIND | MS_REC, "", m.destination);
+      if (st.ok() && (f.flags & MS_RDONLY))
+        st = remount(MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "");
+    }
+    BERTH_RETURN_IF_ERROR(st);
+  }
+  if (f.propagation) {
+    BERTH_TRY(int top, open_in_root(root_fd, m.destination, false, as_dir));
+    int rc = ::mount(nullptr, fd_path(top).c_str(), nullptr, f.propagation, nullptr);
+    int err = errno;
+    ::close(top);
+    if (rc < 0) return from_errno(err, "set propagation of {}", m.destination);
+  }
+  return Status();
+}
+
+struct DefaultDevice {
+  const char* path;
+  unsigned major, minor;
+};
+constexpr DefaultDevice kDefaultDevices[] = {{"/dev/null", 1, 3},    {"/dev/zero", 1, 5},
+                                             {"/dev/full", 1, 7},    {"/dev/random", 1, 8},
+                                             {"/dev/urandom", 1, 9}, {"/dev/tty", 5, 0}};
+
+Status make_device(int root_fd, const std::string& path, mode_t type, unsigned major,
+                   unsigned minor, mode_t mode, uid_t uid, gid_t gid, bool in_userns) {
+  std::string parent = path.substr(0, path.rfind('/'));
+  std::string name = path.substr(path.rfind('/') + 1);
+  BERTH_TRY(int dir, open_in_root(root_fd, parent.empty() ? "/" : parent, true, true));
+  int real = ::openat(dir, ".", O_DIRECTORY | O_CLOEXEC);
+  ::close(dir);
+  if (real < 0) return from_errno(errno, "open {}", parent);
+  ::unlinkat(real, name.c_str(), 0);
+  Status st;
+  if (!in_userns && ::mknodat(real, name.c_str(), type | (mode & 07777), makedev(major, minor)) == 0) {
+    if (::fchownat(real, name.c_str(), uid, gid, 0) < 0) st = from_errno(errno, "chown {}", path);
+    ::fchmodat(real, name.c_str(), mode & 07777, 0);
+  } else if (type == S_IFCHR || type == S_IFBLK) {
+    // Without CAP_MKNOD (user namespaces): bind the host's device node.
+    int file = ::openat(real, name.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0000);
+    if (file < 0) st = from_errno(errno, "create {}", path);
+    else {
+      ::close(file);
+      std::string host = path;
+      std::string target = fd_path(real) + "/" + name;
+      if (::mount(host.c_str(), target.c_str(), nullptr, MS_BIND, nullptr) < 0)
+        st = from_errno(errno, "bind device {}", path);
+    }
+  } else {
+    st = from_errno(errno, "mknod {}", path);
+  }
+  ::close(real);
+  return st;
+}
+
+bool has_mount_at(const Spec& s, const std::string& dest) {
+  for (const auto& m : s.mounts) {
+    if (m.destination == dest) return true;
+  }
+  return false;
+}
+
+Status setup_dev(const InitConfig& c, int root_fd) {
+  const Spec& s = *c.spec;
+  bool in_userns = s.linux.find("user") != nullptr;
+  if (has_mount_at(s, "/dev")) {
+    for (const auto& d : kDefaultDevices) {
+      BERTH_RETURN_IF_ERROR(make_device(root_fd, d.path, S_IFCHR, d.major, d.minor, 0666, 0, 0, in_userns));
+    }
+    struct {
+      const char* link;
+      const char* target;
+    } links[] = {{"/dev/fd", "/proc/self/fd"},
+                 {"/dev/stdin", "/proc/self/fd/0"},
+                 {"/dev/stdout", "/proc/self/fd/1"},
+                 {"/dev/stderr", "/proc/self/fd/2"}};
+    BERTH_TRY(int dev, open_in_root(root_fd, "/dev", false, true));
+    int real = ::openat(dev, ".", O_DIRECTORY | O_CLOEXEC);
+    ::close(dev);
+    for (const auto& l : links) ::symlinkat(l.target, real, l.link + 5);
+    if (::access("/proc/kcore", F_OK) == 0) ::symlinkat("/proc/kcore", real, "core");
+    if (has_mount_at(s, "/dev/pts")) {
+      ::unlinkat(real, "ptmx", 0);
+      ::symlinkat("pts/ptmx", real, "ptmx");
+    }
+    ::close(real);
+  }
+  for (const auto& d : s.linux.devices) {
+    mode_t type = d.type == "b" ? S_IFBLK : d.type == "p" ? S_IFIFO : S_IFCHR;
+    BERTH_RETURN_IF_ERROR(make_device(root_fd, d.path, type, static_cast<unsigned>(d.major),
+                                      static_cast<unsigned>(d.minor), d.file_mode.value_or(0666),
+                                      d.uid.value_or(0), d.gid.value_or(0), in_userns));
+  }
+  return Status();
+}
+
+unsigned long propagation_flags(const std::string& p) {
+  if (p == "shared") return MS_SHARED;
+  if (p == "rshared") return MS_SHARED | MS_REC;
+  if (p == "slave") return MS_SLAVE;
+  if (p == "private") return MS_PRIVATE;
+  if (p == "rprivate") return MS_PRIVATE | MS_REC;
+  if (p == "unbindable") return MS_UNBINDABLE;
+  if (p == "runbindable") return MS_UNBINDABLE | MS_REC;
+  return MS_SLAVE | MS_REC;  // "rslave", and the default (as runc)
+}
+
+// pivot_root and MS_MOVE refuse a new root whose parent mount is shared (rootfsPropagation
+// "shared" makes "/" shared first): the mount holding the rootfs's directory goes private in
+// our mount namespace, as runc does. The requested propagation is applied to the new root after
+// the pivot.
+Status make_rootfs_parent_private(const std::string& rootfs) {
+  auto mnt_id = [](const std::string& path) -> std::optional<std::uint64_t> {
+    struct statx stx {};
+    if (::statx(AT_FDCWD, path.c_str(), 0, STATX_MNT_ID, &stx) < 0) return std::nullopt;
+    return stx.stx_mnt_id;
+  };
+  std::string dir = rootfs.substr(0, rootfs.rfind('/'));
+  if (dir.empty()) dir = "/";
+  auto id = mnt_id(dir);
+  if (!id) return from_errno(errno, "statx {}", dir);
+  // Climb while the parent is on the same mount: the last such directory is the mount point.
+  while (dir != "/") {
+    std::string up = dir.substr(0, dir.rfind('/'));
+    if (up.empty()) up = "/";
+    auto up_id = mnt_id(up);
+    if (!up_id || *up_id != *id) break;
+    dir = up;
+  }
+  // Only a shared mount needs it (a slave keeps its master, so "slave" still means something).
+  auto info = core::read_file("/proc/self/mountinfo");
+  if (!info.ok()) return info.status();
+  std::string prefix = std::to_string(*id) + " ";
+  bool shared = false;
+  for (std::size_t at = 0; at < info->size();) {
+    std::size_t end = info->find('\n', at);
+    if (end == std::string::npos) end = info->size();
+    std::string_view line(info->data() + at, end - at);
+    if (line.substr(0, prefix.size()) == prefix) {
+      auto dash = line.find(" - ");
+      shared = line.substr(0, dash).find(" shared:") != std::string_view::npos;
+      break;
+    }
+    at = end + 1;
+  }
+  if (shared && ::mount(nullptr, dir.c_str(), nullptr, MS_PRIVATE, nullptr) < 0)
+    return from_errno(errno, "make {} (the mount holding the rootfs) private", dir);
+  return Status();
+}
+
+Status pivot(const InitConfig& c) {
+  if (c.no_pivot) {
+    if (::chdir(c.rootfs.c_str()) < 0) return from_errno(errno, "chdir {}", c.rootfs);
+    if (::mount(c.rootfs.c_str(), "/", nullptr, MS_MOVE, nullptr) < 0)
+      return from_errno(errno, "move rootfs to /");
+    if (::chroot(".") < 0) return from_errno(errno, "chroot");
+    if (::chdir("/") < 0) return from_errno(errno, "chdir /");
+    return Status();
+  }
+  // pivot_root(".", "."): the old root ends up on top of the new one, then is detached.
+  int old_root = ::open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+  if (old_root < 0) return from_errno(errno, "open /");
+  if (::chdir(c.rootfs.c_str()) < 0) return from_errno(errno, "chdir {}", c.rootfs);
+  if (::syscall(SYS_pivot_root, ".", ".") < 0) {
+    ::close(old_root);
+    return from_errno(errno, "pivot_root {}", c.rootfs);
+  }
+  ::fchdir(old_root);
+  ::close(old_root);
+  if (::mount(nullptr, ".", nullptr, MS_SLAVE | MS_REC, nullptr) < 0)
+    return from_errno(errno, "make the old root a slave");
+  if (::umount2(".", MNT_DETACH) < 0) return from_errno(errno, "detach the old root");
+  if (::chdir("/") < 0) return from_errno(errno, "chdir /");
+  return Status();
+}
+
+Status mask_paths(const Spec& s) {
+  for (const auto& p : s.linux.masked_paths) {
+    struct stat st {};
+    if (::stat(p.c_str(), &st) < 0) continue;  // absent: nothing to hide
+    if (S_ISDIR(st.st_mode)) {
+      if (::mount("tmpfs", p.c_str(), "tmpfs", MS_RDONLY, nullptr) < 0)
+        return from_errno(errno, "mask {}", p);
+    } else if (::mount("/dev/null", p.c_str(), nullptr, MS_BIND, nullptr) < 0) {
+      return from_errno(errno, "mask {}", p);
+    }
+  }
+  for (const auto& p : s.linux.readonly_paths) {
+    if (::access(p.c_str(), F_OK) < 0) continue;
+    if (::mount(p.c_str(), p.c_str(), nullptr, MS_BIND | MS_REC, nullptr) < 0)
+      return from_errno(errno, "bind {} read-only", p);
+    struct statvfs sv {};
+    unsigned long keep = 0;
+    if (::statvfs(p.c_str(), &sv) == 0) {
+      if (sv.f_flag & ST_NOSUID) keep |= MS_NOSUID;
+      if (sv.f_flag & ST_NODEV) keep |= MS_NODEV;
+      if (sv.f_flag & ST_NOEXEC) keep |= MS_NOEXEC;
+    }
+    if (::mount(nullptr, p.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC | keep, nullptr) < 0)
+      return from_errno(errno, "remount {} read-only", p);
+  }
+  if (s.root_readonly) {
+    struct statvfs sv {};
+    unsigned long keep = 0;
+    if (::statvfs("/", &sv) == 0) {
+      if (sv.f_flag & ST_NOSUID) keep |= MS_NOSUID;
+      if (sv.f_flag & ST_NODEV) keep |= MS_NODEV;
+      if (sv.f_flag & ST_NOEXEC) keep |= MS_NOEXEC;
+    }
+    if (::mount(nullptr, "/", nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | keep, nullptr) < 0)
+      return from_errno(errno, "remount the root read-only");
+  }
+  return Status();
+}
+
+Status sysctls(const Spec& s) {
+  for (const auto& [key, value] : s.linux.sysctl) {
+    std::string path = "/proc/sys/" + key;
+    for (std::size_t i = 10; i < path.size(); ++i) {
+      if (path[i] == '.') path[i] = '/';
+    }
+    int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return from_errno(errno, "sysctl {}", key);
+    ssize_t n = ::write(fd, value.data(), value.size());
+    int err = errno;
+    ::close(fd);
+    if (n < 0) return from_errno(err, "sysctl {}={}", key, value);
+  }
+  return Status();
+}
+
+// Opens a pty in the container's devpts, hands the master over, and makes the slave our
+// controlling terminal and stdio.
+Status setup_console(const InitConfig& c) {
+  int master = ::open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (master < 0) return from_errno(errno, "open /dev/ptmx");
+  if (::unlockpt(master) < 0) return from_errno(errno, "unlockpt");
+  int slave = ::ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
+  if (slave < 0) return from_errno(errno, "open the pty slave");
+  if (c.process->console_size) {
+    winsize ws{};
+    ws.ws_row = static_cast<unsigned short>(c.process->console_size->first);
+    ws.ws_col = static_cast<unsigned short>(c.process->console_size->second);
+    ::ioctl(master, TIOCSWINSZ, &ws);
+  }
+  // Bind the slave over /dev/console (when /dev is ours), as runc does.
+  if (!c.exec_mode && ::access("/dev", W_OK) == 0) {
+    char name[64] = {};
+    if (::ptsname_r(master, name, sizeof name) == 0) {
+      int f = ::open("/dev/console", O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+      if (f >= 0) {
+        ::close(f);
+        ::mount(name, "/dev/console", nullptr, MS_BIND, nullptr);
+      }
+    }
+  }
+  BERTH_RETURN_IF_ERROR(send_fd(c.console_fd, master, "").with_context("send the pty master"));
+  ::close(master);
+  ::close(c.console_fd);
+  if (::setsid() < 0) return from_errno(errno, "setsid");
+  if (::ioctl(slave, TIOCSCTTY, 0) < 0) return from_errno(errno, "set the controlling terminal");
+  for (int fd = 0; fd < 3; ++fd) ::dup2(slave, fd);
+  if (slave > 2) ::close(slave);
+  return Status();
+}
+
+Status rlimits(const Process& p) {
+  for (const auto& r : p.rlimits) {
+    rlimit l{static_cast<rlim_t>(r.soft), static_cast<rlim_t>(r.hard)};
+    if (::setrlimit(r.resource, &l) < 0) return from_errno(errno, "setrlimit {}", r.type);
+  }
+  return Status();
+}
+
+// The executable args[0] names, looked up in the process's PATH like execvp would.
+Result<std::string> find_executable(const Process& p) {
+  const std::string& name = p.args[0];
+  if (name.find('/') != std::string::npos) {
+    if (::access(name.c_str(), X_OK) < 0) return from_errno(errno, "exec \"{}\"", name);
+    return name;
+  }
+  std::string path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  for (const auto& e : p.env) {
+    if (e.rfind("PATH=", 0) == 0) path = e.substr(5);
+  }
+  std::size_t i = 0;
+  while (i <= path.size()) {
+    std::size_t j = path.find(':', i);
+    if (j == std::string::npos) j = path.size();
+    std::string dir = path.substr(i, j - i);
+    std::string full = (dir.empty() ? "." : dir) + "/" + name;
+    struct stat st {};
+    if (::stat(full.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(full.c_str(), X_OK) == 0)
+      return full;
+    i = j + 1;
+  }
+  return not_found("exec \"{}\": executable file not found in $PATH", name);
+}
+
+Status capabilities_and_user(const InitConfig& c) {
+  const Process& p = *c.process;
+  // 1. The bounding set, while we still have CAP_SETPCAP.
+  if (p.capabilities) {
+    std::set<int> keep;
+    for (const auto& n : p.capabilities->bounding) keep.insert(*capability_number(n));
+    for (int cap = 0; cap <= CAP_LAST_CAP; ++cap) {
+      if (!keep.count(cap) && ::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+        return from_errno(errno, "drop capability {} from the bounding set", cap);
+    }
+  }
+  // 2. Identity, keeping the permitted set across the uid change.
+  if (::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) return from_errno(errno, "PR_SET_KEEPCAPS");
+  std::vector<gid_t> groups(p.user.additional_gids.begin(), p.user.additional_gids.end());
+  bool userns = c.spec->linux.find("user") != nullptr;
+  if (::setgroups(groups.size(), groups.data()) < 0 && !(userns && errno == EPERM))
+    return from_errno(errno, "setgroups");
+  if (::setresgid(p.user.gid, p.user.gid, p.user.gid) < 0)
+    return from_errno(errno, "setgid {}", p.user.gid);
+  if (::setresuid(p.user.uid, p.user.uid, p.user.uid) < 0)
+    return from_errno(errno, "setuid {}", p.user.uid);
+  ::prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+  // 3. The effective, permitted and inheritable sets, then ambient.
+  if (p.capabilities) {
+    cap_t caps = ::cap_init();
+    auto set = [&](const std::vector<std::string>& names, cap_flag_t flag) {
+      std::vector<cap_value_t> values;
+      for (const auto& n : names) values.push_back(*capability_number(n));
+      if (!values.empty())
+        ::cap_set_flag(caps, flag, static_cast<int>(values.size()), values.data(), CAP_SET);
+    };
+    set(p.capabilities->effective, CAP_EFFECTIVE);
+    set(p.capabilities->permitted, CAP_PERMITTED);
+    set(p.capabilities->inheritable, CAP_INHERITABLE);
+    int rc = ::cap_set_proc(caps);
+    int err = errno;
+    ::cap_free(caps);
+    if (rc < 0) return from_errno(err, "set capabilities");
+    for (const auto& n : p.capabilities->ambient) {
+      int cap = *capability_number(n);
+      // Ambient needs the cap in permitted and inheritable; skip silently otherwise, like runc.
+      ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0);
+    }
+  }
+  return Status();
+}
+
+}  // namespace
+
+bool sync_send(int fd, std::string_view msg) {
+  if (fd < 0) return false;
+  return ::send(fd, msg.data(), msg.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(msg.size());
+}
+
+std::string sync_recv(int fd) {
+  for (;;) {
+    // A SEQPACKET message whole, whatever its size (a state document with annotations).
+    char probe;
+    ssize_t size = ::recv(fd, &probe, 1, MSG_PEEK | MSG_TRUNC);
+    if (size < 0 && errno == EINTR) continue;
+    if (size <= 0) return "";
+    std::string buf(static_cast<std::size_t>(size), '\0');
+    ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return "";
+    buf.resize(static_cast<std::size_t>(n));
+    return buf;
+  }
+}
+
+Result<int> open_in_root(int root_fd, const std::string& path, bool create, bool as_dir) {
+  std::vector<std::string> parts;
+  std::size_t i = 0;
+  while (i < path.size()) {
+    std::size_t j = path.find('/', i);
+    if (j == std::string::npos) j = path.size();
+    std::string part = path.substr(i, j - i);
+    if (!part.empty() && part != ".") parts.push_back(part);
+    i = j + 1;
+  }
+  if (parts.empty()) {
+    int fd = ::dup(root_fd);
+    if (fd < 0) return from_errno(errno, "dup");
+    return fd;
+  }
+  // Each prefix is resolved from the root with RESOLVE_IN_ROOT (symlinks, "..", absolute links
+  // all stay inside); a missing component is created in its resolved parent.
+  std::string prefix;
+  for (std::size_t k = 0; k < parts.size(); ++k) {
+    std::string parent = prefix.empty() ? "." : prefix;
+    prefix += (prefix.empty() ? "" : "/") + parts[k];
+    bool last = k + 1 == parts.size();
+    long fd = openat2_(root_fd, prefix.c_str(), O_PATH | O_CLOEXEC, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+    if (fd < 0 && errno == ENOENT && create) {
+      long dir = openat2_(root_fd, parent.c_str(), O_DIRECTORY | O_CLOEXEC, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+      if (dir < 0) return from_errno(errno, "resolve {} in the rootfs", parent);
+      int rc = 0;
+      if (!last || as_dir) {
+        rc = ::mkdirat(static_cast<int>(dir), parts[k].c_str(), 0755);
+      } else {
+        int f = ::openat(static_cast<int>(dir), parts[k].c_str(), O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (f >= 0) ::close(f);
+        rc = f < 0 ? -1 : 0;
+      }
+      int err = errno;
+      ::close(static_cast<int>(dir));
+      if (rc < 0 && err != EEXIST) return from_errno(err, "create {} in the rootfs", prefix);
+      fd = openat2_(root_fd, prefix.c_str(), O_PATH | O_CLOEXEC, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+    }
+    if (fd < 0) return from_errno(errno, "resolve {} in the rootfs", prefix);
+    if (last) return static_cast<int>(fd);
+    ::close(static_cast<int>(fd));
+  }
+  return internal_error("unreachable");
+}
+
+// The caller's chosen stdio (a shim's pipes) becomes 0, 1, 2. Moved above 2 first, so a
+// source fd that is itself 0..2 is not overwritten before it is used.
+static void set_stdio(const InitConfig& c) {
+  int moved[3];
+  for (int i = 0; i < 3; ++i) moved[i] = c.stdio[i] < 0 ? -1 : ::fcntl(c.stdio[i], F_DUPFD_CLOEXEC, 3);
+  for (int i = 0; i < 3; ++i) {
+    if (moved[i] < 0) continue;
+    ::dup2(moved[i], i);
+    ::close(moved[i]);
+  }
+}
+
+// Every descriptor the caller had (a shim's sockets and directories, a daemon's listeners) is
+// closed as soon as the process starts, but for those the set-up still needs and the preserved
+// ones: none of them can be reached through /proc/self/fd (CVE-2024-21626) while the init works.
+static void close_range_(unsigned lo, unsigned hi, unsigned flags) {
+  if (lo > hi) return;
+  if (::syscall(SYS_close_range, lo, hi, flags) == 0) return;
+  for (unsigned fd = lo; fd <= hi && fd < 65536; ++fd) {  // kernels before 5.11
+    if (flags) {
+      int f = ::fcntl(static_cast<int>(fd), F_GETFD);
+      if (f >= 0) ::fcntl(static_cast<int>(fd), F_SETFD, f | FD_CLOEXEC);
+    } else {
+      ::close(static_cast<int>(fd));
+    }
+  }
+}
+
+static void close_inherited_fds(const InitConfig& c) {
+  std::vector<int> keep = {c.sync_fd, c.fifo_fd, c.console_fd};
+  for (const auto& [fd, type] : c.join) keep.push_back(fd);
+  std::sort(keep.begin(), keep.end());
+  unsigned lo = 3 + static_cast<unsigned>(std::max(c.preserve_fds, 0));
+  for (int fd : keep) {
+    if (fd < 0 || static_cast<unsigned>(fd) < lo) continue;
+    close_range_(lo, static_cast<unsigned>(fd) - 1, 0);
+    lo = static_cast<unsigned>(fd) + 1;
+  }
+  close_range_(lo, ~0U, 0);
+}
+
+// What is still open above stdio when the process execs closes there, except the preserved fds,
+// which lose close-on-exec.
+static void mark_fds_cloexec(int preserve) {
+  constexpr unsigned kCloseRangeCloexec = 1U << 2;
+  for (int fd = 3; fd < 3 + preserve; ++fd) {
+    int f = ::fcntl(fd, F_GETFD);
+    if (f >= 0) ::fcntl(fd, F_SETFD, f & ~FD_CLOEXEC);
+  }
+  close_range_(3 + static_cast<unsigned>(std::max(preserve, 0)), ~0U, kCloseRangeCloexec);
+}
+
+// The working directory, resolved inside the container's root: a cwd through a magic link
+// (/proc/self/fd/N naming a descriptor of the runtime) or anything that would land outside the
+// root is refused.
+static Status enter_cwd(const std::string& cwd) {
+  int root = ::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root < 0) return from_errno(errno, "open /");
+  long fd = openat2_(root, cwd.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC,
+                     RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+  int err = errno;
+  ::close(root);
+  if (fd < 0) {
+    if (err == ELOOP)
+      return invalid_argument("process.cwd \"{}\" goes through a /proc magic link; refused", cwd);
+    return from_errno(err, "process.cwd \"{}\"", cwd);
+  }
+  int rc = ::fchdir(static_cast<int>(fd));
+  err = errno;
+  ::close(static_cast<int>(fd));
+  if (rc < 0) return from_errno(err, "chdir to cwd \"{}\"", cwd);
+  char buf[4096];
+  if (!::getcwd(buf, sizeof buf) || buf[0] != '/')
+    return invalid_argument("process.cwd \"{}\" is outside the container's root; refused", cwd);
+  return Status();
+}
+
+static void reset_signals() {
+  struct sigaction sa {};
+  sa.sa_handler = SIG_DFL;
+  for (int s = 1; s < NSIG; ++s) ::sigaction(s, &sa, nullptr);  // KILL/STOP fail harmlessly
+  sigset_t none;
+  ::sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
+// The LSM label the process gets at its exec: AppArmor's change_onexec ("exec <profile>" into
+// attr/apparmor/exec, or attr/exec before Linux 5.1) and SELinux's exec context. Either is
+// applied or the container fails; never dropped silently.
+static Status set_exec_label(const char* what, const std::vector<std::string>& files,
+                             const std::string& value) {
+  int last = ENOENT;
+  for (const auto& f : files) {
+    int fd = ::open(f.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) {
+      last = errno;
+      continue;
+    }
+    ssize_t n = ::write(fd, value.data(), value.size());
+    last = errno;
+    ::close(fd);
+    if (n == static_cast<ssize_t>(value.size())) return Status();
+  }
+  return from_errno(last, "{}: set the exec label \"{}\"", what, value);
+}
+
+void container_main(InitConfig& c) {
+  const Spec& s = *c.spec;
+  const Process& p = *c.process;
+  // Until it execs, this process runs the runtime's code: nothing in the container may ptrace
+  // it or open its /proc files (exe, fd, mem). The exec makes it dumpable again.
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  {
+    // "go", and for an init the state document its hooks get ("go <json>").
+    std::string go = sync_recv(c.sync_fd);
+    if (go.rfind("go", 0) != 0) ::_exit(1);  // the parent gave up
+    if (go.size() > 3) c.state_json = go.substr(3);
+  }
+  set_stdio(c);
+  close_inherited_fds(c);
+  reset_signals();
+
+  // Namespaces: join those given by path (user first), then create the rest.
+  for (const auto& [fd, type] : c.join) {
+    if (::setns(fd, type) < 0) fail(c, from_errno(errno, "join namespace (type {:#x})", type));
+    ::close(fd);
+  }
+  if (!c.exec_mode && s.linux.find("user")) {  // become the new user namespace's root
+    ::setresgid(0, 0, 0);
+    ::setresuid(0, 0, 0);
+  }
+  if (c.unshare_flags && ::unshare(c.unshare_flags) < 0)
+    fail(c, from_errno(errno, "unshare namespaces {:#x}", c.unshare_flags));
+
+  if (!c.exec_mode) {
+    if (!s.hostname.empty() && ::sethostname(s.hostname.data(), s.hostname.size()) < 0)
+      fail(c, from_errno(errno, "sethostname"));
+    if (!s.domainname.empty() && ::setdomainname(s.domainname.data(), s.domainname.size()) < 0)
+      fail(c, from_errno(errno, "setdomainname"));
+    bool new_mnt = s.linux.find("mount") != nullptr;
+    if (new_mnt) {
+      if (::mount(nullptr, "/", nullptr, propagation_flags(s.linux.rootfs_propagation), nullptr) < 0)
+        fail(c, from_errno(errno, "set the root's propagation"));
+      INIT_TRY(c, make_rootfs_parent_private(c.rootfs));
+      if (::mount(c.rootfs.c_str(), c.rootfs.c_str(), nullptr, MS_BIND | MS_REC, nullptr) < 0)
+        fail(c, from_errno(errno, "bind the rootfs {}", c.rootfs));
+      int root_fd = ::open(c.rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+      if (root_fd < 0) fail(c, from_errno(errno, "open the rootfs {}", c.rootfs));
+      for (std::size_t i = 0; i < s.mounts.size(); ++i) {
+        Status st = do_mount(c, root_fd, s.mounts[i]);
+        if (!st.ok()) fail(c, Status(st.code(), fmt::format("mounts[{}]: {}", i, st.message())));
+      }
+      INIT_TRY(c, setup_dev(c, root_fd));
+      ::close(root_fd);
+    }
+    // prestart + createRuntime run in the runtime's namespaces (the parent), now.
+    sync_send(c.sync_fd, "hooks");
+    std::string ack = sync_recv(c.sync_fd);
+    if (ack != "ok") ::_exit(1);
+    INIT_TRY(c, run_hooks(s.hooks.create_container, c.state_json, "createContainer"));
+    // sysctls go in before /proc/sys becomes read-only.
+    if (new_mnt) {
+      INIT_TRY(c, pivot(c));
+      if (!s.linux.rootfs_propagation.empty() &&
+          ::mount(nullptr, "/", nullptr, propagation_flags(s.linux.rootfs_propagation), nullptr) < 0)
+        fail(c, from_errno(errno, "linux.rootfsPropagation \"{}\"", s.linux.rootfs_propagation));
+      INIT_TRY(c, sysctls(s));
+      INIT_TRY(c, mask_paths(s));
+    } else {
+      if (::chroot(c.rootfs.c_str()) < 0) fail(c, from_errno(errno, "chroot {}", c.rootfs));
+      ::chdir("/");
+      INIT_TRY(c, sysctls(s));
+    }
+  }
+  if (p.terminal) INIT_TRY(c, setup_console(c));
+  INIT_TRY(c, rlimits(p));
+  if (p.oom_score_adj && c.exec_mode) {
+    int fd = ::open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      std::string v = std::to_string(*p.oom_score_adj);
+      (void)!::write(fd, v.data(), v.size());
+      ::close(fd);
+    }
+  }
+  if (!p.apparmor_profile.empty() && ::access("/sys/kernel/security/apparmor", F_OK) != 0)
+    fail(c, invalid_argument("process.apparmorProfile \"{}\": AppArmor is not enabled on this host",
+                             p.apparmor_profile));
+  if (!p.selinux_label.empty() && ::access("/sys/fs/selinux/enforce", F_OK) != 0)
+    fail(c, invalid_argument("process.selinuxLabel: SELinux is not enabled on this host"));
+  auto exe = find_executable(p);
+  if (!exe.ok()) fail(c, exe.status());
+
+  if (!c.exec_mode) {
+    // Created: wait until `start` opens the fifo for reading.
+    sync_send(c.sync_fd, "ready");
+    ::close(c.sync_fd);
+    c.sync_fd = -1;
+    int w = ::open(fd_path(c.fifo_fd).c_str(), O_WRONLY | O_CLOEXEC);
+    if (w < 0) fail(c, from_errno(errno, "open exec.fifo"));
+    (void)!::write(w, "0", 1);
+    ::close(w);
+    ::close(c.fifo_fd);
+    if (!s.hooks.start_container.empty()) {
+      // startContainer runs during `start`, before the program: the container is "created".
+      auto state = nlohmann::json::parse(c.state_json, nullptr, false);
+      if (state.is_object()) state["status"] = "created";
+      INIT_TRY(c, run_hooks(s.hooks.start_container, state.dump(), "startContainer"));
+    }
+  }
+
+  // seccomp needs CAP_SYS_ADMIN unless no_new_privs is set: load it before dropping
+  // capabilities in that case, else as late as possible.
+  auto load_seccomp = [&] {
+    if (!c.seccomp || !c.seccomp->has_value()) return;
+    auto fd = (*c.seccomp)->load();
+    if (!fd.ok()) fail(c, fd.status());
+    if (*fd >= 0 && !s.linux.seccomp->listener_path.empty()) {
+      INIT_TRY(c, send_seccomp_fd(s.linux.seccomp->listener_path, *fd, c.state_json));
+      ::close(*fd);
+    }
+  };
+  // Nothing of the caller's (a shim's sockets, a daemon's listeners) may reach the process: every
+  // descriptor above stdio closes at exec (before seccomp, which may forbid close_range).
+  mark_fds_cloexec(c.preserve_fds);
+  if (!p.apparmor_profile.empty()) {
+    INIT_TRY(c, set_exec_label("process.apparmorProfile",
+                               {"/proc/thread-self/attr/apparmor/exec", "/proc/thread-self/attr/exec"},
+                               "exec " + p.apparmor_profile));
+  }
+  if (!p.selinux_label.empty()) {
+    INIT_TRY(c, set_exec_label("process.selinuxLabel", {"/proc/thread-self/attr/exec"},
+                               p.selinux_label));
+  }
+  if (!p.no_new_privileges) load_seccomp();
+  INIT_TRY(c, capabilities_and_user(c));
+  if (p.no_new_privileges && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+    fail(c, from_errno(errno, "PR_SET_NO_NEW_PRIVS"));
+  if (p.user.umask) ::umask(*p.user.umask);
+  INIT_TRY(c, enter_cwd(p.cwd));
+  if (p.no_new_privileges) load_seccomp();
+
+  std::vector<std::string> args = p.args, env = p.env;
+  std::vector<char*> argv, envp;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  ::execve(exe->c_str(), argv.data(), envp.data());
+  fail(c, from_errno(errno, "exec \"{}\"", *exe));
+}
+
+}  // namespace berth::oci

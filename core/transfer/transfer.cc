@@ -1,0 +1,705 @@
+#include "core/transfer/transfer.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "core/time.h"
+#include "core/remotes/hosts.h"
+
+namespace berth::transfer {
+
+namespace model = images::model;
+namespace mt = images::model::media_type;
+using diff::Descriptor;
+using Labels = std::map<std::string, std::string>;
+
+namespace {
+
+constexpr std::size_t kMaxDocument = 4 << 20;
+constexpr std::chrono::hours kLeaseTtl{24};
+constexpr int kMaxProgressRetries = 1000;
+
+std::string unique_part() {
+  static std::atomic<unsigned> seq{0};
+  return fmt::format("{}-{}-{}", std::chrono::system_clock::now().time_since_epoch().count(),
+                     ::getpid(), seq++);
+}
+
+// A normalised reference split into the repository and the tag or digest to resolve.
+struct Reference {
+  std::string name;  // normalised, as the image record is named
+  remotes::Repository repo;
+  std::string object;  // tag or digest
+};
+
+Result<Reference> parse_reference(const std::string& ref) {
+  Reference r;
+  BERTH_TRY(r.name, model::normalize_reference(ref));
+  BERTH_TRY(r.repo, remotes::Repository::parse(r.name));
+  if (auto at = r.name.find('@'); at != std::string::npos) {
+    r.object = r.name.substr(at + 1);
+  } else {
+    r.object = r.name.substr(r.name.rfind(':') + 1);
+  }
+  return r;
+}
+
+// The distribution source label key for a registry host (containerd's convention).
+std::string source_label(const remotes::Repository& repo) {
+  std::string host = repo.host == "registry-1.docker.io" ? "docker.io" : repo.host;
+  return "containerd.io/distribution.source." + host;
+}
+
+// Transport trouble worth another attempt: connection refused or cut, timeouts, 5xx, short reads.
+bool retryable(const Status& s) { return s.code() == Code::kUnavailable; }
+
+bool sleep_unless_cancelled(const RequestContext& ctx, std::chrono::milliseconds d) {
+  auto until = std::chrono::steady_clock::now() + d;
+  while (std::chrono::steady_clock::now() < until) {
+    if (ctx.cancelled()) return false;
+    std::this_thread::sleep_for(std::min(d, std::chrono::milliseconds(50)));
+  }
+  return !ctx.cancelled();
+}
+
+Status cancelled_status() { return Status(Code::kCancelled, "the client went away"); }
+
+std::chrono::milliseconds backoff(const Retry& r, int attempt) {
+  return r.backoff * (1 << std::min(attempt - 1, 6));
+}
+
+// Runs `op` until it succeeds or fails for a reason retrying cannot fix, at most r.attempts
+// times, waiting backoff(attempt) in between; `report` hears of each retry.
+Status with_retries(const RequestContext& ctx, const Retry& r,
+                    const std::function<void(const std::string&)>& report,
+                    const std::function<Status()>& op) {
+  Status last;
+  for (int attempt = 0; attempt < r.attempts; ++attempt) {
+    if (attempt > 0) {
+      auto wait = backoff(r, attempt);
+      report(fmt::format("attempt {} of {} in {} ms: {}", attempt + 1, r.attempts, wait.count(),
+                         last.message()));
+      if (!sleep_unless_cancelled(ctx, wait)) return cancelled_status();
+    }
+    last = op();
+    if (last.ok() || !retryable(last)) return last;
+  }
+  return Status(last.code(),
+                fmt::format("giving up after {} attempts: {}", r.attempts, last.message()));
+}
+
+// Sets (merges) labels on a blob.
+Status add_labels(content::Store& store, const RequestContext& ctx, const std::string& digest,
+                  const Labels& labels) {
+  content::Info info;
+  info.digest = digest;
+  info.labels = labels;
+  std::vector<std::string> paths;
+  for (const auto& [k, v] : labels) paths.push_back("labels." + k);
+  return store.update(ctx, info, paths).status();
+}
+
+// Runs `fn(i)` for i in [0, n) on up to `width` threads, in index order; stops handing out work
+// after the first failure (or when `stop` says so). Returns the first failure.
+Status run_parallel(
+    std::size_t n, int width, const std::function<Status(std::size_t)>& fn,
+    const std::function<bool()>& stop = [] { return false; }) {
+  std::atomic<std::size_t> next{0};
+  std::mutex mu;
+  Status first;
+  std::atomic<bool> failed{false};
+  auto worker = [&] {
+    for (;;) {
+      std::size_t i = next++;
+      if (i >= n || failed || stop()) return;
+      Status s = fn(i);
+      if (!s.ok()) {
+        std::lock_guard lock(mu);
+        if (first.ok()) first = s;
+        failed = true;
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < std::max(1, width) && static_cast<std::size_t>(t) < n; ++t)
+    threads.emplace_back(worker);
+  for (auto& t : threads) t.join();
+  return first;
+}
+
+}  // namespace
+
+// The registry endpoints of one transfer (mirrors first). One client per endpoint, so resolving
+// and fetching share its credentials and token cache.
+struct Transfers::Remote {
+  remotes::Repository repo;
+  std::vector<std::unique_ptr<remotes::RegistryClient>> all;
+  std::vector<remotes::RegistryClient*> clients;    // may pull
+  std::vector<remotes::RegistryClient*> resolvers;  // may resolve
+  Retry retry;
+};
+
+Result<std::string> Transfers::read_small(const RequestContext& ctx, const std::string& digest) {
+  BERTH_TRY(auto reader, md_->content()->reader(ctx, digest));
+  if (reader->size() > static_cast<std::int64_t>(kMaxDocument))
+    return Status(
+        Code::kResourceExhausted,
+        fmt::format("{} is {} bytes, more than a manifest may be", digest, reader->size()));
+  std::string out(static_cast<std::size_t>(reader->size()), '\0');
+  std::size_t got = 0;
+  while (got < out.size()) {
+    BERTH_TRY(auto n,
+              reader->read_at(out.data() + got, out.size() - got, static_cast<std::int64_t>(got)));
+    if (n == 0) break;
+    got += n;
+  }
+  if (got != out.size()) return Status(Code::kDataLoss, fmt::format("{}: short read", digest));
+  return out;
+}
+
+Status Transfers::fetch_document(const RequestContext& ctx, Remote& remote, const Descriptor& d,
+                                 const std::string& kind, const ProgressFn& progress) {
+  // Indexes, manifests and configs are read whole: a registry claiming a huge one is refused
+  // before anything is downloaded.
+  if (d.size < 0 || d.size > static_cast<std::int64_t>(kMaxDocument))
+    return invalid_argument("{} {} is said to be {} bytes; at most {} are accepted", kind, d.digest,
+                            d.size, kMaxDocument);
+  return fetch(ctx, remote, d, kind, {}, progress);
+}
+
+Status Transfers::fetch(const RequestContext& ctx, Remote& remote, const Descriptor& d,
+                        const std::string& kind, const Labels& labels, const ProgressFn& progress) {
+  BERTH_RETURN_IF_ERROR(content::validate_digest(d.digest).with_context(kind));
+  // One fetch per digest at a time in this daemon; others wait for it, then link its result.
+  for (;;) {
+    std::shared_ptr<Inflight> theirs, mine;
+    {
+      std::unique_lock lock(mu_);
+      auto it = inflight_.find(d.digest);
+      if (it == inflight_.end()) {
+        mine = inflight_[d.digest] = std::make_shared<Inflight>();
+      } else {
+        theirs = it->second;
+      }
+    }
+    if (mine) {
+      Status s = fetch_once(ctx, remote, d, kind, labels, progress);
+      std::lock_guard lock(mu_);
+      mine->done = true;
+      mine->status = s;
+      inflight_.erase(d.digest);
+      cv_.notify_all();
+      return s;
+    }
+    progress({d.digest, kind, "waiting", 0, d.size, "fetched by another pull"});
+    std::unique_lock lock(mu_);
+    while (!theirs->done) {
+      if (ctx.cancelled()) return cancelled_status();
+      cv_.wait_for(lock, std::chrono::milliseconds(100));
+    }
+    // Theirs is done either way: try again (finds the blob, or fetches it ourselves).
+  }
+}
+
+Status Transfers::fetch_once(const RequestContext& ctx, Remote& remote, const Descriptor& d,
+                             const std::string& kind, const Labels& labels,
+                             const ProgressFn& progress) {
+  auto store = md_->content();
+  Labels all = labels;
+  all[source_label(remote.repo)] = remote.repo.name;
+  auto mark_existing = [&]() -> Status {
+    BERTH_RETURN_IF_ERROR(add_labels(*store, ctx, d.digest, all));
+    if (!ctx.lease.empty())
+      BERTH_RETURN_IF_ERROR(md_->leases().add_resource(ctx, ctx.lease, {d.digest, "content"}));
+    progress({d.digest, kind, "exists", d.size, d.size, ""});
+    return Status();
+  };
+  bool verified_fresh = false;  // a mismatch after resuming gets one fresh start
+  int progressed = 0;
+  Status last;
+  for (int attempt = 0; attempt < remote.retry.attempts; ++attempt) {
+    if (ctx.cancelled()) return cancelled_status();
+    if (attempt > 0) {
+      auto wait = backoff(remote.retry, attempt);
+      progress({d.digest, kind, "retrying", 0, d.size,
+                fmt::format("attempt {} of {} in {} ms: {}", attempt + 1, remote.retry.attempts,
+                            wait.count(), last.message())});
+      if (!sleep_unless_cancelled(ctx, wait)) return cancelled_status();
+    }
+    auto w = store->writer(ctx, {.ref = "pull-" + d.digest, .total = d.size, .expected = d.digest});
+    if (w.status().code() == Code::kAlreadyExists) return mark_existing();
+    if (w.status().code() == Code::kUnavailable) {  // someone else (a client-side pull) writes it
+      last = w.status();
+      continue;
+    }
+    if (!w.ok()) return w.status();
+    auto& writer = *w;
+    std::int64_t offset = writer->status().offset;
+    if (offset > d.size) {
+      BERTH_RETURN_IF_ERROR(writer->truncate(0));
+      offset = 0;
+    }
+    std::int64_t resumed_from = offset;
+    if (offset < d.size) {
+      progress({d.digest, kind, "downloading", offset, d.size,
+                offset > 0 ? fmt::format("resuming at byte {}", offset) : ""});
+      Status fetched;
+      for (auto* client : remote.clients) {
+        auto restart = [&]() -> Status {
+          resumed_from = 0;
+          return writer->truncate(0);
+        };
+        std::int64_t written = writer->status().offset;
+        auto sink = [&](std::string_view data) -> Status {
+          if (ctx.cancelled()) return cancelled_status();
+          if (written + static_cast<std::int64_t>(data.size()) > d.size)
+            return Status(Code::kDataLoss,
+                          fmt::format("{} {}: the registry sent more than the {} bytes expected",
+                                      kind, d.digest, d.size));
+          BERTH_RETURN_IF_ERROR(writer->write(data));
+          written += static_cast<std::int64_t>(data.size());
+          progress({d.digest, kind, "downloading", written, d.size, ""});
+          return Status();
+        };
+        fetched = client->fetch_blob_from(remote.repo, d.digest, writer->status().offset, restart,
+                                          sink, kind == "index" || kind == "manifest");
+        if (fetched.ok() || fetched.code() == Code::kCancelled) break;
+        if (fetched.code() != Code::kNotFound && !retryable(fetched)) break;
+        if (writer->status().offset > resumed_from) break;  // progress made: retry this endpoint
+      }
+      if (fetched.code() == Code::kCancelled) return fetched;
+      if (!fetched.ok()) {
+        last = fetched;
+        if (retryable(fetched)) {
+          // The ingest is kept: the next attempt resumes. An attempt that got bytes does not
+          // count against the limit (a registry that cuts long downloads still gets there).
+          if (writer->status().offset > resumed_from && progressed++ < kMaxProgressRetries)
+            attempt = 0;
+          continue;
+        }
+        if (fetched.code() == Code::kDataLoss) BERTH_RETURN_IF_ERROR(writer->truncate(0));
+        return fetched;
+      }
+    }
+    Status committed = writer->commit(d.size, d.digest, all);
+    if (committed.ok() || committed.code() == Code::kAlreadyExists) {
+      if (committed.code() == Code::kAlreadyExists) return mark_existing();
+      progress({d.digest, kind, "done", d.size, d.size, ""});
+      return Status();
+    }
+    if (committed.code() == Code::kFailedPrecondition) {
+      // Not the bytes the descriptor names: nothing was committed. Start over once if part of it
+      // came from an earlier, interrupted pull; otherwise the registry serves bad content.
+      writer.reset();
+      (void)store->abort(ctx, "pull-" + d.digest);
+      if (resumed_from > 0 && !verified_fresh) {
+        verified_fresh = true;
+        last = committed;
+        --attempt;
+        continue;
+      }
+      return Status(
+          Code::kDataLoss,
+          fmt::format("{} {} from {}/{} does not match its digest ({}); nothing was "
+                      "stored",
+                      kind, d.digest, remote.repo.host, remote.repo.name, committed.message()));
+    }
+    return committed;
+  }
+  return Status(last.code(), fmt::format("{} {}: giving up after {} attempts: {}", kind, d.digest,
+                                         remote.retry.attempts, last.message()));
+}
+
+Status Transfers::unpack_layer(const RequestContext& ctx, const std::string& snapshotter,
+                               const Descriptor& layer, const std::string& diff_id,
+                               const std::string& parent, const std::string& chain_id,
+                               const ProgressFn& progress) {
+  BERTH_TRY(auto sn, md_->snapshotter(snapshotter));
+  auto label_layer = [&] {
+    return add_labels(*md_->content(), ctx, layer.digest,
+                      {{std::string(diff::kUncompressedLabel), diff_id}});
+  };
+  if (auto st = sn->stat(ctx, chain_id); st.ok()) {
+    if (!ctx.lease.empty())
+      BERTH_RETURN_IF_ERROR(
+          md_->leases().add_resource(ctx, ctx.lease, {chain_id, "snapshots/" + snapshotter}));
+    progress({layer.digest, "layer", "unpacked", layer.size, layer.size, "already unpacked"});
+    return label_layer();
+  } else if (st.status().code() != Code::kNotFound) {
+    return st.status();
+  }
+  progress({layer.digest, "layer", "unpacking", 0, layer.size, ""});
+  std::string key = "extract-" + unique_part() + " " + chain_id;
+  BERTH_TRY(auto mounts, sn->prepare(ctx, key, parent, {}));
+  auto applied = differ_->applier().apply(ctx, layer, mounts, diff_id);
+  Status s = applied.status();
+  if (s.ok() && applied->digest != diff_id)
+    s = Status(Code::kFailedPrecondition,
+               fmt::format("layer {}: wrong diffID: the config says {}, the layer's content is {}",
+                           layer.digest, diff_id, applied->digest));
+  if (s.ok()) s = sn->commit(ctx, chain_id, key, {});
+  if (!s.ok()) {
+    (void)sn->remove(ctx, key);
+    // Another unpack of the same layer won the race: its snapshot is as good as ours.
+    if (s.code() != Code::kAlreadyExists) return s;
+  }
+  progress({layer.digest, "layer", "unpacked", layer.size, layer.size, ""});
+  return label_layer();
+}
+
+Result<Transfers::Pulled> Transfers::pull(const RequestContext& ctx_in, const PullOptions& o,
+                                          const ProgressFn& progress) {
+  BERTH_TRY(auto ref, parse_reference(o.ref));
+  BERTH_TRY(auto endpoints,
+            remotes::host_endpoints(o.registry.hosts_dir, ref.repo.host, o.registry.host));
+  Remote remote{ref.repo, {}, {}, {}, o.retry};
+  for (const auto& e : endpoints) {
+    if (!e.pull && !e.resolve) continue;
+    auto& client =
+        remote.all.emplace_back(std::make_unique<remotes::RegistryClient>(e.options, e.base));
+    if (e.pull) remote.clients.push_back(client.get());
+    if (e.resolve) remote.resolvers.push_back(client.get());
+  }
+  if (remote.clients.empty() || remote.resolvers.empty())
+    return failed_precondition("no registry host for {} may pull and resolve", ref.repo.host);
+
+  // The lease keeps everything fetched from garbage collection until the image record holds it;
+  // after a failure it stays (and expires by itself) so the next pull resumes.
+  RequestContext ctx = ctx_in;
+  leases::Lease lease;
+  lease.id = "berth-pull-" + unique_part();
+  lease.labels = {{std::string(leases::kExpireLabel),
+                   core::format_rfc3339(std::chrono::system_clock::now() + kLeaseTtl)},
+                  {"berth.io/pull", ref.name}};
+  BERTH_RETURN_IF_ERROR(md_->leases().create(ctx, lease).status());
+  ctx.lease = lease.id;
+  // On success the image record holds everything: the lease goes. On failure it stays only if
+  // it protects something to resume from.
+  struct LeaseEnd {
+    Transfers* self;
+    const RequestContext& ctx;
+    bool succeeded = false;
+    bool resumable = true;  // false when retrying cannot help (a layer over the differ's limits)
+    ~LeaseEnd() {
+      if (!succeeded && resumable) {
+        auto held = self->md_->leases().list_resources(ctx, ctx.lease);
+        if (held.ok() && !held->empty()) return;
+      }
+      (void)self->md_->leases().remove(ctx, ctx.lease);
+    }
+  } lease_end{this, ctx};
+
+  progress({ref.name, "step", "resolving", 0, 0, ""});
+  Result<remotes::Resolved> resolved = Status(Code::kUnavailable, "no resolver");
+  Status st = with_retries(
+      ctx, o.retry,
+      [&](const std::string& why) {
+        progress({ref.name, "step", "retrying", 0, 0, why});
+      },
+      [&]() -> Status {
+        for (auto* r : remote.resolvers) {  // mirrors first; a mirror without the image is skipped
+          resolved = r->resolve(ref.repo, ref.object);
+          if (resolved.ok() ||
+              (resolved.status().code() != Code::kNotFound && !retryable(resolved.status())))
+            break;
+        }
+        return resolved.status();
+      });
+  if (!st.ok()) return st.with_context("resolve " + ref.name);
+  Descriptor target{resolved->media_type, resolved->digest, resolved->size, {}};
+  progress({ref.name, "step", "resolved", 0, 0, target.digest});
+
+  // The manifests to fetch, with the index (if any) labelled to keep them.
+  std::vector<Descriptor> manifests;
+  if (mt::is_index(target.media_type)) {
+    // Fetch without labels first to read it; the gc.ref labels follow once children are known.
+    BERTH_RETURN_IF_ERROR(fetch_document(ctx, remote, target, "index", progress));
+    BERTH_TRY(auto body, read_small(ctx, target.digest));
+    BERTH_TRY(auto index, model::parse_index(body));
+    Labels refs;
+    if (o.all_platforms) {
+      for (std::size_t i = 0; i < index.manifests.size(); ++i) {
+        const auto& e = index.manifests[i];
+        if (!mt::is_manifest(e.descriptor.media_type)) continue;
+        manifests.push_back(e.descriptor);
+        refs[fmt::format("containerd.io/gc.ref.content.m.{}", i)] = e.descriptor.digest;
+      }
+    } else {
+      BERTH_TRY(auto entry, model::select_manifest(index, o.platform));
+      manifests.push_back(entry.descriptor);
+      for (std::size_t i = 0; i < index.manifests.size(); ++i)
+        if (index.manifests[i].descriptor.digest == entry.descriptor.digest)
+          refs[fmt::format("containerd.io/gc.ref.content.m.{}", i)] = entry.descriptor.digest;
+    }
+    BERTH_RETURN_IF_ERROR(add_labels(*md_->content(), ctx, target.digest, refs));
+  } else {
+    manifests.push_back(target);
+  }
+
+  bool unpack = o.unpack && !o.all_platforms;
+  for (const auto& md : manifests) {
+    // The manifest is small: fetch it unlabelled, read it, then label it with its children.
+    BERTH_RETURN_IF_ERROR(fetch_document(ctx, remote, md, "manifest", progress));
+    BERTH_TRY(auto body, read_small(ctx, md.digest));
+    BERTH_TRY(auto manifest, model::parse_manifest(body));
+    Labels refs{{"containerd.io/gc.ref.content.config", manifest.config.digest}};
+    for (std::size_t i = 0; i < manifest.layers.size(); ++i)
+      refs[fmt::format("containerd.io/gc.ref.content.l.{}", i)] = manifest.layers[i].digest;
+    BERTH_RETURN_IF_ERROR(add_labels(*md_->content(), ctx, md.digest, refs));
+
+    BERTH_RETURN_IF_ERROR(fetch_document(ctx, remote, manifest.config, "config", progress));
+    BERTH_TRY(auto config_body, read_small(ctx, manifest.config.digest));
+    BERTH_TRY(auto config, model::parse_config(config_body));
+    if (config.diff_ids.size() != manifest.layers.size())
+      return invalid_argument("image {}: the manifest has {} layers but the config {} diffIDs",
+                              ref.name, manifest.layers.size(), config.diff_ids.size());
+    for (const auto& l : manifest.layers) progress({l.digest, "layer", "waiting", 0, l.size, ""});
+
+    // Layers download in parallel; this thread applies each as soon as it and its parents are
+    // in, while later ones are still coming.
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<int> state(manifest.layers.size(), 0);  // 0 pending, 1 fetched, -1 failed
+    std::atomic<bool> stop{false};
+    Status fetch_error;
+    std::thread downloader([&] {
+      fetch_error = run_parallel(
+          manifest.layers.size(), o.max_concurrent,
+          [&](std::size_t i) {
+            Status s = fetch(ctx, remote, manifest.layers[i], "layer", {}, progress);
+            std::lock_guard lock(mu);
+            state[i] = s.ok() ? 1 : -1;
+            cv.notify_all();
+            return s;
+          },
+          [&] { return stop.load() || ctx.cancelled(); });
+      std::lock_guard lock(mu);
+      for (auto& st : state)
+        if (st == 0) st = -1;
+      cv.notify_all();
+    });
+    Status unpack_error;
+    if (unpack) {
+      auto chain = model::chain_ids(config.diff_ids);
+      for (std::size_t i = 0; i < manifest.layers.size(); ++i) {
+        {
+          std::unique_lock lock(mu);
+          cv.wait(lock, [&] { return state[i] != 0; });
+          if (state[i] < 0) break;
+        }
+        unpack_error = unpack_layer(ctx, o.snapshotter, manifest.layers[i], config.diff_ids[i],
+                                    i == 0 ? "" : chain[i - 1], chain[i], progress);
+        if (!unpack_error.ok()) {
+          stop = true;
+          break;
+        }
+      }
+      if (unpack_error.ok() && !chain.empty()) {
+        // Wait for the downloads before labelling (a failed one is reported below).
+        downloader.join();
+        if (fetch_error.ok()) {
+          unpack_error =
+              add_labels(*md_->content(), ctx, manifest.config.digest,
+                         {{"containerd.io/gc.ref.snapshot." + o.snapshotter, chain.back()}});
+        }
+      }
+    }
+    if (downloader.joinable()) downloader.join();
+    if (!fetch_error.ok()) return fetch_error;
+    if (!unpack_error.ok()) {
+      if (unpack_error.code() == Code::kResourceExhausted) lease_end.resumable = false;
+      return unpack_error.with_context("unpack " + ref.name);
+    }
+  }
+
+  // The image record: created, or pointed at what was pulled.
+  images::Image image;
+  image.name = ref.name;
+  image.target = target;
+  image.labels = o.labels;
+  Pulled out;
+  auto saved = md_->images().create(ctx, image);
+  out.created = saved.ok();
+  if (saved.status().code() == Code::kAlreadyExists) {
+    std::vector<std::string> paths = {"target"};
+    for (const auto& [k, v] : o.labels) paths.push_back("labels." + k);
+    saved = md_->images().update(ctx, image, paths);
+  }
+  if (!saved.ok()) return saved.status();
+  out.image = std::move(*saved);
+  lease_end.succeeded = true;
+  return out;
+}
+
+Result<std::string> Transfers::push(const RequestContext& ctx, const PushOptions& o,
+                                    const ProgressFn& progress) {
+  BERTH_TRY(auto image, md_->images().get(ctx, o.image));
+  BERTH_TRY(auto ref, parse_reference(o.ref.empty() ? image.name : o.ref));
+  BERTH_TRY(auto endpoints,
+            remotes::host_endpoints(o.registry.hosts_dir, ref.repo.host, o.registry.host));
+  const remotes::Endpoint* server = nullptr;
+  for (const auto& e : endpoints)
+    if (e.push) server = &e;
+  if (!server) return failed_precondition("no registry host for {} may push", ref.repo.host);
+  remotes::RegistryClient client(server->options, server->base);
+  auto store = md_->content();
+
+  // What to push: per manifest its blobs (config and layers) then itself; the index last.
+  struct Manifest {
+    Descriptor descriptor;
+    std::vector<Descriptor> blobs;
+  };
+  std::vector<Manifest> manifests;
+  Descriptor top = image.target;
+  auto add_manifest = [&](const Descriptor& d) -> Status {
+    auto body = read_small(ctx, d.digest);
+    if (!body.ok())
+      return Status(body.status().code(), fmt::format("manifest {} of {}: {}", d.digest, image.name,
+                                                      body.status().message()));
+    BERTH_TRY(auto m, model::parse_manifest(*body));
+    Manifest out{d, {m.config}};
+    out.blobs.insert(out.blobs.end(), m.layers.begin(), m.layers.end());
+    manifests.push_back(std::move(out));
+    return Status();
+  };
+  bool push_index = false;
+  if (mt::is_index(top.media_type)) {
+    BERTH_TRY(auto body, read_small(ctx, top.digest));
+    BERTH_TRY(auto index, model::parse_index(body));
+    if (o.platform) {
+      BERTH_TRY(auto entry, model::select_manifest(index, *o.platform));
+      top = entry.descriptor;
+      BERTH_RETURN_IF_ERROR(add_manifest(top));
+    } else {
+      for (const auto& e : index.manifests) {
+        if (!mt::is_manifest(e.descriptor.media_type)) continue;
+        if (auto info = store->info(ctx, e.descriptor.digest); !info.ok())
+          return failed_precondition(
+              "{}: the manifest for {} ({}) is not in the content store; push one platform with "
+              "--platform",
+              image.name, e.platform ? e.platform->to_string() : "no platform",
+              e.descriptor.digest);
+        BERTH_RETURN_IF_ERROR(add_manifest(e.descriptor));
+      }
+      push_index = true;
+    }
+  } else if (mt::is_manifest(top.media_type)) {
+    BERTH_RETURN_IF_ERROR(add_manifest(top));
+  } else {
+    return invalid_argument("image {}: target media type \"{}\" is not a manifest or an index",
+                            image.name, top.media_type);
+  }
+
+  auto retrying = [&](const std::string& id, const std::string& kind,
+                      const std::function<Status()>& op) {
+    return with_retries(
+        ctx, o.retry,
+        [&](const std::string& why) {
+          progress({id, kind, "retrying", 0, 0, why});
+        },
+        op);
+  };
+
+  std::string label_key = source_label(ref.repo);
+  auto push_blob = [&](const Descriptor& d, const std::string& kind) -> Status {
+    BERTH_TRY(auto info, store->info(ctx, d.digest));
+    return retrying(d.digest, kind, [&]() -> Status {
+      BERTH_TRY(bool exists, client.blob_exists(ref.repo, d.digest));
+      if (exists) {
+        progress({d.digest, kind, "exists", info.size, info.size, ""});
+        return Status();
+      }
+      if (auto src = info.labels.find(label_key); src != info.labels.end()) {
+        std::string from = src->second.substr(0, src->second.find(','));
+        if (from != ref.repo.name) {
+          BERTH_TRY(bool mounted, client.mount_blob(ref.repo, d.digest, from));
+          if (mounted) {
+            progress({d.digest, kind, "mounted", info.size, info.size, "from " + from});
+            return Status();
+          }
+        }
+      }
+      BERTH_TRY(auto reader, store->reader(ctx, d.digest));
+      auto read = [&](std::int64_t off, std::size_t n) -> Result<std::string> {
+        if (ctx.cancelled()) return cancelled_status();
+        std::string buf(n, '\0');
+        std::size_t got = 0;
+        while (got < n) {
+          BERTH_TRY(auto k, reader->read_at(buf.data() + got, n - got,
+                                            off + static_cast<std::int64_t>(got)));
+          if (k == 0) return Status(Code::kDataLoss, fmt::format("{}: short read", d.digest));
+          got += k;
+        }
+        return buf;
+      };
+      progress({d.digest, kind, "uploading", 0, info.size, ""});
+      BERTH_RETURN_IF_ERROR(client.upload_blob(
+          ref.repo, d.digest, info.size, o.chunk_size, read, [&](std::int64_t sent) {
+            progress({d.digest, kind, "uploading", sent, info.size, ""});
+          }));
+      progress({d.digest, kind, "done", info.size, info.size, ""});
+      return Status();
+    });
+  };
+  auto push_manifest = [&](const Descriptor& d, const std::string& kind,
+                           const std::string& reference) -> Status {
+    BERTH_TRY(auto body, read_small(ctx, d.digest));
+    return retrying(d.digest, kind, [&]() -> Status {
+      if (reference == d.digest) {  // pushed by digest: skip when the registry has it
+        BERTH_TRY(bool exists, client.manifest_exists(ref.repo, d.digest));
+        if (exists) {
+          progress({d.digest, kind, "exists", d.size, d.size, ""});
+          return Status();
+        }
+      }
+      progress({d.digest, kind, "uploading", 0, d.size, ""});
+      BERTH_RETURN_IF_ERROR(client.put_manifest(ref.repo, reference, d.media_type, body));
+      progress({d.digest, kind, "done", d.size, d.size, ""});
+      return Status();
+    });
+  };
+
+  bool by_digest = ref.object.rfind("sha256:", 0) == 0;
+  std::vector<std::string> pushed;
+  for (const auto& m : manifests) {
+    BERTH_RETURN_IF_ERROR(run_parallel(
+        m.blobs.size(), o.max_concurrent,
+        [&](std::size_t i) { return push_blob(m.blobs[i], i == 0 ? "config" : "layer"); },
+        [&] { return ctx.cancelled(); }));
+    if (ctx.cancelled()) return cancelled_status();
+    bool is_top = !push_index && m.descriptor.digest == top.digest;
+    BERTH_RETURN_IF_ERROR(push_manifest(m.descriptor, "manifest",
+                                        is_top && !by_digest ? ref.object : m.descriptor.digest));
+    for (const auto& b : m.blobs) pushed.push_back(b.digest);
+    pushed.push_back(m.descriptor.digest);
+  }
+  if (push_index) {
+    BERTH_RETURN_IF_ERROR(push_manifest(top, "index", by_digest ? top.digest : ref.object));
+    pushed.push_back(top.digest);
+  }
+  // Remember where the blobs now live, for later cross-repository mounts.
+  for (const auto& digest : pushed) {
+    auto info = store->info(ctx, digest);
+    if (!info.ok()) continue;
+    std::string repos = info->labels[label_key];
+    bool listed = false;
+    for (std::size_t p = 0; p <= repos.size();) {
+      auto comma = repos.find(',', p);
+      if (repos.substr(p, comma == std::string::npos ? std::string::npos : comma - p) ==
+          ref.repo.name)
+        listed = true;
+      if (comma == std::string::npos) break;
+      p = comma + 1;
+    }
+    if (listed) continue;
+    (void)add_labels(*store, ctx, digest,
+                     {{label_key, repos.empty() ? ref.repo.name : repos + "," + ref.repo.name}});
+  }
+  return top.digest;
+}
+
+}  // namespace berth::transfer
