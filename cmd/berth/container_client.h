@@ -6,7 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cmd/berth/client.h"
-#include "cmd/berth/oci_spec.h"
+#include "core/ocispec/generate.h"
 #include "github.com/containerd/containerd/api/services/containers/v1/containers.pb.h"
 
 namespace berth::cli {
@@ -17,7 +17,7 @@ struct CreateOptions {
   bool rootfs_dir = false;    // `image` is a root filesystem directory
   std::string runtime_binary; // runc options' BinaryName: the shim runs this runc-compatible binary
   std::vector<std::string> labels;
-  SpecOptions spec;
+  ocispec::SpecOptions spec;
 };
 
 // Unpacks the image if needed, generates the spec, prepares the read-write snapshot (key = id)

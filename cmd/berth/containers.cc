@@ -12,9 +12,10 @@
 #include "cmd/berth/commands.h"
 #include "cmd/berth/container_client.h"
 #include "cmd/berth/image_client.h"
-#include "cmd/berth/oci_spec.h"
 #include "cmd/berth/output.h"
 #include "core/fs.h"
+#include "core/ocispec/generate.h"
+#include "core/size.h"
 #include "core/time.h"
 #include "github.com/containerd/containerd/api/services/containers/v1/containers.grpc.pb.h"
 #include "github.com/containerd/containerd/api/services/snapshots/v1/snapshots.grpc.pb.h"
@@ -83,7 +84,7 @@ Result<pb::Container> create_container(Client& c, CreateOptions o) {
     o.spec.ns = c.options().ns;
     o.spec.id = o.id;
     if (!o.memory.empty()) {
-      BERTH_TRY(o.spec.memory_limit, parse_size(o.memory));
+      BERTH_TRY(o.spec.memory_limit, core::parse_size(o.memory));
     }
     if (!o.cpus.empty()) {
       try {
@@ -92,7 +93,7 @@ Result<pb::Container> create_container(Client& c, CreateOptions o) {
         return invalid_argument("--cpus \"{}\" is not a number", o.cpus);
       }
     }
-    BERTH_TRY(auto spec, generate_spec(config_raw, o.spec));
+    BERTH_TRY(auto spec, ocispec::generate(config_raw, o.spec));
     if (!rootfs.empty()) spec["root"]["path"] = rootfs;
     spec_text = spec.dump();
   }

@@ -1,6 +1,4 @@
-#include "cmd/berth/oci_spec.h"
-
-#include "core/size.h"
+#include "core/ocispec/generate.h"
 
 #include <sys/prctl.h>
 
@@ -8,7 +6,7 @@
 #include <cctype>
 #include <set>
 
-namespace berth::cli {
+namespace berth::ocispec {
 namespace {
 
 using nlohmann::json;
@@ -101,9 +99,7 @@ Result<json> parse_mount(const std::string& spec) {
 
 }  // namespace
 
-Result<std::int64_t> parse_size(const std::string& s) { return core::parse_size(s); }
-
-Result<json> generate_spec(const std::string& config_json, const SpecOptions& o) {
+Result<json> generate(const std::string& config_json, const SpecOptions& o) {
   json image = json::object();
   if (!config_json.empty()) {
     json doc = json::parse(config_json, nullptr, false);
@@ -219,4 +215,4 @@ Result<json> generate_spec(const std::string& config_json, const SpecOptions& o)
   return spec;
 }
 
-}  // namespace berth::cli
+}  // namespace berth::ocispec

@@ -1,5 +1,7 @@
-// The OCI runtime spec for a container made from an image, as containerd's defaults plus the
-// image config (entrypoint/cmd, env, working dir, user) plus command-line options.
+// The one spec builder: the OCI runtime spec (config.json) for a container made from an image,
+// as containerd's defaults plus the image config (entrypoint/cmd, env, working dir, user) plus
+// the caller's options. Used by the CLI (`berth run`, `containers create`) and by the daemon
+// (the CRI builds its containers here too). Pure: no daemon, no files; errors name the option.
 #pragma once
 
 #include <berth/result.h>
@@ -10,7 +12,7 @@
 
 #include "core/images/model.h"
 
-namespace berth::cli {
+namespace berth::ocispec {
 
 struct SpecOptions {
   std::string ns, id;
@@ -22,16 +24,13 @@ struct SpecOptions {
   bool privileged = false;
   bool read_only = false;
   std::vector<std::string> cap_add, cap_drop;
-  std::vector<std::string> mounts;  // type=bind,src=/a,dst=/b,options=rbind:ro
+  std::vector<std::string> mounts;  // ctr's --mount: type=bind,src=/a,dst=/b,options=rbind:ro
   std::vector<std::string> annotations;  // KEY=VALUE
   std::int64_t memory_limit = 0;    // bytes
   double cpus = 0;                  // CFS quota = cpus * period
 };
 
 // `config_json` is the image config document (may be empty: no image defaults).
-Result<nlohmann::json> generate_spec(const std::string& config_json, const SpecOptions& o);
+Result<nlohmann::json> generate(const std::string& config_json, const SpecOptions& o);
 
-// "512m", "1g", "1048576" -> bytes.
-Result<std::int64_t> parse_size(const std::string& s);
-
-}  // namespace berth::cli
+}  // namespace berth::ocispec
