@@ -2,6 +2,7 @@
 // blobs/sha256/*) that also carries a Docker manifest.json, streamed blob by blob from the
 // content store (no temporary copies). Index targets are exported with every platform whose
 // blobs are present locally.
+#include <berth/convert/descriptor.h>
 #include <archive.h>
 #include <archive_entry.h>
 #include <berth/grpc.h>
@@ -133,7 +134,7 @@ void add_export_command(CLI::App& images, const GlobalOptions& global) {
       auto ctx = c.context();
       BERTH_RETURN_IF_ERROR(
           c.check(ipb::Images::NewStub(c.channel())->Get(ctx.get(), req, &resp), "get image"));
-      model::Descriptor target = descriptor_from_pb(resp.image().target());
+      model::Descriptor target = convert::from_proto(resp.image().target());
       if (!platform.empty() && model::media_type::is_index(target.media_type)) {
         BERTH_TRY(auto p, platform_option(platform));
         BERTH_TRY(auto resolved, resolve_image(c, target, p));

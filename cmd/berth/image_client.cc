@@ -2,15 +2,13 @@
 
 #include <berth/convert/descriptor.h>
 #include <berth/grpc.h>
-#include <unistd.h>
-
-#include <atomic>
 
 #include "cmd/berth/commands.h"
+#include "cmd/berth/unpack_stores.h"
 #include "core/digest.h"
 #include "core/time.h"
+#include "core/unique.h"
 #include "github.com/containerd/containerd/api/services/content/v1/content.grpc.pb.h"
-#include "github.com/containerd/containerd/api/services/diff/v1/diff.grpc.pb.h"
 #include "github.com/containerd/containerd/api/services/images/v1/images.grpc.pb.h"
 #include "github.com/containerd/containerd/api/services/leases/v1/leases.grpc.pb.h"
 #include "github.com/containerd/containerd/api/services/snapshots/v1/snapshots.grpc.pb.h"
@@ -22,14 +20,7 @@ namespace cpb = ::containerd::services::content::v1;
 namespace ipb = ::containerd::services::images::v1;
 namespace lpb = ::containerd::services::leases::v1;
 namespace spb = ::containerd::services::snapshots::v1;
-namespace dpb = ::containerd::services::diff::v1;
 
-// Unique enough for snapshot keys and refs: time plus pid plus a counter.
-std::string unique_part() {
-  static std::atomic<unsigned> seq{0};
-  return fmt::format("{}-{}-{}", std::chrono::system_clock::now().time_since_epoch().count(),
-                     ::getpid(), seq++);
-}
 
 Result<model::Config> read_config(Client& c, const model::Manifest& m) {
   BERTH_TRY(auto body, read_blob(c, m.config.digest));
@@ -91,12 +82,6 @@ Status find_platform(Client& c, const model::Descriptor& d, const model::Platfor
 
 }  // namespace
 
-model::Descriptor descriptor_from_pb(const ::containerd::types::Descriptor& d) {
-  return convert::from_proto(d);
-}
-void descriptor_to_pb(const model::Descriptor& d, ::containerd::types::Descriptor* out) {
-  convert::to_proto(d, out);
-}
 nlohmann::json descriptor_json(const model::Descriptor& d) {
   nlohmann::json j = {{"mediaType", d.media_type}, {"digest", d.digest}, {"size", d.size}};
   if (!d.annotations.empty()) j["annotations"] = d.annotations;
@@ -163,7 +148,7 @@ Status label_content(Client& c, const std::string& digest,
 Result<CommandLease> CommandLease::create(Client& c, const std::string& prefix,
                                           std::chrono::seconds ttl) {
   lpb::CreateRequest req;
-  req.set_id(prefix + "-" + unique_part());
+  req.set_id(prefix + "-" + core::unique_part());
   (*req.mutable_labels())["containerd.io/gc.expire"] =
       core::format_rfc3339(std::chrono::system_clock::now() + ttl);
   lpb::CreateResponse resp;
@@ -204,7 +189,7 @@ Result<model::Descriptor> image_target(Client& c, const std::string& name) {
   auto ctx = c.context();
   BERTH_RETURN_IF_ERROR(
       c.check(ipb::Images::NewStub(c.channel())->Get(ctx.get(), req, &resp), "get image"));
-  return descriptor_from_pb(resp.image().target());
+  return convert::from_proto(resp.image().target());
 }
 
 Status save_image(Client& c, const std::string& name, const model::Descriptor& target,
@@ -212,7 +197,7 @@ Status save_image(Client& c, const std::string& name, const model::Descriptor& t
   auto images = ipb::Images::NewStub(c.channel());
   ipb::UpdateImageRequest u;
   u.mutable_image()->set_name(name);
-  descriptor_to_pb(target, u.mutable_image()->mutable_target());
+  convert::to_proto(target, u.mutable_image()->mutable_target());
   u.mutable_update_mask()->add_paths("target");
   ipb::UpdateImageResponse ur;
   auto uctx = c.context(lease);
@@ -241,95 +226,21 @@ Result<ResolvedImage> resolve_image(Client& c, const model::Descriptor& target,
 }
 
 Result<bool> is_unpacked(Client& c, const ResolvedImage& image, const std::string& snapshotter) {
-  auto chain = model::chain_ids(image.config.diff_ids);
-  if (chain.empty()) return true;
-  spb::StatSnapshotRequest req;
-  req.set_snapshotter(snapshotter);
-  req.set_key(chain.back());
-  spb::StatSnapshotResponse resp;
-  auto ctx = c.context();
-  Status s = c.check(spb::Snapshots::NewStub(c.channel())->Stat(ctx.get(), req, &resp),
-                     "stat snapshot");
-  if (s.code() == Code::kNotFound) return false;
-  BERTH_RETURN_IF_ERROR(s);
-  return true;
+  UnpackStores stores(c, snapshotter, "");
+  return unpack::is_unpacked(stores, image.config.diff_ids);
 }
 
 Result<std::string> unpack(Client& c, const ResolvedImage& image, const std::string& snapshotter,
                            const std::string& lease, const UnpackProgress& progress) {
-  auto chain = model::chain_ids(image.config.diff_ids);
-  auto snaps = spb::Snapshots::NewStub(c.channel());
-  auto diff = dpb::Diff::NewStub(c.channel());
-  std::string parent;
-  for (std::size_t i = 0; i < chain.size(); ++i) {
-    const auto& layer = image.manifest.layers[i];
-    const std::string& chain_id = chain[i];
-    spb::StatSnapshotRequest stat;
-    stat.set_snapshotter(snapshotter);
-    stat.set_key(chain_id);
-    spb::StatSnapshotResponse stat_resp;
-    auto sctx = c.context(lease);
-    Status exists = c.check(snaps->Stat(sctx.get(), stat, &stat_resp), "stat snapshot");
-    if (exists.ok()) {
-      BERTH_RETURN_IF_ERROR(label_content(
-          c, layer.digest, {{"containerd.io/uncompressed", image.config.diff_ids[i]}}, lease));
-      if (progress) progress(i, layer, "exists");
-      parent = chain_id;
-      continue;
-    }
-    if (exists.code() != Code::kNotFound) return exists;
-
-    std::string key = "extract-" + unique_part() + " " + chain_id;
-    spb::PrepareSnapshotRequest prep;
-    prep.set_snapshotter(snapshotter);
-    prep.set_key(key);
-    prep.set_parent(parent);
-    spb::PrepareSnapshotResponse prepared;
-    auto pctx = c.context(lease);
-    BERTH_RETURN_IF_ERROR(
-        c.check(snaps->Prepare(pctx.get(), prep, &prepared), "prepare snapshot " + key));
-    auto remove_key = [&] { remove_snapshot(c, snapshotter, key).ignore(); };
-    dpb::ApplyRequest apply;
-    descriptor_to_pb(layer, apply.mutable_diff());
-    *apply.mutable_mounts() = prepared.mounts();
-    dpb::ApplyResponse applied;
-    auto actx = c.context(lease);
-    actx->set_deadline(std::chrono::system_clock::time_point::max());
-    Status s = c.check(diff->Apply(actx.get(), apply, &applied), "apply layer " + layer.digest);
-    if (s.ok() && applied.applied().digest() != image.config.diff_ids[i]) {
-      s = Status(Code::kFailedPrecondition,
-                 fmt::format("layer {} ({}): wrong diffID: the config says {}, the layer's "
-                             "content is {}",
-                             i, layer.digest, image.config.diff_ids[i],
-                             applied.applied().digest()));
-    }
-    if (!s.ok()) {
-      remove_key();
-      return s;
-    }
-    spb::CommitSnapshotRequest commit;
-    commit.set_snapshotter(snapshotter);
-    commit.set_name(chain_id);
-    commit.set_key(key);
-    google::protobuf::Empty e;
-    auto cctx = c.context(lease);
-    s = c.check(snaps->Commit(cctx.get(), commit, &e), "commit snapshot " + chain_id);
-    if (!s.ok()) {
-      remove_key();
-      // Another unpack of the same layer won the race: its snapshot is as good as ours.
-      if (s.code() != Code::kAlreadyExists) return s;
-    }
-    BERTH_RETURN_IF_ERROR(label_content(
-        c, layer.digest, {{"containerd.io/uncompressed", image.config.diff_ids[i]}}, lease));
-    if (progress) progress(i, layer, "applied");
-    parent = chain_id;
-  }
-  if (!chain.empty()) {
-    BERTH_RETURN_IF_ERROR(label_content(
-        c, image.manifest.config.digest,
-        {{"containerd.io/gc.ref.snapshot." + snapshotter, chain.back()}}, lease));
-  }
-  return chain.empty() ? std::string() : chain.back();
+  std::vector<unpack::Layer> layers;
+  for (std::size_t i = 0; i < image.manifest.layers.size(); ++i)
+    layers.push_back({image.manifest.layers[i], image.config.diff_ids[i]});
+  UnpackStores stores(c, snapshotter, lease);
+  return unpack::unpack_image(stores, layers, image.manifest.config.digest,
+                              [&](std::size_t i, const unpack::Layer& layer, unpack::Step step) {
+                                if (progress && step != unpack::Step::kApplying)
+                                  progress(i, layer.blob, step == unpack::Step::kExisted ? "exists" : "applied");
+                              });
 }
 
 Result<model::Platform> platform_option(const std::string& spec) {

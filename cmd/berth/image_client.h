@@ -14,16 +14,10 @@
 #include "cmd/berth/client.h"
 #include "core/images/model.h"
 
-namespace containerd::types {
-class Descriptor;
-}
-
 namespace berth::cli {
 
 namespace model = images::model;
 
-model::Descriptor descriptor_from_pb(const ::containerd::types::Descriptor& d);
-void descriptor_to_pb(const model::Descriptor& d, ::containerd::types::Descriptor* out);
 nlohmann::json descriptor_json(const model::Descriptor& d);
 
 // A whole (small) blob; refused above `limit` bytes.

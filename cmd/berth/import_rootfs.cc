@@ -2,7 +2,8 @@
 // `docker import` does), unpacked into the snapshotter, built entirely through the public API:
 //   layer   a directory: Diff.Diff of nothing against a read-only bind of it (the daemon writes
 //           the layer); a tarball: written as is
-//   unpack  Snapshots.Prepare + Diff.Apply (which reports the diffID) + Commit under the chain ID
+//   unpack  the one unpack (core/unpack) over the Snapshots and Diff services: the diffID comes
+//           back from the apply, the layer is committed under it
 //   config, manifest (OCI) with containerd's GC labels, then Images.Create
 // Everything is held by a short lease until the image record exists.
 #include <berth/convert/descriptor.h>
@@ -17,19 +18,18 @@
 #include "cmd/berth/commands.h"
 #include "cmd/berth/image_client.h"
 #include "cmd/berth/output.h"
+#include "cmd/berth/unpack_stores.h"
 #include "core/digest.h"
 #include "core/time.h"
 #include "github.com/containerd/containerd/api/services/content/v1/content.grpc.pb.h"
 #include "github.com/containerd/containerd/api/services/diff/v1/diff.grpc.pb.h"
 #include "github.com/containerd/containerd/api/services/images/v1/images.grpc.pb.h"
-#include "github.com/containerd/containerd/api/services/snapshots/v1/snapshots.grpc.pb.h"
 
 namespace berth::cli {
 namespace {
 
 namespace ipb = ::containerd::services::images::v1;
 namespace dpb = ::containerd::services::diff::v1;
-namespace spb = ::containerd::services::snapshots::v1;
 namespace cpb = ::containerd::services::content::v1;
 using nlohmann::json;
 
@@ -72,53 +72,10 @@ Status import_rootfs(Client& c, const Options& o, bool json_output) {
     layer.media_type = std::string(gz ? diff::kMediaTypeOciLayerGzip : diff::kMediaTypeOciLayer);
   }
 
-  // 2. Unpack: the diffID comes back from Apply.
-  std::string key = "extract-" + stamp + " import-rootfs";
-  auto snaps = spb::Snapshots::NewStub(c.channel());
-  spb::PrepareSnapshotRequest prep;
-  prep.set_snapshotter(o.snapshotter);
-  prep.set_key(key);
-  spb::PrepareSnapshotResponse prepared;
-  {
-    auto ctx = c.context(lease);
-    BERTH_RETURN_IF_ERROR(c.check(snaps->Prepare(ctx.get(), prep, &prepared), "prepare snapshot"));
-  }
-  auto remove_key = [&] { remove_snapshot(c, o.snapshotter, key).ignore(); };
-
-  dpb::ApplyRequest apply;
-  convert::to_proto(layer, apply.mutable_diff());
-  *apply.mutable_mounts() = prepared.mounts();
-  dpb::ApplyResponse applied;
-  {
-    auto ctx = c.context(lease);
-    ctx->set_deadline(std::chrono::system_clock::time_point::max());
-    Status s =
-        c.check(dpb::Diff::NewStub(c.channel())->Apply(ctx.get(), apply, &applied), "apply layer");
-    if (!s.ok()) {
-      remove_key();
-      return s;
-    }
-  }
-  std::string diff_id = applied.applied().digest();
-  std::string chain_id = diff_id;  // one layer: the chain ID is the diffID
-  {
-    spb::CommitSnapshotRequest commit;
-    commit.set_snapshotter(o.snapshotter);
-    commit.set_name(chain_id);
-    commit.set_key(key);
-    google::protobuf::Empty e;
-    auto ctx = c.context(lease);
-    Status s = c.check(snaps->Commit(ctx.get(), commit, &e), "commit snapshot");
-    if (s.code() == Code::kAlreadyExists) {
-      remove_key();  // the same layer was unpacked before
-    } else if (!s.ok()) {
-      remove_key();
-      return s;
-    }
-  }
-  // The layer blob remembers its diffID (containerd's label).
-  BERTH_RETURN_IF_ERROR(
-      label_content(c, layer.digest, {{"containerd.io/uncompressed", diff_id}}, lease));
+  // 2. Unpack: the diffID comes back from the apply; one layer, so the chain ID is the diffID.
+  UnpackStores stores(c, o.snapshotter, lease);
+  BERTH_TRY(auto unpacked, unpack::unpack_layer(stores, {layer, ""}, ""));
+  const std::string& diff_id = unpacked.diff_id;
 
   // 3. Config and manifest.
   std::string now = core::format_rfc3339(std::chrono::system_clock::now());
@@ -134,7 +91,7 @@ Status import_rootfs(Client& c, const Options& o, bool json_output) {
   std::string config_bytes = config.dump();
   BERTH_TRY(auto config_digest,
             put_bytes(c, config_bytes, "import-rootfs-config-" + stamp,
-                      {{"containerd.io/gc.ref.snapshot." + o.snapshotter, chain_id}}, lease));
+                      {{"containerd.io/gc.ref.snapshot." + o.snapshotter, unpacked.chain_id}}, lease));
   json manifest = {
       {"schemaVersion", 2},
       {"mediaType", "application/vnd.oci.image.manifest.v1+json"},

@@ -2,6 +2,7 @@
 // image's content is present, and an image's root filesystem mounted on a directory. mount and
 // unmount use ctr's conventions (the lease and the snapshot key are the target path), so an image
 // mounted by one can be unmounted by the other.
+#include <berth/convert/descriptor.h>
 #include <berth/convert/snapshots.h>
 #include <berth/grpc.h>
 
@@ -89,7 +90,7 @@ Status check_images(Client& c, const Options& o, bool json_output) {
   json out = json::array();
   bool all_complete = true;
   for (const auto& img : resp.images()) {
-    auto image = resolve_image(c, descriptor_from_pb(img.target()), platform);
+    auto image = resolve_image(c, convert::from_proto(img.target()), platform);
     std::string status, size = "-", plat = "-";
     bool unpacked = false;
     std::size_t present = 0, wanted = 0;

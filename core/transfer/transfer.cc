@@ -7,8 +7,10 @@
 #include <thread>
 #include <vector>
 
-#include "core/time.h"
 #include "core/remotes/hosts.h"
+#include "core/time.h"
+#include "core/unique.h"
+#include "core/unpack/daemon_stores.h"
 
 namespace berth::transfer {
 
@@ -23,11 +25,6 @@ constexpr std::size_t kMaxDocument = 4 << 20;
 constexpr std::chrono::hours kLeaseTtl{24};
 constexpr int kMaxProgressRetries = 1000;
 
-std::string unique_part() {
-  static std::atomic<unsigned> seq{0};
-  return fmt::format("{}-{}-{}", std::chrono::system_clock::now().time_since_epoch().count(),
-                     ::getpid(), seq++);
-}
 
 // A normalised reference split into the repository and the tag or digest to resolve.
 struct Reference {
@@ -93,15 +90,6 @@ Status with_retries(const RequestContext& ctx, const Retry& r,
 }
 
 // Sets (merges) labels on a blob.
-Status add_labels(content::Store& store, const RequestContext& ctx, const std::string& digest,
-                  const Labels& labels) {
-  content::Info info;
-  info.digest = digest;
-  info.labels = labels;
-  std::vector<std::string> paths;
-  for (const auto& [k, v] : labels) paths.push_back("labels." + k);
-  return store.update(ctx, info, paths).status();
-}
 
 // Runs `fn(i)` for i in [0, n) on up to `width` threads, in index order; stops handing out work
 // after the first failure (or when `stop` says so). Returns the first failure.
@@ -212,7 +200,7 @@ Status Transfers::fetch_once(const RequestContext& ctx, Remote& remote, const De
   Labels all = labels;
   all[source_label(remote.repo)] = remote.repo.name;
   auto mark_existing = [&]() -> Status {
-    BERTH_RETURN_IF_ERROR(add_labels(*store, ctx, d.digest, all));
+    BERTH_RETURN_IF_ERROR(unpack::add_content_labels(*store, ctx, d.digest, all));
     if (!ctx.lease.empty())
       BERTH_RETURN_IF_ERROR(md_->leases().add_resource(ctx, ctx.lease, {d.digest, "content"}));
     progress({d.digest, kind, "exists", d.size, d.size, ""});
@@ -314,43 +302,6 @@ Status Transfers::fetch_once(const RequestContext& ctx, Remote& remote, const De
                                          remote.retry.attempts, last.message()));
 }
 
-Status Transfers::unpack_layer(const RequestContext& ctx, const std::string& snapshotter,
-                               const Descriptor& layer, const std::string& diff_id,
-                               const std::string& parent, const std::string& chain_id,
-                               const ProgressFn& progress) {
-  BERTH_TRY(auto sn, md_->snapshotter(snapshotter));
-  auto label_layer = [&] {
-    return add_labels(*md_->content(), ctx, layer.digest,
-                      {{std::string(diff::kUncompressedLabel), diff_id}});
-  };
-  if (auto st = sn->stat(ctx, chain_id); st.ok()) {
-    if (!ctx.lease.empty())
-      BERTH_RETURN_IF_ERROR(
-          md_->leases().add_resource(ctx, ctx.lease, {chain_id, "snapshots/" + snapshotter}));
-    progress({layer.digest, "layer", "unpacked", layer.size, layer.size, "already unpacked"});
-    return label_layer();
-  } else if (st.status().code() != Code::kNotFound) {
-    return st.status();
-  }
-  progress({layer.digest, "layer", "unpacking", 0, layer.size, ""});
-  std::string key = "extract-" + unique_part() + " " + chain_id;
-  BERTH_TRY(auto mounts, sn->prepare(ctx, key, parent, {}));
-  auto applied = differ_->applier().apply(ctx, layer, mounts, diff_id);
-  Status s = applied.status();
-  if (s.ok() && applied->digest != diff_id)
-    s = Status(Code::kFailedPrecondition,
-               fmt::format("layer {}: wrong diffID: the config says {}, the layer's content is {}",
-                           layer.digest, diff_id, applied->digest));
-  if (s.ok()) s = sn->commit(ctx, chain_id, key, {});
-  if (!s.ok()) {
-    (void)sn->remove(ctx, key);
-    // Another unpack of the same layer won the race: its snapshot is as good as ours.
-    if (s.code() != Code::kAlreadyExists) return s;
-  }
-  progress({layer.digest, "layer", "unpacked", layer.size, layer.size, ""});
-  return label_layer();
-}
-
 Result<Transfers::Pulled> Transfers::pull(const RequestContext& ctx_in, const PullOptions& o,
                                           const ProgressFn& progress) {
   BERTH_TRY(auto ref, parse_reference(o.ref));
@@ -371,7 +322,7 @@ Result<Transfers::Pulled> Transfers::pull(const RequestContext& ctx_in, const Pu
   // after a failure it stays (and expires by itself) so the next pull resumes.
   RequestContext ctx = ctx_in;
   leases::Lease lease;
-  lease.id = "berth-pull-" + unique_part();
+  lease.id = "berth-pull-" + core::unique_part();
   lease.labels = {{std::string(leases::kExpireLabel),
                    core::format_rfc3339(std::chrono::system_clock::now() + kLeaseTtl)},
                   {"berth.io/pull", ref.name}};
@@ -435,12 +386,12 @@ Result<Transfers::Pulled> Transfers::pull(const RequestContext& ctx_in, const Pu
         if (index.manifests[i].descriptor.digest == entry.descriptor.digest)
           refs[fmt::format("containerd.io/gc.ref.content.m.{}", i)] = entry.descriptor.digest;
     }
-    BERTH_RETURN_IF_ERROR(add_labels(*md_->content(), ctx, target.digest, refs));
+    BERTH_RETURN_IF_ERROR(unpack::add_content_labels(*md_->content(), ctx, target.digest, refs));
   } else {
     manifests.push_back(target);
   }
 
-  bool unpack = o.unpack && !o.all_platforms;
+  bool do_unpack = o.unpack && !o.all_platforms;
   for (const auto& md : manifests) {
     // The manifest is small: fetch it unlabelled, read it, then label it with its children.
     BERTH_RETURN_IF_ERROR(fetch_document(ctx, remote, md, "manifest", progress));
@@ -449,7 +400,7 @@ Result<Transfers::Pulled> Transfers::pull(const RequestContext& ctx_in, const Pu
     Labels refs{{"containerd.io/gc.ref.content.config", manifest.config.digest}};
     for (std::size_t i = 0; i < manifest.layers.size(); ++i)
       refs[fmt::format("containerd.io/gc.ref.content.l.{}", i)] = manifest.layers[i].digest;
-    BERTH_RETURN_IF_ERROR(add_labels(*md_->content(), ctx, md.digest, refs));
+    BERTH_RETURN_IF_ERROR(unpack::add_content_labels(*md_->content(), ctx, md.digest, refs));
 
     BERTH_RETURN_IF_ERROR(fetch_document(ctx, remote, manifest.config, "config", progress));
     BERTH_TRY(auto config_body, read_small(ctx, manifest.config.digest));
@@ -483,29 +434,40 @@ Result<Transfers::Pulled> Transfers::pull(const RequestContext& ctx_in, const Pu
       cv.notify_all();
     });
     Status unpack_error;
-    if (unpack) {
-      auto chain = model::chain_ids(config.diff_ids);
-      for (std::size_t i = 0; i < manifest.layers.size(); ++i) {
+    if (do_unpack) {
+      auto stores = unpack::DaemonStores::open(*md_, *differ_, ctx, o.snapshotter);
+      std::string parent;
+      for (std::size_t i = 0; stores.ok() && i < manifest.layers.size(); ++i) {
         {
           std::unique_lock lock(mu);
           cv.wait(lock, [&] { return state[i] != 0; });
           if (state[i] < 0) break;
         }
-        unpack_error = unpack_layer(ctx, o.snapshotter, manifest.layers[i], config.diff_ids[i],
-                                    i == 0 ? "" : chain[i - 1], chain[i], progress);
-        if (!unpack_error.ok()) {
+        const Descriptor& layer = manifest.layers[i];
+        auto report = [&](unpack::Step step) {
+          if (step == unpack::Step::kApplying) {
+            progress({layer.digest, "layer", "unpacking", 0, layer.size, ""});
+          } else {
+            progress({layer.digest, "layer", "unpacked", layer.size, layer.size,
+                      step == unpack::Step::kExisted ? "already unpacked" : ""});
+          }
+        };
+        auto done = unpack::unpack_layer(*stores, {layer, config.diff_ids[i]}, parent, report);
+        if (!done.ok()) {
+          unpack_error = done.status();
           stop = true;
           break;
         }
+        parent = done->chain_id;
       }
-      if (unpack_error.ok() && !chain.empty()) {
+      if (!stores.ok()) {
+        unpack_error = stores.status();
+        stop = true;
+      } else if (unpack_error.ok() && !parent.empty()) {
         // Wait for the downloads before labelling (a failed one is reported below).
         downloader.join();
-        if (fetch_error.ok()) {
-          unpack_error =
-              add_labels(*md_->content(), ctx, manifest.config.digest,
-                         {{"containerd.io/gc.ref.snapshot." + o.snapshotter, chain.back()}});
-        }
+        if (fetch_error.ok())
+          unpack_error = unpack::label_config(*stores, manifest.config.digest, parent);
       }
     }
     if (downloader.joinable()) downloader.join();
@@ -696,7 +658,7 @@ Result<std::string> Transfers::push(const RequestContext& ctx, const PushOptions
       p = comma + 1;
     }
     if (listed) continue;
-    (void)add_labels(*store, ctx, digest,
+    (void)unpack::add_content_labels(*store, ctx, digest,
                      {{label_key, repos.empty() ? ref.repo.name : repos + "," + ref.repo.name}});
   }
   return top.digest;

@@ -107,10 +107,6 @@ class Transfers {
   Status fetch_document(const RequestContext& ctx, Remote& remote, const diff::Descriptor& d,
                         const std::string& kind, const ProgressFn& progress);
   Result<std::string> read_small(const RequestContext& ctx, const std::string& digest);
-  Status unpack_layer(const RequestContext& ctx, const std::string& snapshotter,
-                      const diff::Descriptor& layer, const std::string& diff_id,
-                      const std::string& parent, const std::string& chain_id,
-                      const ProgressFn& progress);
 
   std::shared_ptr<metadata::MetadataStore> md_;
   std::shared_ptr<diff::DifferPlugin> differ_;
