@@ -101,6 +101,32 @@ Status write_file_atomic(const std::string& path, std::string_view content, mode
   return Status();
 }
 
+std::optional<std::string> find_executable(const std::string& name,
+                                           const std::vector<std::string>& first_dirs) {
+  if (name.empty()) return std::nullopt;
+  if (name.find('/') != std::string::npos) {
+    if (::access(name.c_str(), X_OK) == 0) return name;
+    return std::nullopt;
+  }
+  std::vector<std::string> dirs = first_dirs;
+  const char* env = std::getenv("PATH");
+  std::string all = env ? env : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  for (std::size_t start = 0; start <= all.size();) {
+    auto end = all.find(':', start);
+    if (end == std::string::npos) end = all.size();
+    if (end > start) dirs.push_back(all.substr(start, end - start));
+    start = end + 1;
+  }
+  for (const auto& d : dirs) {
+    std::string candidate = d + "/" + name;
+    struct stat st {};
+    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+        ::access(candidate.c_str(), X_OK) == 0)
+      return candidate;
+  }
+  return std::nullopt;
+}
+
 std::string executable_dir() {
   std::error_code ec;
   auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);

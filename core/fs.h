@@ -4,7 +4,9 @@
 #include <berth/result.h>
 #include <sys/types.h>
 
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace berth::core {
 
@@ -20,6 +22,10 @@ Result<std::string> read_file(const std::string& path);
 enum class Durability { kDurable, kVolatile };
 Status write_file_atomic(const std::string& path, std::string_view content, mode_t mode = 0644,
                          Durability durability = Durability::kDurable);
+// The first executable `name` in `first_dirs`, then in $PATH (the usual default when unset); a
+// name with a slash is taken as it is. nullopt when there is none.
+std::optional<std::string> find_executable(const std::string& name,
+                                           const std::vector<std::string>& first_dirs = {});
 // Directory of the running executable (/proc/self/exe).
 std::string executable_dir();
 // Whether something accepts connections on the unix socket at `path` (a file alone is not enough:

@@ -115,6 +115,18 @@ TEST_F(RegistryTest, SkipErrorAndThrowAreRecordedNotFatal) {
   failer.init = [](InitContext&) -> Result<std::shared_ptr<Plugin>> {
     return failed_precondition("devmapper not configured");
   };
+  // Only the typed mark skips: an error that merely reads like one (a message from elsewhere)
+  // is an error; a skip passed up through with_context stays a skip.
+  Registration lookalike = reg(rec_, "t.snap.v1", "btrfs");
+  lookalike.init = [](InitContext&) -> Result<std::shared_ptr<Plugin>> {
+    return Status(Code::kUnimplemented, "skip plugin: said a remote error");
+  };
+  Registration wrapped = reg(rec_, "t.snap.v1", "aufs");
+  wrapped.init = [](InitContext&) -> Result<std::shared_ptr<Plugin>> {
+    return skip("no aufs").with_context("probe");
+  };
+  ASSERT_TRUE(r.add(std::move(lookalike), "btrfs.so").ok());
+  ASSERT_TRUE(r.add(std::move(wrapped), "aufs.so").ok());
   Registration thrower = reg(rec_, "t.snap.v1", "boom");
   thrower.init = [](InitContext&) -> Result<std::shared_ptr<Plugin>> {
     throw std::runtime_error("kaboom");
@@ -127,6 +139,9 @@ TEST_F(RegistryTest, SkipErrorAndThrowAreRecordedNotFatal) {
   std::map<std::string, PluginInfo> by_id;
   for (auto& p : r.list()) by_id[p.id] = p;
   EXPECT_EQ(by_id["zfs"].status, PluginStatus::kSkipped);
+  EXPECT_EQ(by_id["zfs"].error.message().rfind("skip plugin: ", 0), 0u);  // what ctr looks for
+  EXPECT_EQ(by_id["btrfs"].status, PluginStatus::kError);
+  EXPECT_EQ(by_id["aufs"].status, PluginStatus::kSkipped);
   EXPECT_EQ(by_id["devmapper"].status, PluginStatus::kError);
   EXPECT_EQ(by_id["boom"].status, PluginStatus::kError);
   EXPECT_NE(by_id["boom"].error.message().find("kaboom"), std::string::npos);

@@ -9,6 +9,9 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include <berth/convert/mount.h>
+#include <berth/proto_time.h>
+
 #include "core/fs.h"
 #include "core/mount.h"
 #include "github.com/containerd/cgroups/stats/v1/metrics.pb.h"
@@ -35,12 +38,6 @@ namespace {
 constexpr auto kOutputGrace = std::chrono::seconds(5);
 // How long Delete and Shutdown wait for their events to be acknowledged.
 constexpr auto kFlushWait = std::chrono::seconds(3);
-
-void set_time(std::chrono::system_clock::time_point t, google::protobuf::Timestamp* out) {
-  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
-  out->set_seconds(ns / 1'000'000'000);
-  out->set_nanos(static_cast<int>(ns % 1'000'000'000));
-}
 
 template <typename Req>
 Result<Req> parse(const std::string& payload, const char* what) {
@@ -74,20 +71,9 @@ std::unique_ptr<Backend> backend_for_bundle(const std::string& bundle) {
 }
 
 Result<std::string> find_program(const std::string& name) {
-  if (name.find('/') != std::string::npos) {
-    if (::access(name.c_str(), X_OK) == 0) return name;
+  if (auto found = core::find_executable(name)) return *found;
+  if (name.find('/') != std::string::npos)
     return not_found("runtime binary {} is not executable", name);
-  }
-  const char* path = std::getenv("PATH");
-  std::string all = path ? path : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-  std::size_t start = 0;
-  while (start <= all.size()) {
-    auto end = all.find(':', start);
-    if (end == std::string::npos) end = all.size();
-    std::string candidate = all.substr(start, end - start) + "/" + name;
-    if (end > start && ::access(candidate.c_str(), X_OK) == 0) return candidate;
-    start = end + 1;
-  }
   return not_found("runtime binary \"{}\" not found in PATH", name);
 }
 
@@ -188,12 +174,9 @@ Result<std::string> Service::create(const std::string& payload) {
   }
   std::string rootfs = c->bundle + "/rootfs";
   if (r.rootfs_size() > 0) {
-    std::vector<Mount> mounts;
-    for (const auto& m : r.rootfs())
-      mounts.push_back(
-          Mount{m.type(), m.source(), m.target(), {m.options().begin(), m.options().end()}});
     ::mkdir(rootfs.c_str(), 0711);
-    BERTH_RETURN_IF_ERROR(core::mount_all(mounts, rootfs).with_context("mount the rootfs"));
+    BERTH_RETURN_IF_ERROR(core::mount_all(convert::mounts_from_proto(r.rootfs()), rootfs)
+                              .with_context("mount the rootfs"));
     c->rootfs_mounted = true;
   }
   auto undo_mounts = [&] {
@@ -366,7 +349,7 @@ void Service::remove(const std::string& payload, ttrpc::Reply reply) {
       return reply(failed_precondition("process \"{}\" is running; kill it first", r->exec_id()));
     resp.set_pid(static_cast<std::uint32_t>(p.pid));
     resp.set_exit_status(p.exit_status);
-    set_time(p.exited_at, resp.mutable_exited_at());
+    berth::to_proto(p.exited_at, resp.mutable_exited_at());
     c->execs.erase(it);
     return reply(reply_of(resp));
   }
@@ -385,7 +368,7 @@ void Service::remove(const std::string& payload, ttrpc::Reply reply) {
     for (auto& w : init.waiters) {
       task::WaitResponse wr;
       wr.set_exit_status(init.exit_status);
-      set_time(init.exited_at, wr.mutable_exited_at());
+      berth::to_proto(init.exited_at, wr.mutable_exited_at());
       w(reply_of(wr));
     }
     init.waiters.clear();
@@ -404,7 +387,7 @@ void Service::remove(const std::string& payload, ttrpc::Reply reply) {
   }
   resp.set_pid(static_cast<std::uint32_t>(init.pid));
   resp.set_exit_status(init.exit_status);
-  set_time(init.exited_at, resp.mutable_exited_at());
+  berth::to_proto(init.exited_at, resp.mutable_exited_at());
   ev::TaskDelete e;
   e.set_container_id(c->id);
   e.set_pid(resp.pid());
@@ -442,7 +425,7 @@ Result<std::string> Service::state(const std::string& payload) {
   resp.set_stderr(p->io_config.stderr);
   resp.set_terminal(p->io_config.terminal);
   resp.set_exit_status(p->exit_status);
-  if (p->state == ProcState::kStopped) set_time(p->exited_at, resp.mutable_exited_at());
+  if (p->state == ProcState::kStopped) berth::to_proto(p->exited_at, resp.mutable_exited_at());
   resp.set_exec_id(r.exec_id());
   return reply_of(resp);
 }
@@ -546,7 +529,7 @@ void Service::wait(const std::string& payload, ttrpc::Reply reply) {
   if ((*p)->state == ProcState::kStopped) {
     task::WaitResponse resp;
     resp.set_exit_status((*p)->exit_status);
-    set_time((*p)->exited_at, resp.mutable_exited_at());
+    berth::to_proto((*p)->exited_at, resp.mutable_exited_at());
     return reply(reply_of(resp));
   }
   (*p)->waiters.push_back(std::move(reply));
@@ -687,11 +670,11 @@ void Service::finish_exit(const std::string& id, const std::string& exec_id) {
   e.set_id(exec_id.empty() ? id : exec_id);
   e.set_pid(static_cast<std::uint32_t>(p->pid));
   e.set_exit_status(p->exit_status);
-  set_time(p->exited_at, e.mutable_exited_at());
+  berth::to_proto(p->exited_at, e.mutable_exited_at());
   publish(c, "/tasks/exit", e);
   task::WaitResponse resp;
   resp.set_exit_status(p->exit_status);
-  set_time(p->exited_at, resp.mutable_exited_at());
+  berth::to_proto(p->exited_at, resp.mutable_exited_at());
   std::string out = reply_of(resp);
   for (auto& w : p->waiters) w(out);
   p->waiters.clear();

@@ -21,6 +21,7 @@
 #include "core/fs.h"
 #include "core/time.h"
 #include "core/oci/container.h"
+#include "core/signal.h"
 #include "core/oci/sealed_exe.h"
 
 namespace {
@@ -296,7 +297,7 @@ int main(int argc, char** argv) {
   kill->add_option("signal", signal, "signal name or number")->capture_default_str();
   kill->add_flag("--all,-a", all, "signal every process in the container");
   act(kill, [] {
-    auto sig = oci::parse_signal(signal);
+    auto sig = core::parse_signal(signal);
     if (!sig.ok()) return sig.status();
     return runtime().kill(id, *sig, all);
   });

@@ -24,6 +24,7 @@
 #include "cmd/berth/commands.h"
 #include "cmd/berth/container_client.h"
 #include "cmd/berth/output.h"
+#include "core/signal.h"
 #include "core/time.h"
 #include "github.com/containerd/cgroups/stats/v1/metrics.pb.h"
 #include "github.com/containerd/cgroups/v2/stats/metrics.pb.h"
@@ -208,23 +209,6 @@ Status resize(Client& c, const std::string& id, const std::string& exec_id) {
   google::protobuf::Empty e;
   auto ctx = c.context();
   return c.check(tasks(c)->ResizePty(ctx.get(), req, &e), "resize terminal");
-}
-
-Result<int> parse_signal(const std::string& s) {
-  static const std::map<std::string, int> names = {
-      {"HUP", SIGHUP},   {"INT", SIGINT},     {"QUIT", SIGQUIT}, {"KILL", SIGKILL},
-      {"USR1", SIGUSR1}, {"USR2", SIGUSR2},   {"TERM", SIGTERM}, {"STOP", SIGSTOP},
-      {"CONT", SIGCONT}, {"WINCH", SIGWINCH}, {"ABRT", SIGABRT}, {"ALRM", SIGALRM},
-      {"PIPE", SIGPIPE}};
-  if (!s.empty() && std::all_of(s.begin(), s.end(), ::isdigit)) {
-    int n = std::stoi(s);
-    if (n > 0 && n < 65) return n;
-  }
-  std::string name = s;
-  for (auto& ch : name) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-  if (name.rfind("SIG", 0) == 0) name.erase(0, 3);
-  if (auto it = names.find(name); it != names.end()) return it->second;
-  return invalid_argument("unknown signal \"{}\"", s);
 }
 
 // The foreground's signals arrive on a pipe: the handler is process-wide, so whichever thread takes
@@ -540,7 +524,7 @@ void add_tasks_command(CLI::App& app, const GlobalOptions& global) {
   kill->add_flag("--all,-a", all, "every process in the container");
   kill->add_option("--exec-id", exec_id, "an exec'd process instead of the init");
   set_action(kill, global, [](Client& c) -> Status {
-    BERTH_TRY(int sig, parse_signal(signal));
+    BERTH_TRY(int sig, core::parse_signal(signal));
     tpb::KillRequest req;
     req.set_container_id(id);
     req.set_exec_id(exec_id);

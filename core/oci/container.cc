@@ -258,22 +258,6 @@ Status validate_id(const std::string& id) {
   return Status();
 }
 
-Result<int> parse_signal(const std::string& s) {
-  if (!s.empty() && std::all_of(s.begin(), s.end(), ::isdigit)) {
-    int n = std::stoi(s);
-    if (n <= 0 || n >= NSIG) return invalid_argument("signal {} is out of range", s);
-    return n;
-  }
-  std::string name = s;
-  for (auto& ch : name) ch = static_cast<char>(std::toupper(ch));
-  if (name.rfind("SIG", 0) == 0) name = name.substr(3);
-  for (int n = 1; n < NSIG; ++n) {
-    const char* abbrev = ::sigabbrev_np(n);
-    if (abbrev && name == abbrev) return n;
-  }
-  return invalid_argument("unknown signal \"{}\"", s);
-}
-
 Result<ContainerState> Runtime::load(const std::string& id) const {
   BERTH_RETURN_IF_ERROR(validate_id(id));
   std::string path = dir(id) + "/state.json";

@@ -100,7 +100,5 @@ class Runtime {
 
 // runc's id rule: letters, digits, and _+-. (not "." or ".."), at most 1024 bytes.
 Status validate_id(const std::string& id);
-// "KILL", "SIGKILL", "9" -> 9.
-Result<int> parse_signal(const std::string& s);
 
 }  // namespace berth::oci

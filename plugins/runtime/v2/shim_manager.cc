@@ -1,6 +1,8 @@
 #include "plugins/runtime/v2/shim_manager.h"
 
+#include <berth/convert/any.h>
 #include <berth/convert/events.h>
+#include <berth/convert/mount.h>
 #include <berth/grpc.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -36,11 +38,6 @@ constexpr auto kCallTimeout = std::chrono::seconds(30);
 std::string trimmed(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
   return s;
-}
-
-void any_to(const Any& a, google::protobuf::Any* out) {
-  out->set_type_url(a.type_url);
-  out->set_value(a.value);
 }
 
 }  // namespace
@@ -172,7 +169,7 @@ class ShimTask final : public Task {
     req.set_stdin(io.stdin);
     req.set_stdout(io.stdout);
     req.set_stderr(io.stderr);
-    any_to(spec, req.mutable_spec());
+    convert::to_proto(spec, req.mutable_spec());
     return call("Exec", req, nullptr);
   }
   Result<Exit> delete_process(const std::string& exec_id) override {
@@ -281,7 +278,7 @@ class ShimTask final : public Task {
                 const std::map<std::string, std::string>& annotations) override {
     task::UpdateTaskRequest req;
     req.set_id(id_);
-    if (resources) any_to(*resources, req.mutable_resources());
+    if (resources) convert::to_proto(*resources, req.mutable_resources());
     for (const auto& [k, v] : annotations) (*req.mutable_annotations())[k] = v;
     return call("Update", req, nullptr);
   }
@@ -410,26 +407,11 @@ Result<std::string> ShimManager::resolve_shim(const std::string& runtime,
     name = fmt::format("containerd-shim-{}-{}", runtime.substr(prev + 1, last - prev - 1),
                        runtime.substr(last + 1));
   }
-  if (name.find('/') != std::string::npos) {
-    if (::access(name.c_str(), X_OK) == 0) return name;
+  std::vector<std::string> first;
+  if (!p_.daemon_binary.empty()) first.push_back(fs::path(p_.daemon_binary).parent_path().string());
+  if (auto found = core::find_executable(name, first)) return *found;
+  if (name.find('/') != std::string::npos)
     return not_found("runtime \"{}\": shim {} is not an executable file", runtime, name);
-  }
-  std::vector<std::string> dirs;
-  if (!p_.daemon_binary.empty()) dirs.push_back(fs::path(p_.daemon_binary).parent_path().string());
-  if (const char* path = std::getenv("PATH")) {
-    std::string all = path;
-    std::size_t start = 0;
-    while (start <= all.size()) {
-      auto end = all.find(':', start);
-      if (end == std::string::npos) end = all.size();
-      if (end > start) dirs.push_back(all.substr(start, end - start));
-      start = end + 1;
-    }
-  }
-  for (const auto& d : dirs) {
-    std::string candidate = d + "/" + name;
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-  }
   return not_found("runtime \"{}\": shim binary {} not found next to berthd or in PATH", runtime,
                    name);
 }
@@ -477,7 +459,7 @@ Result<std::shared_ptr<Task>> ShimManager::create(const CreateRequest& r) {
   std::string options;
   if (r.runtime_options) {
     google::protobuf::Any a;
-    any_to(*r.runtime_options, &a);
+    convert::to_proto(*r.runtime_options, &a);
     options = a.SerializeAsString();
   }
   core::SpawnOptions so;
@@ -506,13 +488,7 @@ Result<std::shared_ptr<Task>> ShimManager::create(const CreateRequest& r) {
   task::CreateTaskRequest req;
   req.set_id(r.id);
   req.set_bundle(bundle);
-  for (const auto& m : r.rootfs) {
-    auto* pm = req.add_rootfs();
-    pm->set_type(m.type);
-    pm->set_source(m.source);
-    pm->set_target(m.target);
-    for (const auto& o : m.options) pm->add_options(o);
-  }
+  convert::mounts_to_proto(r.rootfs, req.mutable_rootfs());
   req.set_terminal(r.io.terminal);
   req.set_stdin(r.io.stdin);
   req.set_stdout(r.io.stdout);
@@ -520,9 +496,9 @@ Result<std::shared_ptr<Task>> ShimManager::create(const CreateRequest& r) {
   // As containerd: without task options the shim gets the container's runtime options (where
   // `ctr run --runc-binary` and `berth run --runc-binary` put BinaryName).
   if (r.task_options && !r.task_options->value.empty()) {
-    any_to(*r.task_options, req.mutable_options());
+    convert::to_proto(*r.task_options, req.mutable_options());
   } else if (r.runtime_options) {
-    any_to(*r.runtime_options, req.mutable_options());
+    convert::to_proto(*r.runtime_options, req.mutable_options());
   }
   task::CreateTaskResponse resp;
   Status cs = st->call("Create", req, &resp);

@@ -1,6 +1,7 @@
 // io.containerd.grpc.v1.containers: containerd.services.containers.v1.Containers over the
 // metadata store (Get, List, ListStream, Create, Update with field masks, Delete). Publishes
 // /containers/create|update|delete with containerd's payloads.
+#include <berth/convert/any.h>
 #include <berth/events.h>
 #include <berth/grpc.h>
 #include <berth/metadata.h>
@@ -15,22 +16,16 @@ namespace pb = ::containerd::services::containers::v1;
 using containers::Any;
 using containers::Container;
 
-Any any_from(const google::protobuf::Any& a) { return {a.type_url(), a.value()}; }
-void any_to(const Any& a, google::protobuf::Any* out) {
-  out->set_type_url(a.type_url);
-  out->set_value(a.value);
-}
-
 void to_proto(const Container& c, pb::Container* out) {
   out->set_id(c.id);
   for (const auto& [k, v] : c.labels) (*out->mutable_labels())[k] = v;
   out->set_image(c.image);
   out->mutable_runtime()->set_name(c.runtime_name);
-  if (c.runtime_options) any_to(*c.runtime_options, out->mutable_runtime()->mutable_options());
-  if (c.spec) any_to(*c.spec, out->mutable_spec());
+  if (c.runtime_options) convert::to_proto(*c.runtime_options, out->mutable_runtime()->mutable_options());
+  if (c.spec) convert::to_proto(*c.spec, out->mutable_spec());
   out->set_snapshotter(c.snapshotter);
   out->set_snapshot_key(c.snapshot_key);
-  for (const auto& [k, v] : c.extensions) any_to(v, &(*out->mutable_extensions())[k]);
+  for (const auto& [k, v] : c.extensions) convert::to_proto(v, &(*out->mutable_extensions())[k]);
   berth::to_proto(c.created_at, out->mutable_created_at());
   berth::to_proto(c.updated_at, out->mutable_updated_at());
 }
@@ -42,12 +37,12 @@ Container from_proto(const pb::Container& in) {
   c.image = in.image();
   if (in.has_runtime()) {
     c.runtime_name = in.runtime().name();
-    if (in.runtime().has_options()) c.runtime_options = any_from(in.runtime().options());
+    if (in.runtime().has_options()) c.runtime_options = convert::from_proto(in.runtime().options());
   }
-  if (in.has_spec()) c.spec = any_from(in.spec());
+  if (in.has_spec()) c.spec = convert::from_proto(in.spec());
   c.snapshotter = in.snapshotter();
   c.snapshot_key = in.snapshot_key();
-  for (const auto& [k, v] : in.extensions()) c.extensions[k] = any_from(v);
+  for (const auto& [k, v] : in.extensions()) c.extensions[k] = convert::from_proto(v);
   return c;
 }
 
@@ -60,82 +55,82 @@ class ContainersService final : public Plugin, public GrpcService, public pb::Co
 
   grpc::Status Get(grpc::ServerContext* ctx, const pb::GetContainerRequest* req,
                    pb::GetContainerResponse* out) override {
-    auto rc = request_context(*ctx);
-    if (!rc.ok()) return to_grpc(rc.status());
-    auto c = store_->containers().get(*rc, req->id());
-    if (!c.ok()) return to_grpc(c.status());
-    to_proto(*c, out->mutable_container());
-    return grpc::Status::OK;
+    return serve(ctx, [&](const RequestContext& rc) -> Status {
+      auto c = store_->containers().get(rc, req->id());
+      if (!c.ok()) return c.status();
+      to_proto(*c, out->mutable_container());
+      return Status();
+    });
   }
 
   grpc::Status List(grpc::ServerContext* ctx, const pb::ListContainersRequest* req,
                     pb::ListContainersResponse* out) override {
-    auto rc = request_context(*ctx);
-    if (!rc.ok()) return to_grpc(rc.status());
-    auto all = store_->containers().list(*rc, {req->filters().begin(), req->filters().end()});
-    if (!all.ok()) return to_grpc(all.status());
-    for (const auto& c : *all) to_proto(c, out->add_containers());
-    return grpc::Status::OK;
+    return serve(ctx, [&](const RequestContext& rc) -> Status {
+      auto all = store_->containers().list(rc, {req->filters().begin(), req->filters().end()});
+      if (!all.ok()) return all.status();
+      for (const auto& c : *all) to_proto(c, out->add_containers());
+      return Status();
+    });
   }
 
   // One message per container, so a client with a small message limit can list thousands.
   grpc::Status ListStream(grpc::ServerContext* ctx, const pb::ListContainersRequest* req,
                           grpc::ServerWriter<pb::ListContainerMessage>* writer) override {
-    auto rc = request_context(*ctx);
-    if (!rc.ok()) return to_grpc(rc.status());
-    auto all = store_->containers().list(*rc, {req->filters().begin(), req->filters().end()});
-    if (!all.ok()) return to_grpc(all.status());
-    for (const auto& c : *all) {
-      pb::ListContainerMessage m;
-      to_proto(c, m.mutable_container());
-      if (!writer->Write(m)) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
-    }
-    return grpc::Status::OK;
+    return serve(ctx, [&](const RequestContext& rc) -> Status {
+      auto all = store_->containers().list(rc, {req->filters().begin(), req->filters().end()});
+      if (!all.ok()) return all.status();
+      for (const auto& c : *all) {
+        pb::ListContainerMessage m;
+        to_proto(c, m.mutable_container());
+        if (!writer->Write(m)) return Status(Code::kCancelled, "client went away");
+      }
+      return Status();
+    });
   }
 
   grpc::Status Create(grpc::ServerContext* ctx, const pb::CreateContainerRequest* req,
                       pb::CreateContainerResponse* out) override {
-    auto rc = request_context(*ctx);
-    if (!rc.ok()) return to_grpc(rc.status());
-    auto c = store_->containers().create(*rc, from_proto(req->container()));
-    if (!c.ok()) return to_grpc(c.status());
-    to_proto(*c, out->mutable_container());
-    ::containerd::events::ContainerCreate e;
-    e.set_id(c->id);
-    e.set_image(c->image);
-    e.mutable_runtime()->set_name(c->runtime_name);
-    if (c->runtime_options) any_to(*c->runtime_options, e.mutable_runtime()->mutable_options());
-    publish(*rc, "/containers/create", "containerd.events.ContainerCreate", e);
-    return grpc::Status::OK;
+    return serve(ctx, [&](const RequestContext& rc) -> Status {
+      auto c = store_->containers().create(rc, from_proto(req->container()));
+      if (!c.ok()) return c.status();
+      to_proto(*c, out->mutable_container());
+      ::containerd::events::ContainerCreate e;
+      e.set_id(c->id);
+      e.set_image(c->image);
+      e.mutable_runtime()->set_name(c->runtime_name);
+      if (c->runtime_options) convert::to_proto(*c->runtime_options, e.mutable_runtime()->mutable_options());
+      publish(rc, "/containers/create", "containerd.events.ContainerCreate", e);
+      return Status();
+    });
   }
 
   grpc::Status Update(grpc::ServerContext* ctx, const pb::UpdateContainerRequest* req,
                       pb::UpdateContainerResponse* out) override {
-    auto rc = request_context(*ctx);
-    if (!rc.ok()) return to_grpc(rc.status());
-    std::vector<std::string> paths(req->update_mask().paths().begin(),
-                                   req->update_mask().paths().end());
-    auto c = store_->containers().update(*rc, from_proto(req->container()), paths);
-    if (!c.ok()) return to_grpc(c.status());
-    to_proto(*c, out->mutable_container());
-    ::containerd::events::ContainerUpdate e;
-    e.set_id(c->id);
-    e.set_image(c->image);
-    for (const auto& [k, v] : c->labels) (*e.mutable_labels())[k] = v;
-    e.set_snapshot_key(c->snapshot_key);
-    publish(*rc, "/containers/update", "containerd.events.ContainerUpdate", e);
-    return grpc::Status::OK;
+    return serve(ctx, [&](const RequestContext& rc) -> Status {
+      std::vector<std::string> paths(req->update_mask().paths().begin(),
+                                     req->update_mask().paths().end());
+      auto c = store_->containers().update(rc, from_proto(req->container()), paths);
+      if (!c.ok()) return c.status();
+      to_proto(*c, out->mutable_container());
+      ::containerd::events::ContainerUpdate e;
+      e.set_id(c->id);
+      e.set_image(c->image);
+      for (const auto& [k, v] : c->labels) (*e.mutable_labels())[k] = v;
+      e.set_snapshot_key(c->snapshot_key);
+      publish(rc, "/containers/update", "containerd.events.ContainerUpdate", e);
+      return Status();
+    });
   }
 
   grpc::Status Delete(grpc::ServerContext* ctx, const pb::DeleteContainerRequest* req,
                       google::protobuf::Empty*) override {
-    auto rc = request_context(*ctx);
-    if (!rc.ok()) return to_grpc(rc.status());
-    if (Status st = store_->containers().remove(*rc, req->id()); !st.ok()) return to_grpc(st);
-    ::containerd::events::ContainerDelete e;
-    e.set_id(req->id());
-    publish(*rc, "/containers/delete", "containerd.events.ContainerDelete", e);
-    return grpc::Status::OK;
+    return serve(ctx, [&](const RequestContext& rc) -> Status {
+      if (Status st = store_->containers().remove(rc, req->id()); !st.ok()) return st;
+      ::containerd::events::ContainerDelete e;
+      e.set_id(req->id());
+      publish(rc, "/containers/delete", "containerd.events.ContainerDelete", e);
+      return Status();
+    });
   }
 
  private:

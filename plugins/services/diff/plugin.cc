@@ -26,25 +26,25 @@ class DiffService final : public Plugin, public GrpcService, public pb::Diff::Se
 
   grpc::Status Apply(grpc::ServerContext* ctx, const pb::ApplyRequest* req,
                      pb::ApplyResponse* out) override {
-    auto rc = request_context(*ctx);
-    if (!rc.ok()) return to_grpc(rc.status());
-    auto applied = differ_->applier().apply(*rc, convert::from_proto(req->diff()),
-                                            convert::mounts_from_proto(req->mounts()));
-    if (!applied.ok()) return to_grpc(applied.status());
-    convert::to_proto(*applied, out->mutable_applied());
-    return grpc::Status::OK;
+    return serve(ctx, [&](const RequestContext& rc) -> Status {
+      auto applied = differ_->applier().apply(rc, convert::from_proto(req->diff()),
+                                              convert::mounts_from_proto(req->mounts()));
+      if (!applied.ok()) return applied.status();
+      convert::to_proto(*applied, out->mutable_applied());
+      return Status();
+    });
   }
 
   grpc::Status Diff(grpc::ServerContext* ctx, const pb::DiffRequest* req,
                     pb::DiffResponse* out) override {
-    auto rc = request_context(*ctx);
-    if (!rc.ok()) return to_grpc(rc.status());
-    auto d = differ_->comparer().compare(
-        *rc, convert::mounts_from_proto(req->left()), convert::mounts_from_proto(req->right()),
-        req->media_type(), req->ref(), {req->labels().begin(), req->labels().end()});
-    if (!d.ok()) return to_grpc(d.status());
-    convert::to_proto(*d, out->mutable_diff());
-    return grpc::Status::OK;
+    return serve(ctx, [&](const RequestContext& rc) -> Status {
+      auto d = differ_->comparer().compare(
+          rc, convert::mounts_from_proto(req->left()), convert::mounts_from_proto(req->right()),
+          req->media_type(), req->ref(), {req->labels().begin(), req->labels().end()});
+      if (!d.ok()) return d.status();
+      convert::to_proto(*d, out->mutable_diff());
+      return Status();
+    });
   }
 
  private:

@@ -36,35 +36,35 @@ class EventsService final : public Plugin,
 
   grpc::Status Publish(grpc::ServerContext* ctx, const pb::PublishRequest* req,
                        google::protobuf::Empty*) override {
-    auto ns = request_namespace(*ctx);
-    if (!ns.ok()) return to_grpc(ns.status());
-    return to_grpc(
-        exchange_->publish(*ns, req->topic(), req->event().type_url(), req->event().value()));
+    return serve(ctx, [&](const RequestContext& rc) {
+      return exchange_->publish(rc.ns, req->topic(), req->event().type_url(), req->event().value());
+    });
   }
 
-  grpc::Status Forward(grpc::ServerContext*, const pb::ForwardRequest* req,
+  grpc::Status Forward(grpc::ServerContext* ctx, const pb::ForwardRequest* req,
                        google::protobuf::Empty*) override {
-    return to_grpc(exchange_->forward(convert::envelope_from(req->envelope())));
+    return serve_unscoped(ctx, [&] { return exchange_->forward(convert::envelope_from(req->envelope())); });
   }
 
   grpc::Status Subscribe(grpc::ServerContext* ctx, const pb::SubscribeRequest* req,
                          grpc::ServerWriter<pb::Envelope>* writer) override {
-    auto sub = exchange_->subscribe({req->filters().begin(), req->filters().end()});
-    if (!sub.ok()) return to_grpc(sub.status());
-    // Poll for the client going away between events, so a dead client frees its queue promptly.
-    while (!ctx->IsCancelled()) {
-      auto e = (*sub)->next(std::chrono::milliseconds(200));
-      if (!e) continue;
-      pb::Envelope out;
-      to_proto(e->timestamp, out.mutable_timestamp());
-      out.set_namespace_(e->ns);
-      out.set_topic(e->topic);
-      out.mutable_event()->set_type_url(e->type_url);
-      out.mutable_event()->set_value(std::move(e->payload));
-      if (!writer->Write(out)) break;
-    }
-    (*sub)->close();
-    return grpc::Status::OK;
+    return serve_unscoped(ctx, [&]() -> Status {
+      BERTH_TRY(auto sub, exchange_->subscribe({req->filters().begin(), req->filters().end()}));
+      // Poll for the client going away between events, so a dead client frees its queue promptly.
+      while (!ctx->IsCancelled()) {
+        auto e = sub->next(std::chrono::milliseconds(200));
+        if (!e) continue;
+        pb::Envelope out;
+        to_proto(e->timestamp, out.mutable_timestamp());
+        out.set_namespace_(e->ns);
+        out.set_topic(e->topic);
+        out.mutable_event()->set_type_url(e->type_url);
+        out.mutable_event()->set_value(std::move(e->payload));
+        if (!writer->Write(out)) break;
+      }
+      sub->close();
+      return Status();
+    });
   }
 
  private:

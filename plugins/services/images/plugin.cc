@@ -39,68 +39,68 @@ class ImagesService final : public Plugin, public GrpcService, public pb::Images
 
   grpc::Status Get(grpc::ServerContext* ctx, const pb::GetImageRequest* req,
                    pb::GetImageResponse* out) override {
-    auto rc = request_context(*ctx);
-    if (!rc.ok()) return to_grpc(rc.status());
-    auto i = store_->images().get(*rc, req->name());
-    if (!i.ok()) return to_grpc(i.status());
-    to_proto(*i, out->mutable_image());
-    return grpc::Status::OK;
+    return serve(ctx, [&](const RequestContext& rc) -> Status {
+      auto i = store_->images().get(rc, req->name());
+      if (!i.ok()) return i.status();
+      to_proto(*i, out->mutable_image());
+      return Status();
+    });
   }
 
   grpc::Status List(grpc::ServerContext* ctx, const pb::ListImagesRequest* req,
                     pb::ListImagesResponse* out) override {
-    auto rc = request_context(*ctx);
-    if (!rc.ok()) return to_grpc(rc.status());
-    auto all = store_->images().list(*rc, {req->filters().begin(), req->filters().end()});
-    if (!all.ok()) return to_grpc(all.status());
-    for (const auto& i : *all) to_proto(i, out->add_images());
-    return grpc::Status::OK;
+    return serve(ctx, [&](const RequestContext& rc) -> Status {
+      auto all = store_->images().list(rc, {req->filters().begin(), req->filters().end()});
+      if (!all.ok()) return all.status();
+      for (const auto& i : *all) to_proto(i, out->add_images());
+      return Status();
+    });
   }
 
   grpc::Status Create(grpc::ServerContext* ctx, const pb::CreateImageRequest* req,
                       pb::CreateImageResponse* out) override {
-    auto rc = request_context(*ctx);
-    if (!rc.ok()) return to_grpc(rc.status());
-    auto i = store_->images().create(*rc, from_proto(req->image()));
-    if (!i.ok()) return to_grpc(i.status());
-    to_proto(*i, out->mutable_image());
-    pb::ImageCreate e;
-    e.set_name(i->name);
-    for (const auto& [k, v] : i->labels) (*e.mutable_labels())[k] = v;
-    publish(*rc, "/images/create", "containerd.services.images.v1.ImageCreate", e);
-    return grpc::Status::OK;
+    return serve(ctx, [&](const RequestContext& rc) -> Status {
+      auto i = store_->images().create(rc, from_proto(req->image()));
+      if (!i.ok()) return i.status();
+      to_proto(*i, out->mutable_image());
+      pb::ImageCreate e;
+      e.set_name(i->name);
+      for (const auto& [k, v] : i->labels) (*e.mutable_labels())[k] = v;
+      publish(rc, "/images/create", "containerd.services.images.v1.ImageCreate", e);
+      return Status();
+    });
   }
 
   grpc::Status Update(grpc::ServerContext* ctx, const pb::UpdateImageRequest* req,
                       pb::UpdateImageResponse* out) override {
-    auto rc = request_context(*ctx);
-    if (!rc.ok()) return to_grpc(rc.status());
-    std::vector<std::string> paths(req->update_mask().paths().begin(),
-                                   req->update_mask().paths().end());
-    auto i = store_->images().update(*rc, from_proto(req->image()), paths);
-    if (!i.ok()) return to_grpc(i.status());
-    to_proto(*i, out->mutable_image());
-    pb::ImageUpdate e;
-    e.set_name(i->name);
-    for (const auto& [k, v] : i->labels) (*e.mutable_labels())[k] = v;
-    publish(*rc, "/images/update", "containerd.services.images.v1.ImageUpdate", e);
-    return grpc::Status::OK;
+    return serve(ctx, [&](const RequestContext& rc) -> Status {
+      std::vector<std::string> paths(req->update_mask().paths().begin(),
+                                     req->update_mask().paths().end());
+      auto i = store_->images().update(rc, from_proto(req->image()), paths);
+      if (!i.ok()) return i.status();
+      to_proto(*i, out->mutable_image());
+      pb::ImageUpdate e;
+      e.set_name(i->name);
+      for (const auto& [k, v] : i->labels) (*e.mutable_labels())[k] = v;
+      publish(rc, "/images/update", "containerd.services.images.v1.ImageUpdate", e);
+      return Status();
+    });
   }
 
   grpc::Status Delete(grpc::ServerContext* ctx, const pb::DeleteImageRequest* req,
                       google::protobuf::Empty*) override {
-    auto rc = request_context(*ctx);
-    if (!rc.ok()) return to_grpc(rc.status());
-    if (Status st = store_->images().remove(*rc, req->name()); !st.ok()) return to_grpc(st);
-    pb::ImageDelete e;
-    e.set_name(req->name());
-    publish(*rc, "/images/delete", "containerd.services.images.v1.ImageDelete", e);
-    if (req->sync()) {
-      auto stats = gc_ ? gc_->schedule_and_wait() : store_->collector().collect();
-      if (!stats.ok())
-        return to_grpc(stats.status().with_context("garbage collection after image delete"));
-    }
-    return grpc::Status::OK;
+    return serve(ctx, [&](const RequestContext& rc) -> Status {
+      if (Status st = store_->images().remove(rc, req->name()); !st.ok()) return st;
+      pb::ImageDelete e;
+      e.set_name(req->name());
+      publish(rc, "/images/delete", "containerd.services.images.v1.ImageDelete", e);
+      if (req->sync()) {
+        auto stats = gc_ ? gc_->schedule_and_wait() : store_->collector().collect();
+        if (!stats.ok())
+          return stats.status().with_context("garbage collection after image delete");
+      }
+      return Status();
+    });
   }
 
  private:

@@ -26,68 +26,68 @@ class LeasesService final : public Plugin, public GrpcService, public pb::Leases
 
   grpc::Status Create(grpc::ServerContext* ctx, const pb::CreateRequest* req,
                       pb::CreateResponse* out) override {
-    auto rc = request_context(*ctx);
-    if (!rc.ok()) return to_grpc(rc.status());
-    leases::Lease l;
-    l.id = req->id();
-    l.labels = {req->labels().begin(), req->labels().end()};
-    auto created = store_->leases().create(*rc, l);
-    if (!created.ok()) return to_grpc(created.status());
-    to_proto(*created, out->mutable_lease());
-    return grpc::Status::OK;
+    return serve(ctx, [&](const RequestContext& rc) -> Status {
+      leases::Lease l;
+      l.id = req->id();
+      l.labels = {req->labels().begin(), req->labels().end()};
+      auto created = store_->leases().create(rc, l);
+      if (!created.ok()) return created.status();
+      to_proto(*created, out->mutable_lease());
+      return Status();
+    });
   }
 
   grpc::Status Delete(grpc::ServerContext* ctx, const pb::DeleteRequest* req,
                       google::protobuf::Empty*) override {
-    auto rc = request_context(*ctx);
-    if (!rc.ok()) return to_grpc(rc.status());
-    if (Status st = store_->leases().remove(*rc, req->id()); !st.ok()) return to_grpc(st);
-    if (req->sync()) {
-      auto stats = gc_ ? gc_->schedule_and_wait() : store_->collector().collect();
-      if (!stats.ok())
-        return to_grpc(stats.status().with_context("garbage collection after lease delete"));
-    }
-    return grpc::Status::OK;
+    return serve(ctx, [&](const RequestContext& rc) -> Status {
+      if (Status st = store_->leases().remove(rc, req->id()); !st.ok()) return st;
+      if (req->sync()) {
+        auto stats = gc_ ? gc_->schedule_and_wait() : store_->collector().collect();
+        if (!stats.ok())
+          return stats.status().with_context("garbage collection after lease delete");
+      }
+      return Status();
+    });
   }
 
   grpc::Status List(grpc::ServerContext* ctx, const pb::ListRequest* req,
                     pb::ListResponse* out) override {
-    auto rc = request_context(*ctx);
-    if (!rc.ok()) return to_grpc(rc.status());
-    auto all = store_->leases().list(*rc, {req->filters().begin(), req->filters().end()});
-    if (!all.ok()) return to_grpc(all.status());
-    for (const auto& l : *all) to_proto(l, out->add_leases());
-    return grpc::Status::OK;
+    return serve(ctx, [&](const RequestContext& rc) -> Status {
+      auto all = store_->leases().list(rc, {req->filters().begin(), req->filters().end()});
+      if (!all.ok()) return all.status();
+      for (const auto& l : *all) to_proto(l, out->add_leases());
+      return Status();
+    });
   }
 
   grpc::Status AddResource(grpc::ServerContext* ctx, const pb::AddResourceRequest* req,
                            google::protobuf::Empty*) override {
-    auto rc = request_context(*ctx);
-    if (!rc.ok()) return to_grpc(rc.status());
-    return to_grpc(store_->leases().add_resource(*rc, req->id(),
-                                                 {req->resource().id(), req->resource().type()}));
+    return serve(ctx, [&](const RequestContext& rc) -> Status {
+      return store_->leases().add_resource(rc, req->id(),
+                                           {req->resource().id(), req->resource().type()});
+    });
   }
 
   grpc::Status DeleteResource(grpc::ServerContext* ctx, const pb::DeleteResourceRequest* req,
                               google::protobuf::Empty*) override {
-    auto rc = request_context(*ctx);
-    if (!rc.ok()) return to_grpc(rc.status());
-    return to_grpc(store_->leases().delete_resource(
-        *rc, req->id(), {req->resource().id(), req->resource().type()}));
+    return serve(ctx, [&](const RequestContext& rc) -> Status {
+      return store_->leases().delete_resource(rc, req->id(),
+                                              {req->resource().id(), req->resource().type()});
+    });
   }
 
   grpc::Status ListResources(grpc::ServerContext* ctx, const pb::ListResourcesRequest* req,
                              pb::ListResourcesResponse* out) override {
-    auto rc = request_context(*ctx);
-    if (!rc.ok()) return to_grpc(rc.status());
-    auto all = store_->leases().list_resources(*rc, req->id());
-    if (!all.ok()) return to_grpc(all.status());
-    for (const auto& r : *all) {
-      auto* res = out->add_resources();
-      res->set_id(r.id);
-      res->set_type(r.type);
-    }
-    return grpc::Status::OK;
+    return serve(ctx, [&](const RequestContext& rc) -> Status {
+      auto all = store_->leases().list_resources(rc, req->id());
+      if (!all.ok()) return all.status();
+      for (const auto& r : *all) {
+        auto* res = out->add_resources();
+        res->set_id(r.id);
+        res->set_type(r.type);
+      }
+      return Status();
+    });
   }
 
  private:

@@ -22,47 +22,57 @@ metadata::Namespace from_proto(const pb::Namespace& in) {
 NamespacesService::NamespacesService(std::shared_ptr<metadata::MetadataStore> store)
     : store_(std::move(store)) {}
 
-grpc::Status NamespacesService::Get(grpc::ServerContext*, const pb::GetNamespaceRequest* req,
+grpc::Status NamespacesService::Get(grpc::ServerContext* ctx, const pb::GetNamespaceRequest* req,
                                     pb::GetNamespaceResponse* out) {
-  auto ns = store_->namespaces().get(req->name());
-  if (!ns.ok()) return to_grpc(ns.status());
-  to_proto(*ns, out->mutable_namespace_());
-  return grpc::Status::OK;
+  return serve_unscoped(ctx, [&]() -> Status {
+    auto ns = store_->namespaces().get(req->name());
+    if (!ns.ok()) return ns.status();
+    to_proto(*ns, out->mutable_namespace_());
+    return Status();
+  });
 }
 
-grpc::Status NamespacesService::List(grpc::ServerContext*, const pb::ListNamespacesRequest*,
+grpc::Status NamespacesService::List(grpc::ServerContext* ctx, const pb::ListNamespacesRequest*,
                                      pb::ListNamespacesResponse* out) {
-  auto all = store_->namespaces().list();
-  if (!all.ok()) return to_grpc(all.status());
-  for (const auto& ns : *all) to_proto(ns, out->add_namespaces());
-  return grpc::Status::OK;
+  return serve_unscoped(ctx, [&]() -> Status {
+    auto all = store_->namespaces().list();
+    if (!all.ok()) return all.status();
+    for (const auto& ns : *all) to_proto(ns, out->add_namespaces());
+    return Status();
+  });
 }
 
-grpc::Status NamespacesService::Create(grpc::ServerContext*, const pb::CreateNamespaceRequest* req,
+grpc::Status NamespacesService::Create(grpc::ServerContext* ctx, const pb::CreateNamespaceRequest* req,
                                        pb::CreateNamespaceResponse* out) {
-  auto ns = from_proto(req->namespace_());
-  if (Status st = validate_identifier(ns.name); !st.ok()) {
-    return to_grpc(invalid_argument("namespace \"{}\": {}", ns.name, st.message()));
-  }
-  if (Status st = store_->namespaces().create(ns); !st.ok()) return to_grpc(st);
-  to_proto(ns, out->mutable_namespace_());
-  return grpc::Status::OK;
+  return serve_unscoped(ctx, [&]() -> Status {
+    auto ns = from_proto(req->namespace_());
+    if (Status st = validate_identifier(ns.name); !st.ok()) {
+      return invalid_argument("namespace \"{}\": {}", ns.name, st.message());
+    }
+    if (Status st = store_->namespaces().create(ns); !st.ok()) return st;
+    to_proto(ns, out->mutable_namespace_());
+    return Status();
+  });
 }
 
-grpc::Status NamespacesService::Update(grpc::ServerContext*, const pb::UpdateNamespaceRequest* req,
+grpc::Status NamespacesService::Update(grpc::ServerContext* ctx, const pb::UpdateNamespaceRequest* req,
                                        pb::UpdateNamespaceResponse* out) {
-  auto ns = from_proto(req->namespace_());
-  std::vector<std::string> paths(req->update_mask().paths().begin(),
-                                 req->update_mask().paths().end());
-  auto updated = store_->namespaces().update(ns, paths);
-  if (!updated.ok()) return to_grpc(updated.status());
-  to_proto(*updated, out->mutable_namespace_());
-  return grpc::Status::OK;
+  return serve_unscoped(ctx, [&]() -> Status {
+    auto ns = from_proto(req->namespace_());
+    std::vector<std::string> paths(req->update_mask().paths().begin(),
+                                   req->update_mask().paths().end());
+    auto updated = store_->namespaces().update(ns, paths);
+    if (!updated.ok()) return updated.status();
+    to_proto(*updated, out->mutable_namespace_());
+    return Status();
+  });
 }
 
-grpc::Status NamespacesService::Delete(grpc::ServerContext*, const pb::DeleteNamespaceRequest* req,
+grpc::Status NamespacesService::Delete(grpc::ServerContext* ctx, const pb::DeleteNamespaceRequest* req,
                                        google::protobuf::Empty*) {
-  return to_grpc(store_->namespaces().remove(req->name()));
+  return serve_unscoped(ctx, [&]() -> Status {
+    return store_->namespaces().remove(req->name());
+  });
 }
 
 }  // namespace berth::plugins::services

@@ -13,15 +13,6 @@ constexpr const char* kDefaultSnapshotter = "overlayfs";
 
 }  // namespace
 
-// Resolves the call's namespace context and snapshotter, or returns the gRPC error.
-#define BERTH_SNAPSHOT_CALL(ctx, req)          \
-  auto rc_ = request_context(*(ctx));          \
-  if (!rc_.ok()) return to_grpc(rc_.status()); \
-  const RequestContext& rc = *rc_;             \
-  auto sn_ = pick((req)->snapshotter());       \
-  if (!sn_.ok()) return to_grpc(sn_.status()); \
-  snapshots::Snapshotter& sn = **sn_
-
 Result<std::shared_ptr<snapshots::Snapshotter>> SnapshotsService::pick(const std::string& name) {
   return store_->snapshotter(name.empty() ? kDefaultSnapshotter : name);
 }
@@ -34,122 +25,132 @@ void SnapshotsService::publish(const RequestContext& ctx, const char* topic, con
 grpc::Status SnapshotsService::Prepare(grpc::ServerContext* ctx,
                                        const pb::PrepareSnapshotRequest* req,
                                        pb::PrepareSnapshotResponse* out) {
-  BERTH_SNAPSHOT_CALL(ctx, req);
-  auto mounts =
-      sn.prepare(rc, req->key(), req->parent(), {req->labels().begin(), req->labels().end()});
-  if (!mounts.ok()) return to_grpc(mounts.status());
-  for (const auto& m : *mounts) convert::to_proto(m, out->add_mounts());
-  ::containerd::events::SnapshotPrepare e;
-  e.set_key(req->key());
-  e.set_parent(req->parent());
-  publish(rc, "/snapshot/prepare", "containerd.events.SnapshotPrepare", e);
-  return grpc::Status::OK;
+  return with_snapshotter(ctx, req->snapshotter(), [&](const RequestContext& rc, Snapshotter& sn) -> Status {
+    auto mounts =
+        sn.prepare(rc, req->key(), req->parent(), {req->labels().begin(), req->labels().end()});
+    if (!mounts.ok()) return mounts.status();
+    for (const auto& m : *mounts) convert::to_proto(m, out->add_mounts());
+    ::containerd::events::SnapshotPrepare e;
+    e.set_key(req->key());
+    e.set_parent(req->parent());
+    publish(rc, "/snapshot/prepare", "containerd.events.SnapshotPrepare", e);
+    return Status();
+  });
 }
 
 grpc::Status SnapshotsService::View(grpc::ServerContext* ctx, const pb::ViewSnapshotRequest* req,
                                     pb::ViewSnapshotResponse* out) {
-  BERTH_SNAPSHOT_CALL(ctx, req);
-  auto mounts =
-      sn.view(rc, req->key(), req->parent(), {req->labels().begin(), req->labels().end()});
-  if (!mounts.ok()) return to_grpc(mounts.status());
-  for (const auto& m : *mounts) convert::to_proto(m, out->add_mounts());
-  return grpc::Status::OK;
+  return with_snapshotter(ctx, req->snapshotter(), [&](const RequestContext& rc, Snapshotter& sn) -> Status {
+    auto mounts =
+        sn.view(rc, req->key(), req->parent(), {req->labels().begin(), req->labels().end()});
+    if (!mounts.ok()) return mounts.status();
+    for (const auto& m : *mounts) convert::to_proto(m, out->add_mounts());
+    return Status();
+  });
 }
 
 grpc::Status SnapshotsService::Mounts(grpc::ServerContext* ctx, const pb::MountsRequest* req,
                                       pb::MountsResponse* out) {
-  BERTH_SNAPSHOT_CALL(ctx, req);
-  auto mounts = sn.mounts(rc, req->key());
-  if (!mounts.ok()) return to_grpc(mounts.status());
-  for (const auto& m : *mounts) convert::to_proto(m, out->add_mounts());
-  return grpc::Status::OK;
+  return with_snapshotter(ctx, req->snapshotter(), [&](const RequestContext& rc, Snapshotter& sn) -> Status {
+    auto mounts = sn.mounts(rc, req->key());
+    if (!mounts.ok()) return mounts.status();
+    for (const auto& m : *mounts) convert::to_proto(m, out->add_mounts());
+    return Status();
+  });
 }
 
 grpc::Status SnapshotsService::Commit(grpc::ServerContext* ctx,
                                       const pb::CommitSnapshotRequest* req,
                                       google::protobuf::Empty*) {
-  BERTH_SNAPSHOT_CALL(ctx, req);
-  if (Status st =
-          sn.commit(rc, req->name(), req->key(), {req->labels().begin(), req->labels().end()});
-      !st.ok()) {
-    return to_grpc(st);
-  }
-  ::containerd::events::SnapshotCommit e;
-  e.set_key(req->key());
-  e.set_name(req->name());
-  publish(rc, "/snapshot/commit", "containerd.events.SnapshotCommit", e);
-  return grpc::Status::OK;
+  return with_snapshotter(ctx, req->snapshotter(), [&](const RequestContext& rc, Snapshotter& sn) -> Status {
+    if (Status st =
+            sn.commit(rc, req->name(), req->key(), {req->labels().begin(), req->labels().end()});
+        !st.ok()) {
+      return st;
+    }
+    ::containerd::events::SnapshotCommit e;
+    e.set_key(req->key());
+    e.set_name(req->name());
+    publish(rc, "/snapshot/commit", "containerd.events.SnapshotCommit", e);
+    return Status();
+  });
 }
 
 grpc::Status SnapshotsService::Remove(grpc::ServerContext* ctx,
                                       const pb::RemoveSnapshotRequest* req,
                                       google::protobuf::Empty*) {
-  BERTH_SNAPSHOT_CALL(ctx, req);
-  if (Status st = sn.remove(rc, req->key()); !st.ok()) return to_grpc(st);
-  ::containerd::events::SnapshotRemove e;
-  e.set_key(req->key());
-  publish(rc, "/snapshot/remove", "containerd.events.SnapshotRemove", e);
-  return grpc::Status::OK;
+  return with_snapshotter(ctx, req->snapshotter(), [&](const RequestContext& rc, Snapshotter& sn) -> Status {
+    if (Status st = sn.remove(rc, req->key()); !st.ok()) return st;
+    ::containerd::events::SnapshotRemove e;
+    e.set_key(req->key());
+    publish(rc, "/snapshot/remove", "containerd.events.SnapshotRemove", e);
+    return Status();
+  });
 }
 
 grpc::Status SnapshotsService::Stat(grpc::ServerContext* ctx, const pb::StatSnapshotRequest* req,
                                     pb::StatSnapshotResponse* out) {
-  BERTH_SNAPSHOT_CALL(ctx, req);
-  auto info = sn.stat(rc, req->key());
-  if (!info.ok()) return to_grpc(info.status());
-  convert::to_proto(*info, out->mutable_info());
-  return grpc::Status::OK;
+  return with_snapshotter(ctx, req->snapshotter(), [&](const RequestContext& rc, Snapshotter& sn) -> Status {
+    auto info = sn.stat(rc, req->key());
+    if (!info.ok()) return info.status();
+    convert::to_proto(*info, out->mutable_info());
+    return Status();
+  });
 }
 
 grpc::Status SnapshotsService::Update(grpc::ServerContext* ctx,
                                       const pb::UpdateSnapshotRequest* req,
                                       pb::UpdateSnapshotResponse* out) {
-  BERTH_SNAPSHOT_CALL(ctx, req);
-  std::vector<std::string> paths(req->update_mask().paths().begin(),
-                                 req->update_mask().paths().end());
-  auto info = sn.update(rc, convert::from_proto(req->info()), paths);
-  if (!info.ok()) return to_grpc(info.status());
-  convert::to_proto(*info, out->mutable_info());
-  return grpc::Status::OK;
+  return with_snapshotter(ctx, req->snapshotter(), [&](const RequestContext& rc, Snapshotter& sn) -> Status {
+    std::vector<std::string> paths(req->update_mask().paths().begin(),
+                                   req->update_mask().paths().end());
+    auto info = sn.update(rc, convert::from_proto(req->info()), paths);
+    if (!info.ok()) return info.status();
+    convert::to_proto(*info, out->mutable_info());
+    return Status();
+  });
 }
 
 grpc::Status SnapshotsService::Usage(grpc::ServerContext* ctx, const pb::UsageRequest* req,
                                      pb::UsageResponse* out) {
-  BERTH_SNAPSHOT_CALL(ctx, req);
-  auto u = sn.usage(rc, req->key());
-  if (!u.ok()) return to_grpc(u.status());
-  out->set_size(u->size);
-  out->set_inodes(u->inodes);
-  return grpc::Status::OK;
+  return with_snapshotter(ctx, req->snapshotter(), [&](const RequestContext& rc, Snapshotter& sn) -> Status {
+    auto u = sn.usage(rc, req->key());
+    if (!u.ok()) return u.status();
+    out->set_size(u->size);
+    out->set_inodes(u->inodes);
+    return Status();
+  });
 }
 
 grpc::Status SnapshotsService::Cleanup(grpc::ServerContext* ctx, const pb::CleanupRequest* req,
                                        google::protobuf::Empty*) {
-  BERTH_SNAPSHOT_CALL(ctx, req);
-  return to_grpc(sn.cleanup(rc));
+  return with_snapshotter(ctx, req->snapshotter(), [&](const RequestContext& rc, Snapshotter& sn) -> Status {
+    return sn.cleanup(rc);
+  });
 }
 
 grpc::Status SnapshotsService::List(grpc::ServerContext* ctx, const pb::ListSnapshotsRequest* req,
                                     grpc::ServerWriter<pb::ListSnapshotsResponse>* writer) {
-  BERTH_SNAPSHOT_CALL(ctx, req);
-  pb::ListSnapshotsResponse batch;
-  bool gone = false;
-  Status st = sn.walk(rc, {req->filters().begin(), req->filters().end()},
-                      [&](const snapshots::Info& i) -> Status {
-                        convert::to_proto(i, batch.add_info());
-                        if (batch.info_size() >= 100) {
-                          if (!writer->Write(batch)) {
-                            gone = true;
-                            return Status(Code::kCancelled, "client went away");
+  return with_snapshotter(ctx, req->snapshotter(), [&](const RequestContext& rc, Snapshotter& sn) -> Status {
+    pb::ListSnapshotsResponse batch;
+    bool gone = false;
+    Status st = sn.walk(rc, {req->filters().begin(), req->filters().end()},
+                        [&](const snapshots::Info& i) -> Status {
+                          convert::to_proto(i, batch.add_info());
+                          if (batch.info_size() >= 100) {
+                            if (!writer->Write(batch)) {
+                              gone = true;
+                              return Status(Code::kCancelled, "client went away");
+                            }
+                            batch.Clear();
                           }
-                          batch.Clear();
-                        }
-                        return Status();
-                      });
-  if (gone) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
-  if (!st.ok()) return to_grpc(st);
-  if (batch.info_size() > 0) writer->Write(batch);
-  return grpc::Status::OK;
+                          return Status();
+                        });
+    if (gone) return Status(Code::kCancelled, "client went away");
+    if (!st.ok()) return st;
+    if (batch.info_size() > 0) writer->Write(batch);
+    return Status();
+  });
 }
 
 }  // namespace berth::plugins::services

@@ -42,7 +42,16 @@ class SnapshotsService final : public Plugin,
       grpc::ServerWriter<::containerd::services::snapshots::v1::ListSnapshotsResponse>*) override;
 
  private:
-  Result<std::shared_ptr<snapshots::Snapshotter>> pick(const std::string& name);
+  using Snapshotter = snapshots::Snapshotter;
+  Result<std::shared_ptr<Snapshotter>> pick(const std::string& name);
+  // serve() for a call on one snapshotter ("" = the default).
+  template <typename Fn>
+  grpc::Status with_snapshotter(grpc::ServerContext* ctx, const std::string& name, Fn fn) {
+    return serve(ctx, [&](const RequestContext& rc) -> Status {
+      BERTH_TRY(auto sn, pick(name));
+      return fn(rc, *sn);
+    });
+  }
   void publish(const RequestContext& ctx, const char* topic, const char* type,
                const google::protobuf::Message& msg);
 

@@ -2,6 +2,8 @@
 // the spec and runtime from the container record and the rootfs mounts from the client; every
 // other call goes to the task's shim. Events come from the shims (forwarded through the daemon's
 // ttrpc socket), not from here. Checkpoint is Unimplemented.
+#include <berth/convert/any.h>
+#include <berth/convert/mount.h>
 #include <berth/grpc.h>
 #include <berth/metadata.h>
 #include <berth/runtime.h>
@@ -15,11 +17,6 @@ namespace {
 namespace pb = ::containerd::services::tasks::v1;
 namespace types = ::containerd::v1::types;
 using runtime::Any;
-
-void any_to(const Any& a, google::protobuf::Any* out) {
-  out->set_type_url(a.type_url);
-  out->set_value(a.value);
-}
 
 void to_proto(const std::string& container_id, const runtime::ProcessState& s,
               types::Process* out) {
@@ -45,31 +42,28 @@ class TasksService final : public Plugin, public GrpcService, public pb::Tasks::
 
   grpc::Status Create(grpc::ServerContext* ctx, const pb::CreateTaskRequest* req,
                       pb::CreateTaskResponse* resp) override {
-    auto rc = request_context(*ctx);
-    if (!rc.ok()) return to_grpc(rc.status());
-    if (req->has_checkpoint() && !req->checkpoint().digest().empty())
-      return to_grpc(
-          Status(Code::kUnimplemented, "restoring a task from a checkpoint is not implemented"));
-    auto c = store_->containers().get(*rc, req->container_id());
-    if (!c.ok()) return to_grpc(c.status());
-    if (!c->spec) return to_grpc(failed_precondition("container \"{}\" has no spec", c->id));
-    runtime::CreateRequest r;
-    r.ns = rc->ns;
-    r.id = c->id;
-    r.runtime = c->runtime_name;
-    r.runtime_options = c->runtime_options;
-    if (req->has_options()) r.task_options = Any{req->options().type_url(), req->options().value()};
-    r.runtime_path = req->runtime_path();
-    r.spec = c->spec->value;
-    for (const auto& m : req->rootfs())
-      r.rootfs.push_back(
-          Mount{m.type(), m.source(), m.target(), {m.options().begin(), m.options().end()}});
-    r.io = runtime::IO{req->stdin(), req->stdout(), req->stderr(), req->terminal()};
-    auto t = tasks_->create(r);
-    if (!t.ok()) return to_grpc(t.status());
-    resp->set_container_id(c->id);
-    resp->set_pid((*t)->pid());
-    return grpc::Status::OK;
+    return serve(ctx, [&](const RequestContext& rc) -> Status {
+      if (req->has_checkpoint() && !req->checkpoint().digest().empty())
+        return Status(Code::kUnimplemented, "restoring a task from a checkpoint is not implemented");
+      auto c = store_->containers().get(rc, req->container_id());
+      if (!c.ok()) return c.status();
+      if (!c->spec) return failed_precondition("container \"{}\" has no spec", c->id);
+      runtime::CreateRequest r;
+      r.ns = rc.ns;
+      r.id = c->id;
+      r.runtime = c->runtime_name;
+      r.runtime_options = c->runtime_options;
+      if (req->has_options()) r.task_options = convert::from_proto(req->options());
+      r.runtime_path = req->runtime_path();
+      r.spec = c->spec->value;
+      r.rootfs = convert::mounts_from_proto(req->rootfs());
+      r.io = runtime::IO{req->stdin(), req->stdout(), req->stderr(), req->terminal()};
+      auto t = tasks_->create(r);
+      if (!t.ok()) return t.status();
+      resp->set_container_id(c->id);
+      resp->set_pid((*t)->pid());
+      return Status();
+    });
   }
 
   grpc::Status Start(grpc::ServerContext* ctx, const pb::StartRequest* req,
@@ -83,22 +77,21 @@ class TasksService final : public Plugin, public GrpcService, public pb::Tasks::
 
   grpc::Status Delete(grpc::ServerContext* ctx, const pb::DeleteTaskRequest* req,
                       pb::DeleteResponse* resp) override {
-    auto ns = request_namespace(*ctx);
-    if (!ns.ok()) return to_grpc(ns.status());
-    auto exit = tasks_->remove(*ns, req->container_id());
-    if (!exit.ok()) return to_grpc(exit.status());
-    resp->set_id(req->container_id());
-    resp->set_pid(exit->pid);
-    resp->set_exit_status(exit->status);
-    berth::to_proto(exit->at, resp->mutable_exited_at());
-    return grpc::Status::OK;
+    return serve(ctx, [&](const RequestContext& rc) -> Status {
+      BERTH_TRY(auto exit, tasks_->remove(rc.ns, req->container_id()));
+      resp->set_id(req->container_id());
+      resp->set_pid(exit.pid);
+      resp->set_exit_status(exit.status);
+      berth::to_proto(exit.at, resp->mutable_exited_at());
+      return Status();
+    });
   }
 
   grpc::Status DeleteProcess(grpc::ServerContext* ctx, const pb::DeleteProcessRequest* req,
                              pb::DeleteResponse* resp) override {
-    if (req->exec_id().empty())
-      return to_grpc(invalid_argument("exec_id is required (Delete removes the task itself)"));
     return with_task(ctx, req->container_id(), [&](runtime::Task& t) -> Status {
+      if (req->exec_id().empty())
+        return invalid_argument("exec_id is required (Delete removes the task itself)");
       BERTH_TRY(auto exit, t.delete_process(req->exec_id()));
       resp->set_id(req->exec_id());
       resp->set_pid(exit.pid);
@@ -119,21 +112,21 @@ class TasksService final : public Plugin, public GrpcService, public pb::Tasks::
 
   grpc::Status List(grpc::ServerContext* ctx, const pb::ListTasksRequest* req,
                     pb::ListTasksResponse* resp) override {
-    auto ns = request_namespace(*ctx);
-    if (!ns.ok()) return to_grpc(ns.status());
-    for (const auto& t : tasks_->list(*ns)) {
-      auto s = t->state("");
-      if (!s.ok()) {
-        // A shim that stopped answering: listed, with what is known.
-        runtime::ProcessState unknown;
-        unknown.id = t->id();
-        unknown.pid = t->pid();
-        to_proto(t->id(), unknown, resp->add_tasks());
-        continue;
+    return serve(ctx, [&](const RequestContext& rc) -> Status {
+      for (const auto& t : tasks_->list(rc.ns)) {
+        auto s = t->state("");
+        if (!s.ok()) {
+          // A shim that stopped answering: listed, with what is known.
+          runtime::ProcessState unknown;
+          unknown.id = t->id();
+          unknown.pid = t->pid();
+          to_proto(t->id(), unknown, resp->add_tasks());
+          continue;
+        }
+        to_proto(t->id(), *s, resp->add_tasks());
       }
-      to_proto(t->id(), *s, resp->add_tasks());
-    }
-    return grpc::Status::OK;
+      return Status();
+    });
   }
 
   grpc::Status Kill(grpc::ServerContext* ctx, const pb::KillRequest* req,
@@ -145,12 +138,12 @@ class TasksService final : public Plugin, public GrpcService, public pb::Tasks::
 
   grpc::Status Exec(grpc::ServerContext* ctx, const pb::ExecProcessRequest* req,
                     google::protobuf::Empty*) override {
-    if (req->exec_id().empty()) return to_grpc(invalid_argument("exec_id is required"));
-    if (!req->has_spec()) return to_grpc(invalid_argument("exec process spec is required"));
     return with_task(ctx, req->container_id(), [&](runtime::Task& t) {
+      if (req->exec_id().empty()) return invalid_argument("exec_id is required");
+      if (!req->has_spec()) return invalid_argument("exec process spec is required");
       return t.exec(req->exec_id(),
                     runtime::IO{req->stdin(), req->stdout(), req->stderr(), req->terminal()},
-                    Any{req->spec().type_url(), req->spec().value()});
+                    convert::from_proto(req->spec()));
     });
   }
 
@@ -184,51 +177,52 @@ class TasksService final : public Plugin, public GrpcService, public pb::Tasks::
       for (const auto& p : pids) {
         auto* out = resp->add_processes();
         out->set_pid(p.pid);
-        if (p.info) any_to(*p.info, out->mutable_info());
+        if (p.info) convert::to_proto(*p.info, out->mutable_info());
       }
       return Status();
     });
   }
 
-  grpc::Status Checkpoint(grpc::ServerContext*, const pb::CheckpointTaskRequest*,
+  grpc::Status Checkpoint(grpc::ServerContext* ctx, const pb::CheckpointTaskRequest*,
                           pb::CheckpointTaskResponse*) override {
-    return to_grpc(Status(Code::kUnimplemented, "checkpointing a task is not implemented"));
+    return serve_unscoped(ctx, [] {
+      return Status(Code::kUnimplemented, "checkpointing a task is not implemented");
+    });
   }
 
   grpc::Status Update(grpc::ServerContext* ctx, const pb::UpdateTaskRequest* req,
                       google::protobuf::Empty*) override {
     return with_task(ctx, req->container_id(), [&](runtime::Task& t) {
       std::optional<Any> res;
-      if (req->has_resources()) res = Any{req->resources().type_url(), req->resources().value()};
+      if (req->has_resources()) res = convert::from_proto(req->resources());
       return t.update(res, {req->annotations().begin(), req->annotations().end()});
     });
   }
 
   grpc::Status Metrics(grpc::ServerContext* ctx, const pb::MetricsRequest* req,
                        pb::MetricsResponse* resp) override {
-    auto ns = request_namespace(*ctx);
-    if (!ns.ok()) return to_grpc(ns.status());
-    auto filter =
-        core::Filter::parse(std::vector<std::string>(req->filters().begin(), req->filters().end()));
-    if (!filter.ok()) return to_grpc(filter.status());
-    for (const auto& t : tasks_->list(*ns)) {
-      bool match =
-          filter->match([&](const std::vector<std::string>& path) -> std::optional<std::string> {
-            if (path.size() == 1 && path[0] == "id") return t->id();
-            if (path.size() == 1 && path[0] == "runtime") return t->runtime();
-            return std::nullopt;
-          });
-      if (!match) continue;
-      auto stats = t->stats();
-      if (!stats.ok()) continue;  // a task that stopped meanwhile
-      auto* m = resp->add_metrics();
-      berth::to_proto(
-          std::chrono::time_point_cast<Timestamp::duration>(std::chrono::system_clock::now()),
-          m->mutable_timestamp());
-      m->set_id(t->id());
-      any_to(*stats, m->mutable_data());
-    }
-    return grpc::Status::OK;
+    return serve(ctx, [&](const RequestContext& rc) -> Status {
+      BERTH_TRY(auto filter, core::Filter::parse(std::vector<std::string>(req->filters().begin(),
+                                                                           req->filters().end())));
+      for (const auto& t : tasks_->list(rc.ns)) {
+        bool match =
+            filter.match([&](const std::vector<std::string>& path) -> std::optional<std::string> {
+              if (path.size() == 1 && path[0] == "id") return t->id();
+              if (path.size() == 1 && path[0] == "runtime") return t->runtime();
+              return std::nullopt;
+            });
+        if (!match) continue;
+        auto stats = t->stats();
+        if (!stats.ok()) continue;  // a task that stopped meanwhile
+        auto* m = resp->add_metrics();
+        berth::to_proto(
+            std::chrono::time_point_cast<Timestamp::duration>(std::chrono::system_clock::now()),
+            m->mutable_timestamp());
+        m->set_id(t->id());
+        convert::to_proto(*stats, m->mutable_data());
+      }
+      return Status();
+    });
   }
 
   grpc::Status Wait(grpc::ServerContext* ctx, const pb::WaitRequest* req,
@@ -242,13 +236,13 @@ class TasksService final : public Plugin, public GrpcService, public pb::Tasks::
   }
 
  private:
+  // serve() for a call about one task: NotFound when the namespace has no task `id`.
   template <typename Fn>
   grpc::Status with_task(grpc::ServerContext* ctx, const std::string& id, Fn fn) {
-    auto ns = request_namespace(*ctx);
-    if (!ns.ok()) return to_grpc(ns.status());
-    auto t = tasks_->get(*ns, id);
-    if (!t.ok()) return to_grpc(t.status());
-    return to_grpc(fn(**t));
+    return serve(ctx, [&](const RequestContext& rc) -> Status {
+      BERTH_TRY(auto t, tasks_->get(rc.ns, id));
+      return fn(*t);
+    });
   }
 
   std::shared_ptr<metadata::MetadataStore> store_;

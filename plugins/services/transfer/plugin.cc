@@ -136,76 +136,76 @@ class TransferService final : public Plugin, public GrpcService, public pb::Tran
 
   grpc::Status Pull(grpc::ServerContext* ctx, const pb::PullRequest* req,
                     grpc::ServerWriter<pb::Progress>* writer) override {
-    auto rc = request_context(*ctx);
-    if (!rc.ok()) return to_grpc(rc.status());
-    transfer::PullOptions o;
-    o.ref = req->ref();
-    auto platform = platform_of(req->platform());
-    if (!platform.ok()) return to_grpc(platform.status());
-    o.platform = platform->value_or(images::model::host_platform());
-    o.all_platforms = req->all_platforms();
-    o.unpack = req->unpack();
-    o.snapshotter = req->snapshotter().empty() ? c_.snapshotter : req->snapshotter();
-    auto access = registry_access(req->registry(), c_);
-    if (!access.ok()) return to_grpc(access.status());
-    o.registry = *access;
-    o.max_concurrent = req->max_concurrent_downloads() > 0 ? req->max_concurrent_downloads()
-                                                           : static_cast<int>(c_.max_concurrent);
-    o.labels = {req->labels().begin(), req->labels().end()};
-    o.retry = {static_cast<int>(c_.attempts), c_.backoff};
+    return serve(ctx, [&](const RequestContext& rc) -> Status {
+      transfer::PullOptions o;
+      o.ref = req->ref();
+      auto platform = platform_of(req->platform());
+      if (!platform.ok()) return platform.status();
+      o.platform = platform->value_or(images::model::host_platform());
+      o.all_platforms = req->all_platforms();
+      o.unpack = req->unpack();
+      o.snapshotter = req->snapshotter().empty() ? c_.snapshotter : req->snapshotter();
+      auto access = registry_access(req->registry(), c_);
+      if (!access.ok()) return access.status();
+      o.registry = *access;
+      o.max_concurrent = req->max_concurrent_downloads() > 0 ? req->max_concurrent_downloads()
+                                                             : static_cast<int>(c_.max_concurrent);
+      o.labels = {req->labels().begin(), req->labels().end()};
+      o.retry = {static_cast<int>(c_.attempts), c_.backoff};
 
-    ProgressWriter progress(writer);
-    auto pulled = transfers_.pull(*rc, o, [&](const transfer::Progress& p) { progress.report(p); });
-    progress.finish();
-    if (!pulled.ok()) return to_grpc(pulled.status());
-    const auto& image = pulled->image;
-    containerd::services::images::v1::ImageCreate e;
-    e.set_name(image.name);
-    for (const auto& [k, v] : image.labels) (*e.mutable_labels())[k] = v;
-    if (exchange_)
-      exchange_
-          ->publish(rc->ns, pulled->created ? "/images/create" : "/images/update",
-                    pulled->created ? "containerd.services.images.v1.ImageCreate"
-                                    : "containerd.services.images.v1.ImageUpdate",
-                    e.SerializeAsString())
-          .ignore();
-    return finish(writer, image.name, image.target.digest);
+      ProgressWriter progress(writer);
+      auto pulled = transfers_.pull(rc, o, [&](const transfer::Progress& p) { progress.report(p); });
+      progress.finish();
+      if (!pulled.ok()) return pulled.status();
+      const auto& image = pulled->image;
+      containerd::services::images::v1::ImageCreate e;
+      e.set_name(image.name);
+      for (const auto& [k, v] : image.labels) (*e.mutable_labels())[k] = v;
+      if (exchange_)
+        exchange_
+            ->publish(rc.ns, pulled->created ? "/images/create" : "/images/update",
+                      pulled->created ? "containerd.services.images.v1.ImageCreate"
+                                      : "containerd.services.images.v1.ImageUpdate",
+                      e.SerializeAsString())
+            .ignore();
+      return finish(writer, image.name, image.target.digest);
+    });
   }
 
   grpc::Status Push(grpc::ServerContext* ctx, const pb::PushRequest* req,
                     grpc::ServerWriter<pb::Progress>* writer) override {
-    auto rc = request_context(*ctx);
-    if (!rc.ok()) return to_grpc(rc.status());
-    transfer::PushOptions o;
-    o.image = req->image();
-    o.ref = req->ref();
-    auto platform = platform_of(req->platform());
-    if (!platform.ok()) return to_grpc(platform.status());
-    o.platform = *platform;
-    auto access = registry_access(req->registry(), c_);
-    if (!access.ok()) return to_grpc(access.status());
-    o.registry = *access;
-    if (req->chunk_size() > 0) o.chunk_size = req->chunk_size();
-    o.max_concurrent = static_cast<int>(c_.max_concurrent);
-    o.retry = {static_cast<int>(c_.attempts), c_.backoff};
+    return serve(ctx, [&](const RequestContext& rc) -> Status {
+      transfer::PushOptions o;
+      o.image = req->image();
+      o.ref = req->ref();
+      auto platform = platform_of(req->platform());
+      if (!platform.ok()) return platform.status();
+      o.platform = *platform;
+      auto access = registry_access(req->registry(), c_);
+      if (!access.ok()) return access.status();
+      o.registry = *access;
+      if (req->chunk_size() > 0) o.chunk_size = req->chunk_size();
+      o.max_concurrent = static_cast<int>(c_.max_concurrent);
+      o.retry = {static_cast<int>(c_.attempts), c_.backoff};
 
-    ProgressWriter progress(writer);
-    auto digest = transfers_.push(*rc, o, [&](const transfer::Progress& p) { progress.report(p); });
-    progress.finish();
-    if (!digest.ok()) return to_grpc(digest.status());
-    return finish(writer, req->ref().empty() ? req->image() : req->ref(), *digest);
+      ProgressWriter progress(writer);
+      auto digest = transfers_.push(rc, o, [&](const transfer::Progress& p) { progress.report(p); });
+      progress.finish();
+      if (!digest.ok()) return digest.status();
+      return finish(writer, req->ref().empty() ? req->image() : req->ref(), *digest);
+    });
   }
 
  private:
   // The stream's last message: what was transferred.
-  static grpc::Status finish(grpc::ServerWriter<pb::Progress>* writer, const std::string& image,
-                             const std::string& digest) {
+  static Status finish(grpc::ServerWriter<pb::Progress>* writer, const std::string& image,
+                       const std::string& digest) {
     pb::Progress done;
     done.set_done(true);
     done.set_image(image);
     done.set_digest(digest);
     writer->Write(done);
-    return grpc::Status::OK;
+    return Status();
   }
 
   Config c_;

@@ -10,7 +10,7 @@ namespace berth::convert {
 template <typename ProtoEnvelope>
 events::Envelope envelope_from(const ProtoEnvelope& in) {
   events::Envelope e;
-  e.timestamp = from_proto(in.timestamp());
+  e.timestamp = berth::from_proto(in.timestamp());
   e.ns = in.namespace_();
   e.topic = in.topic();
   e.type_url = in.event().type_url();

@@ -3,30 +3,12 @@
 #pragma once
 
 #include <berth/grpc.h>
+#include <berth/convert/mount.h>
 #include <berth/snapshots.h>
 
 #include "github.com/containerd/containerd/api/services/snapshots/v1/snapshots.pb.h"
-#include "github.com/containerd/containerd/api/types/mount.pb.h"
 
 namespace berth::convert {
-
-inline void to_proto(const Mount& m, ::containerd::types::Mount* out) {
-  out->set_type(m.type);
-  out->set_source(m.source);
-  out->set_target(m.target);
-  for (const auto& o : m.options) out->add_options(o);
-}
-
-inline Mount from_proto(const ::containerd::types::Mount& m) {
-  return Mount{m.type(), m.source(), m.target(), {m.options().begin(), m.options().end()}};
-}
-
-template <typename Repeated>
-std::vector<Mount> mounts_from_proto(const Repeated& in) {
-  std::vector<Mount> out;
-  for (const auto& m : in) out.push_back(from_proto(m));
-  return out;
-}
 
 inline void to_proto(const snapshots::Info& i, ::containerd::services::snapshots::v1::Info* out) {
   out->set_name(i.name);

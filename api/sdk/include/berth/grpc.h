@@ -5,7 +5,7 @@
 #include <berth/context.h>
 #include <berth/identifiers.h>
 #include <berth/plugin.h>
-#include <google/protobuf/timestamp.pb.h>
+#include <berth/proto_time.h>
 #include <grpcpp/grpcpp.h>
 
 #include <optional>
@@ -64,15 +64,31 @@ inline Result<RequestContext> request_context(grpc::ServerContext& ctx) {
   return rc;
 }
 
-inline void to_proto(Timestamp t, google::protobuf::Timestamp* out) {
-  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
-  out->set_seconds(ns / 1'000'000'000);
-  out->set_nanos(static_cast<int>(ns % 1'000'000'000));
+// The one gRPC edge of a handler: `body` does the work and returns a Status; serve() converts it,
+// turns an exception into Internal (one bad request never takes the daemon down), and reports a
+// call its client abandoned as Cancelled rather than as whatever the interrupted work returned.
+template <typename Body>
+grpc::Status serve_unscoped(grpc::ServerContext* ctx, Body&& body) {
+  Status s;
+  try {
+    s = body();
+  } catch (const std::exception& e) {
+    s = Status(Code::kInternal, std::string("unexpected failure: ") + e.what());
+  } catch (...) {
+    s = Status(Code::kInternal, "unexpected failure");
+  }
+  if (!s.ok() && ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "call cancelled by the client");
+  return to_grpc(s);
 }
 
-inline Timestamp from_proto(const google::protobuf::Timestamp& t) {
-  return Timestamp(std::chrono::duration_cast<Timestamp::duration>(
-      std::chrono::seconds(t.seconds()) + std::chrono::nanoseconds(t.nanos())));
+// The same for a namespaced call: `body(rc)` gets the call's RequestContext (namespace, lease,
+// cancellation); a missing or invalid namespace fails before the body runs.
+template <typename Body>
+grpc::Status serve(grpc::ServerContext* ctx, Body&& body) {
+  return serve_unscoped(ctx, [&]() -> Status {
+    BERTH_TRY(auto rc, request_context(*ctx));
+    return body(static_cast<const RequestContext&>(rc));
+  });
 }
 
 }  // namespace berth

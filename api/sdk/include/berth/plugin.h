@@ -49,7 +49,7 @@ inline constexpr int kSdkAbiVersion = 1;
 #define BERTH_COMPILER_ID_ "unknown"
 #endif
 #define BERTH_SDK_ABI_KEY                                                        \
-  "berth-sdk-abi=1 compiler=" BERTH_COMPILER_ID_ " libstdc++=" BERTH_STRINGIFY_( \
+  "berth-sdk-abi=2 compiler=" BERTH_COMPILER_ID_ " libstdc++=" BERTH_STRINGIFY_( \
       __GLIBCXX__) " cxx11-abi=" BERTH_STRINGIFY_(_GLIBCXX_USE_CXX11_ABI)
 #endif
 
@@ -78,17 +78,15 @@ class BERTH_API Plugin {
   virtual Status close() { return Status(); }
 };
 
-// Skipping: a plugin that does not apply to this host returns skip("why") from init. It is
-// reported as "skip" (not "error") and never fails startup; containerd's ctr recognises the
-// "skip plugin" prefix.
+// Skipping: a plugin that does not apply to this host returns skip("why") from init (directly
+// or through any chain of callers). It is reported as "skip" (not "error") and never fails
+// startup. The mark is typed (Status::skips_plugin); the message still starts with "skip
+// plugin: " because that is what containerd's ctr looks for in introspection's init_err.
 template <typename... Args>
 Status skip(fmt::format_string<Args...> f, Args&&... args) {
-  return Status(Code::kUnimplemented,
-                "skip plugin: " + fmt::format(f, std::forward<Args>(args)...));
+  return Status::skip_plugin("skip plugin: " + fmt::format(f, std::forward<Args>(args)...));
 }
-inline bool is_skip(const Status& s) {
-  return s.code() == Code::kUnimplemented && s.message().rfind("skip plugin", 0) == 0;
-}
+inline bool is_skip(const Status& s) { return s.skips_plugin(); }
 
 // Decodes one plugin's [plugins."<uri>"] table over the plugin's defaults: each read() leaves
 // `out` untouched when the key is absent, replaces it when present, and fails (naming the file,

@@ -51,11 +51,22 @@ class [[nodiscard]] Status {
     return rep_ ? rep_->message : kEmpty;
   }
 
-  // Returns a copy whose message is "<context>: <message>"; OK stays OK.
+  // Returns a copy whose message is "<context>: <message>"; OK stays OK, a skip stays a skip.
   Status with_context(std::string_view context) const {
     if (ok()) return *this;
-    return Status(code(), fmt::format("{}: {}", context, message()));
+    Status out(code(), fmt::format("{}: {}", context, message()));
+    if (skips_plugin()) out.rep_ = std::make_shared<Rep>(Rep{code(), out.message(), true});
+    return out;
   }
+
+  // A plugin that does not apply to this host: see skip() in plugin.h. A typed mark, not a
+  // message prefix, so no error text can be mistaken for it.
+  static Status skip_plugin(std::string message) {
+    Status out;
+    out.rep_ = std::make_shared<Rep>(Rep{Code::kUnimplemented, std::move(message), true});
+    return out;
+  }
+  bool skips_plugin() const { return rep_ && rep_->skip; }
 
   // "not found: container \"c1\"" style, for logs and CLI output.
   std::string to_string() const;
@@ -67,6 +78,7 @@ class [[nodiscard]] Status {
   struct Rep {
     Code code;
     std::string message;
+    bool skip = false;
   };
   std::shared_ptr<const Rep> rep_;
 };
