@@ -29,9 +29,13 @@ struct Layout {
   bool pure_v2() const;
   std::string describe() const;  // "v1", "v2", "hybrid"
 };
+class CgroupFs;  // cgroup_fs.h: the seam to the kernel (CgroupFs::host() by default)
+
 Result<Layout> probe(const std::string& mountinfo = "/proc/self/mountinfo");
+Result<Layout> probe(const std::string& mountinfo, const CgroupFs& fs);
 // A layout of one cgroup2 hierarchy at `mountpoint` (tests point it at a private mount).
 Layout v2_layout(const std::string& mountpoint);
+Layout v2_layout(const std::string& mountpoint, const CgroupFs& fs);
 
 struct Stats {
   std::uint64_t cpu_usage_ns = 0, cpu_user_ns = 0, cpu_system_ns = 0;
@@ -69,6 +73,7 @@ class Cgroup {
   // `path` is the spec's cgroupsPath (absolute from each hierarchy's root; relative paths are
   // taken from the root too). Nothing is created yet.
   static Result<Cgroup> open(const Layout& layout, const std::string& path);
+  static Result<Cgroup> open(const Layout& layout, const std::string& path, CgroupFs& fs);
 
   const std::string& path() const { return path_; }
   std::vector<std::string> dirs() const;
