@@ -1,10 +1,9 @@
 #include "core/signal.h"
 
-#include <csignal>
-#include <cstring>
-
 #include <algorithm>
 #include <cctype>
+#include <csignal>
+#include <cstring>
 
 namespace berth::core {
 

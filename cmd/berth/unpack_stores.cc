@@ -24,15 +24,17 @@ Status UnpackStores::stat(const std::string& name) {
                   "stat snapshot " + name);
 }
 
-Result<std::vector<Mount>> UnpackStores::prepare(const std::string& key, const std::string& parent) {
+Result<std::vector<Mount>> UnpackStores::prepare(const std::string& key,
+                                                 const std::string& parent) {
   spb::PrepareSnapshotRequest req;
   req.set_snapshotter(snapshotter_);
   req.set_key(key);
   req.set_parent(parent);
   spb::PrepareSnapshotResponse resp;
   auto ctx = c_.context(lease_);
-  BERTH_RETURN_IF_ERROR(c_.check(spb::Snapshots::NewStub(c_.channel())->Prepare(ctx.get(), req, &resp),
-                                 "prepare snapshot " + key));
+  BERTH_RETURN_IF_ERROR(
+      c_.check(spb::Snapshots::NewStub(c_.channel())->Prepare(ctx.get(), req, &resp),
+               "prepare snapshot " + key));
   return convert::mounts_from_proto(resp.mounts());
 }
 
@@ -60,7 +62,9 @@ Status UnpackStores::commit(const std::string& name, const std::string& key) {
                   "commit snapshot " + name);
 }
 
-Status UnpackStores::remove(const std::string& key) { return remove_snapshot(c_, snapshotter_, key); }
+Status UnpackStores::remove(const std::string& key) {
+  return remove_snapshot(c_, snapshotter_, key);
+}
 
 Status UnpackStores::lease(const std::string& name) {
   if (lease_.empty()) return Status();

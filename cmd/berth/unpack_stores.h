@@ -18,11 +18,13 @@ class UnpackStores final : public unpack::Stores {
   const std::string& snapshotter() const override { return snapshotter_; }
   Status stat(const std::string& name) override;
   Result<std::vector<Mount>> prepare(const std::string& key, const std::string& parent) override;
-  Result<std::string> apply(const diff::Descriptor& layer, const std::vector<Mount>& mounts) override;
+  Result<std::string> apply(const diff::Descriptor& layer,
+                            const std::vector<Mount>& mounts) override;
   Status commit(const std::string& name, const std::string& key) override;
   Status remove(const std::string& key) override;
   Status lease(const std::string& name) override;
-  Status label(const std::string& digest, const std::map<std::string, std::string>& labels) override;
+  Status label(const std::string& digest,
+               const std::map<std::string, std::string>& labels) override;
 
  private:
   Client& c_;

@@ -20,7 +20,8 @@ class CgroupFs {
   virtual ~CgroupFs() = default;
   // Writes `value` to <dir>/<file> (one write, truncating). A missing file is Unimplemented
   // (the controller or feature is missing on this host).
-  virtual Status write(const std::string& dir, const std::string& file, const std::string& value) = 0;
+  virtual Status write(const std::string& dir, const std::string& file,
+                       const std::string& value) = 0;
   // The file's content without trailing whitespace; nullopt (errno set) when unreadable.
   virtual std::optional<std::string> read(const std::string& path) const = 0;
   virtual bool exists(const std::string& path) const = 0;

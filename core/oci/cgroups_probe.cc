@@ -9,9 +9,9 @@ namespace berth::oci::cgroups {
 namespace {
 
 const std::set<std::string>& v1_known() {
-  static const std::set<std::string> s = {"cpu",    "cpuacct", "cpuset",  "memory",  "pids",
-                                          "blkio",  "devices", "freezer", "hugetlb", "net_cls",
-                                          "net_prio", "perf_event", "rdma", "misc"};
+  static const std::set<std::string> s = {"cpu",      "cpuacct",    "cpuset",  "memory",  "pids",
+                                          "blkio",    "devices",    "freezer", "hugetlb", "net_cls",
+                                          "net_prio", "perf_event", "rdma",    "misc"};
   return s;
 }
 
@@ -58,7 +58,8 @@ Result<Layout> probe(const std::string& mountinfo, const CgroupFs& fs) {
       }
       // The same hierarchy mounted twice (cpu and cpuacct links) counts once.
       bool dup = false;
-      for (const auto& other : layout.mounts) dup = dup || (!other.v2 && other.controllers == m.controllers);
+      for (const auto& other : layout.mounts)
+        dup = dup || (!other.v2 && other.controllers == m.controllers);
       if (dup) continue;
     } else {
       auto c = fs.read(mountpoint + "/cgroup.controllers");

@@ -66,7 +66,8 @@ class FakeFs : public CgroupFs {
 
 Layout v1_layout() {
   Layout l;
-  for (const char* c : {"cpu", "cpuset", "memory", "pids", "blkio", "devices", "freezer", "hugetlb"})
+  for (const char* c :
+       {"cpu", "cpuset", "memory", "pids", "blkio", "devices", "freezer", "hugetlb"})
     l.mounts.push_back({std::string("/cg/") + c, false, {c}});
   return l;
 }

@@ -73,7 +73,8 @@ TEST(OciSpec, OptionsOverrideTheImage) {
 }
 
 TEST(OciSpec, CapabilitiesAndPrivileged) {
-  auto spec = generate("", {.args = {"/bin/true"}, .cap_add = {"sys_admin"}, .cap_drop = {"CAP_KILL"}});
+  auto spec =
+      generate("", {.args = {"/bin/true"}, .cap_add = {"sys_admin"}, .cap_drop = {"CAP_KILL"}});
   ASSERT_TRUE(spec.ok());
   const json& caps = (*spec)["process"]["capabilities"]["bounding"];
   EXPECT_NE(std::find(caps.begin(), caps.end(), "CAP_SYS_ADMIN"), caps.end());
@@ -88,8 +89,9 @@ TEST(OciSpec, CapabilitiesAndPrivileged) {
 }
 
 TEST(OciSpec, Mounts) {
-  auto spec = generate("", {.args = {"/bin/true"},
-                            .mounts = {"type=bind,src=/a,dst=/b,options=rbind:ro", "src=/c,dst=/d"}});
+  auto spec =
+      generate("", {.args = {"/bin/true"},
+                    .mounts = {"type=bind,src=/a,dst=/b,options=rbind:ro", "src=/c,dst=/d"}});
   ASSERT_TRUE(spec.ok()) << spec.status().message();
   const json& m = (*spec)["mounts"];
   EXPECT_EQ(m[m.size() - 2]["options"], json({"rbind", "ro"}));

@@ -10,7 +10,8 @@ Result<DaemonStores> DaemonStores::open(metadata::MetadataStore& md, diff::Diffe
 
 Status DaemonStores::stat(const std::string& name) { return sn_->stat(ctx_, name).status(); }
 
-Result<std::vector<Mount>> DaemonStores::prepare(const std::string& key, const std::string& parent) {
+Result<std::vector<Mount>> DaemonStores::prepare(const std::string& key,
+                                                 const std::string& parent) {
   return sn_->prepare(ctx_, key, parent, {});
 }
 

@@ -26,11 +26,13 @@ class DaemonStores final : public Stores {
   const std::string& snapshotter() const override { return name_; }
   Status stat(const std::string& name) override;
   Result<std::vector<Mount>> prepare(const std::string& key, const std::string& parent) override;
-  Result<std::string> apply(const diff::Descriptor& layer, const std::vector<Mount>& mounts) override;
+  Result<std::string> apply(const diff::Descriptor& layer,
+                            const std::vector<Mount>& mounts) override;
   Status commit(const std::string& name, const std::string& key) override;
   Status remove(const std::string& key) override;
   Status lease(const std::string& name) override;
-  Status label(const std::string& digest, const std::map<std::string, std::string>& labels) override;
+  Status label(const std::string& digest,
+               const std::map<std::string, std::string>& labels) override;
 
  private:
   DaemonStores(metadata::MetadataStore& md, diff::DifferPlugin& differ, const RequestContext& ctx,

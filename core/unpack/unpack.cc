@@ -63,7 +63,8 @@ Result<Unpacked> unpack_layer(Stores& stores, const Layer& layer, const std::str
   return out;
 }
 
-Status label_config(Stores& stores, const std::string& config_digest, const std::string& top_chain) {
+Status label_config(Stores& stores, const std::string& config_digest,
+                    const std::string& top_chain) {
   return stores.label(config_digest,
                       {{"containerd.io/gc.ref.snapshot." + stores.snapshotter(), top_chain}});
 }

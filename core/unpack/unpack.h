@@ -34,13 +34,15 @@ class Stores {
   virtual Status stat(const std::string& name) = 0;
   virtual Result<std::vector<Mount>> prepare(const std::string& key, const std::string& parent) = 0;
   // Applies a layer blob onto `mounts`; returns the digest of the uncompressed tar (its diffID).
-  virtual Result<std::string> apply(const diff::Descriptor& layer, const std::vector<Mount>& mounts) = 0;
+  virtual Result<std::string> apply(const diff::Descriptor& layer,
+                                    const std::vector<Mount>& mounts) = 0;
   virtual Status commit(const std::string& name, const std::string& key) = 0;
   virtual Status remove(const std::string& key) = 0;
   // Holds an existing snapshot in the caller's lease (nothing to do without one).
   virtual Status lease(const std::string& name) = 0;
   // Merges labels into a blob's.
-  virtual Status label(const std::string& digest, const std::map<std::string, std::string>& labels) = 0;
+  virtual Status label(const std::string& digest,
+                       const std::map<std::string, std::string>& labels) = 0;
 };
 
 struct Layer {

@@ -87,6 +87,9 @@ class RocksStore final : public berth::metadata::MetadataStore,
   std::shared_mutex& gc_lock() { return gc_mu_; }
   std::mutex& key_lock(std::string_view kind, std::string_view key);
   const StoreOptions& options() const { return options_; }
+  const std::map<std::string, std::shared_ptr<SnapshotView>, std::less<>>& snapshot_views() const {
+    return snapshot_views_;
+  }
 
   // Adds the namespace record to `batch` when the namespace does not exist yet (objects create
   // their namespace implicitly, as in containerd).

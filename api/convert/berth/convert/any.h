@@ -11,6 +11,8 @@ inline void to_proto(const containers::Any& a, google::protobuf::Any* out) {
   out->set_value(a.value);
 }
 
-inline containers::Any from_proto(const google::protobuf::Any& a) { return {a.type_url(), a.value()}; }
+inline containers::Any from_proto(const google::protobuf::Any& a) {
+  return {a.type_url(), a.value()};
+}
 
 }  // namespace berth::convert
