@@ -9,43 +9,39 @@
 // (io.containerd.runc.v2 -> containerd-shim-runc-v2), looked for next to berthd, then in PATH.
 // After a restart every bundle is reconnected in parallel; a dead shim is cleaned up with
 // `<shim> delete`, and its task reported exited and deleted.
+//
+// The pieces: bundle.h (the files), shim_binary.h (resolve, `start`, `delete`), shim_task.h (a
+// Task over the shim's ttrpc service), log_relay.h (shim logs into the daemon's); this class
+// keeps the table of tasks and their lifecycle (create, remove, dead shims, reconnect).
 #pragma once
 
 #include <berth/events.h>
 #include <berth/identifiers.h>
 #include <berth/runtime.h>
 
-#include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 
+#include "plugins/runtime/v2/bundle.h"
+#include "plugins/runtime/v2/options.h"
+
 namespace berth::plugins::runtime_v2 {
-
-using namespace berth::runtime;
-
-struct Config {
-  // runtime name -> shim binary (name or path)
-  std::map<std::string, std::string> shims = {{"io.containerd.berth.v1", "berth-shim"}};
-  std::chrono::milliseconds start_timeout{std::chrono::seconds(20)};
-  std::chrono::milliseconds shutdown_timeout{std::chrono::seconds(3)};
-};
-
-struct Paths {
-  std::string root, state;  // the plugin's directories
-  std::string grpc_address, ttrpc_address;
-  std::string daemon_binary;  // berthd itself: -publish-binary, and where shims are looked for
-};
 
 class ShimTask;
 class LogRelay;
 
-class ShimManager final : public TaskManager {
+class ShimManager final : public runtime::TaskManager {
  public:
+  using CreateRequest = runtime::CreateRequest;
+  using Exit = runtime::Exit;
+  using Task = runtime::Task;
+
   static Result<std::shared_ptr<ShimManager>> create(Config c, Paths p,
                                                      std::shared_ptr<events::Exchange> exchange);
   ~ShimManager() override;
@@ -70,14 +66,15 @@ class ShimManager final : public TaskManager {
   void shim_died(const std::string& ns, const std::string& id);
   void cleanup_dead(const std::string& ns, const std::string& id, const std::string& bundle,
                     const std::string& binary, const std::shared_ptr<ShimTask>& task);
-  void remove_bundle(const std::string& ns, const std::string& id);
   void publish_leftover_events(const std::string& bundle);
-  std::string bundle_dir(const std::string& ns, const std::string& id) const;
-  std::string work_dir(const std::string& ns, const std::string& id) const;
+  // Tells a shim whose Create failed to delete and shut down, and drops the connection.
+  void abandon(const std::shared_ptr<ShimTask>& t);
+  void reconnect(const Bundles::Entry& b);
   void worker();
 
   Config c_;
   Paths p_;
+  Bundles bundles_;
   std::shared_ptr<events::Exchange> exchange_;
   std::unique_ptr<LogRelay> logs_;
   std::mutex mu_;
