@@ -1,15 +1,15 @@
-// berth snapshots ls|prepare|view|commit|mounts|mount|rm|info|usage|tree|label
+// berth snapshots ls|prepare|view|commit|mounts|mount|rm|info|usage|tree|diff|label
 #include <berth/convert/snapshots.h>
 
 #include <iostream>
 #include <map>
 
 #include "cmd/berth/commands.h"
+#include "cmd/berth/image_client.h"
 #include "cmd/berth/output.h"
 #include "core/mount.h"
 #include "core/time.h"
 #include "github.com/containerd/containerd/api/services/diff/v1/diff.grpc.pb.h"
-#include "github.com/containerd/containerd/api/services/leases/v1/leases.grpc.pb.h"
 #include "github.com/containerd/containerd/api/services/snapshots/v1/snapshots.grpc.pb.h"
 
 namespace berth::cli {
@@ -17,7 +17,12 @@ namespace {
 
 namespace pb = ::containerd::services::snapshots::v1;
 
-std::string snapshotter_name = "overlayfs";
+// What the group's verbs share: --snapshotter (or $BERTH_SNAPSHOTTER), read when a verb runs.
+struct Group {
+  std::string snapshotter = "overlayfs";
+  const GlobalOptions& global;
+};
+using GroupRef = std::shared_ptr<Group>;
 
 const char* kind_name(pb::Kind k) { return snapshots::kind_name(static_cast<snapshots::Kind>(k)); }
 
@@ -30,9 +35,10 @@ std::string mount_command(const Mount& m, const std::string& target) {
   return cmd;
 }
 
-Result<std::vector<pb::Info>> list_all(Client& c, const std::vector<std::string>& filters) {
+Result<std::vector<pb::Info>> list_all(Client& c, const std::string& sn,
+                                       const std::vector<std::string>& filters) {
   pb::ListSnapshotsRequest req;
-  req.set_snapshotter(snapshotter_name);
+  req.set_snapshotter(sn);
   for (const auto& f : filters) req.add_filters(f);
   auto ctx = c.context();
   auto reader = pb::Snapshots::NewStub(c.channel())->List(ctx.get(), req);
@@ -59,9 +65,9 @@ void print_mounts(const std::vector<Mount>& mounts, const std::string& target,
 }
 
 // The mounts of an active or view snapshot.
-Result<std::vector<Mount>> fetch_mounts(Client& c, const std::string& key) {
+Result<std::vector<Mount>> fetch_mounts(Client& c, const std::string& sn, const std::string& key) {
   pb::MountsRequest req;
-  req.set_snapshotter(snapshotter_name);
+  req.set_snapshotter(sn);
   req.set_key(key);
   pb::MountsResponse resp;
   auto ctx = c.context();
@@ -70,22 +76,13 @@ Result<std::vector<Mount>> fetch_mounts(Client& c, const std::string& key) {
   return convert::mounts_from_proto(resp.mounts());
 }
 
-}  // namespace
-
-void add_snapshots_command(CLI::App& app, const GlobalOptions& global) {
-  auto* snap = app.add_subcommand("snapshots", "manage snapshots");
-  snap->alias("snapshot");
-  snap->require_subcommand(1);
-  if (const char* env = std::getenv("BERTH_SNAPSHOTTER"); env && *env) snapshotter_name = env;
-  snap->add_option("--snapshotter", snapshotter_name, "snapshotter ($BERTH_SNAPSHOTTER)")
-      ->capture_default_str();
-
-  static std::vector<std::string> filters;
+void add_snapshots_ls(CLI::App* snap, const GroupRef& g) {
+  auto filters = std::make_shared<std::vector<std::string>>();
   auto* ls = snap->add_subcommand("ls", "list snapshots [FILTER...]")->alias("list");
-  ls->add_option("filters", filters, "filters, e.g. kind==Committed");
-  set_action(ls, global, [&global](Client& c) -> Status {
-    BERTH_TRY(auto all, list_all(c, filters));
-    if (global.format == "json") {
+  ls->add_option("filters", *filters, "filters, e.g. kind==Committed");
+  set_action(ls, g->global, [g, filters](Client& c) -> Status {
+    BERTH_TRY(auto all, list_all(c, g->snapshotter, *filters));
+    if (g->global.format == "json") {
       auto arr = nlohmann::json::array();
       for (const auto& i : all) {
         arr.push_back(
@@ -103,30 +100,35 @@ void add_snapshots_command(CLI::App& app, const GlobalOptions& global) {
     t.print(std::cout);
     return Status();
   });
+}
 
-  static std::string key, parent, target;
-  static bool show_mounts = false;
-  static std::vector<std::string> labels;
+void add_snapshots_prepare_view(CLI::App* snap, const GroupRef& g) {
+  struct Options {
+    std::string key, parent, target;
+    bool show_mounts = false;
+    std::vector<std::string> labels;
+  };
   for (const char* verb : {"prepare", "view"}) {
     bool is_view = std::string(verb) == "view";
+    auto o = std::make_shared<Options>();
     auto* cmd = snap->add_subcommand(verb, is_view ? "create a read-only view: KEY [PARENT]"
                                                    : "create an active snapshot: KEY [PARENT]");
-    cmd->add_option("key", key, "key")->required();
-    cmd->add_option("parent", parent, "committed parent");
-    cmd->add_option("--target,-t", target, "mount target to print mount commands for");
-    cmd->add_flag("--mounts", show_mounts, "print the mounts");
-    cmd->add_option("--label", labels, "labels KEY=VALUE");
-    set_action(cmd, global, [is_view, &global](Client& c) -> Status {
-      auto lbl = parse_labels(labels);
+    cmd->add_option("key", o->key, "key")->required();
+    cmd->add_option("parent", o->parent, "committed parent");
+    cmd->add_option("--target,-t", o->target, "mount target to print mount commands for");
+    cmd->add_flag("--mounts", o->show_mounts, "print the mounts");
+    cmd->add_option("--label", o->labels, "labels KEY=VALUE");
+    set_action(cmd, g->global, [is_view, g, o](Client& c) -> Status {
+      auto lbl = parse_labels(o->labels);
       // Like ctr: a snapshot prepared by hand is a GC root until removed (views are not).
       if (!is_view && !lbl.count("containerd.io/gc.root")) {
         lbl["containerd.io/gc.root"] = core::format_rfc3339(std::chrono::system_clock::now());
       }
       // View and Prepare take the same request fields.
       auto fill = [&](auto& req) {
-        req.set_snapshotter(snapshotter_name);
-        req.set_key(key);
-        req.set_parent(parent);
+        req.set_snapshotter(g->snapshotter);
+        req.set_key(o->key);
+        req.set_parent(o->parent);
         for (const auto& [k, v] : lbl) (*req.mutable_labels())[k] = v;
       };
       auto stub = pb::Snapshots::NewStub(c.channel());
@@ -145,23 +147,25 @@ void add_snapshots_command(CLI::App& app, const GlobalOptions& global) {
         BERTH_RETURN_IF_ERROR(c.check(stub->Prepare(ctx.get(), req, &resp), "prepare snapshot"));
         mounts = resp.mounts();
       }
-      if (show_mounts || global.format == "json") {
-        print_mounts(convert::mounts_from_proto(mounts), target.empty() ? "TARGET" : target,
-                     global);
+      if (o->show_mounts || g->global.format == "json") {
+        print_mounts(convert::mounts_from_proto(mounts), o->target.empty() ? "TARGET" : o->target,
+                     g->global);
       }
       return Status();
     });
   }
+}
 
-  static std::string commit_name, commit_key;
+void add_snapshots_commit(CLI::App* snap, const GroupRef& g) {
+  auto o = std::make_shared<std::pair<std::string, std::string>>();  // name, key
   auto* commit = snap->add_subcommand("commit", "commit an active snapshot: NAME KEY");
-  commit->add_option("name", commit_name, "name of the committed snapshot")->required();
-  commit->add_option("key", commit_key, "active snapshot key")->required();
-  set_action(commit, global, [](Client& c) -> Status {
+  commit->add_option("name", o->first, "name of the committed snapshot")->required();
+  commit->add_option("key", o->second, "active snapshot key")->required();
+  set_action(commit, g->global, [g, o](Client& c) -> Status {
     pb::CommitSnapshotRequest req;
-    req.set_snapshotter(snapshotter_name);
-    req.set_name(commit_name);
-    req.set_key(commit_key);
+    req.set_snapshotter(g->snapshotter);
+    req.set_name(o->first);
+    req.set_key(o->second);
     (*req.mutable_labels())["containerd.io/gc.root"] =
         core::format_rfc3339(std::chrono::system_clock::now());
     google::protobuf::Empty e;
@@ -169,34 +173,41 @@ void add_snapshots_command(CLI::App& app, const GlobalOptions& global) {
     return c.check(pb::Snapshots::NewStub(c.channel())->Commit(ctx.get(), req, &e),
                    "commit snapshot");
   });
+}
 
-  static std::string mt_target, mt_key;
+void add_snapshots_mounts(CLI::App* snap, const GroupRef& g) {
+  auto o = std::make_shared<std::pair<std::string, std::string>>();  // target, key
   auto* mounts =
       snap->add_subcommand("mounts", "print the mount commands for a snapshot: TARGET KEY")
           ->alias("m");
-  mounts->add_option("target", mt_target, "mount point")->required();
-  mounts->add_option("key", mt_key, "snapshot key")->required();
-  set_action(mounts, global, [&global](Client& c) -> Status {
-    BERTH_TRY(auto m, fetch_mounts(c, mt_key));
-    print_mounts(m, mt_target, global);
+  mounts->add_option("target", o->first, "mount point")->required();
+  mounts->add_option("key", o->second, "snapshot key")->required();
+  set_action(mounts, g->global, [g, o](Client& c) -> Status {
+    BERTH_TRY(auto m, fetch_mounts(c, g->snapshotter, o->second));
+    print_mounts(m, o->first, g->global);
     return Status();
   });
+}
 
+void add_snapshots_mount(CLI::App* snap, const GroupRef& g) {
+  auto o = std::make_shared<std::pair<std::string, std::string>>();  // target, key
   auto* mount = snap->add_subcommand("mount", "mount a snapshot (any depth of layers): TARGET KEY");
-  mount->add_option("target", mt_target, "mount point")->required();
-  mount->add_option("key", mt_key, "snapshot key")->required();
-  set_action(mount, global, [](Client& c) -> Status {
-    BERTH_TRY(auto m, fetch_mounts(c, mt_key));
-    return core::mount_all(m, mt_target);
+  mount->add_option("target", o->first, "mount point")->required();
+  mount->add_option("key", o->second, "snapshot key")->required();
+  set_action(mount, g->global, [g, o](Client& c) -> Status {
+    BERTH_TRY(auto m, fetch_mounts(c, g->snapshotter, o->second));
+    return core::mount_all(m, o->first);
   });
+}
 
-  static std::vector<std::string> rm_keys;
+void add_snapshots_rm(CLI::App* snap, const GroupRef& g) {
+  auto keys = std::make_shared<std::vector<std::string>>();
   auto* rm = snap->add_subcommand("rm", "remove snapshots: KEY...")->alias("delete");
-  rm->add_option("keys", rm_keys, "keys")->required();
-  set_action(rm, global, [](Client& c) -> Status {
-    return for_each_item(rm_keys, "snapshots", false, [&](const std::string& k) {
+  rm->add_option("keys", *keys, "keys")->required();
+  set_action(rm, g->global, [g, keys](Client& c) -> Status {
+    return for_each_item(*keys, "snapshots", false, [&](const std::string& k) {
       pb::RemoveSnapshotRequest req;
-      req.set_snapshotter(snapshotter_name);
+      req.set_snapshotter(g->snapshotter);
       req.set_key(k);
       google::protobuf::Empty e;
       auto ctx = c.context();
@@ -204,14 +215,16 @@ void add_snapshots_command(CLI::App& app, const GlobalOptions& global) {
                      "remove snapshot");
     });
   });
+}
 
-  static std::string info_key;
+void add_snapshots_info(CLI::App* snap, const GroupRef& g) {
+  auto key = std::make_shared<std::string>();
   auto* info = snap->add_subcommand("info", "show a snapshot: KEY");
-  info->add_option("key", info_key, "key")->required();
-  set_action(info, global, [](Client& c) -> Status {
+  info->add_option("key", *key, "key")->required();
+  set_action(info, g->global, [g, key](Client& c) -> Status {
     pb::StatSnapshotRequest req;
-    req.set_snapshotter(snapshotter_name);
-    req.set_key(info_key);
+    req.set_snapshotter(g->snapshotter);
+    req.set_key(*key);
     pb::StatSnapshotResponse resp;
     auto ctx = c.context();
     BERTH_RETURN_IF_ERROR(
@@ -227,21 +240,23 @@ void add_snapshots_command(CLI::App& app, const GlobalOptions& global) {
          {"updated", core::format_rfc3339(from_proto(i.updated_at()))}});
     return Status();
   });
+}
 
-  static std::vector<std::string> usage_keys;
+void add_snapshots_usage(CLI::App* snap, const GroupRef& g) {
+  auto keys = std::make_shared<std::vector<std::string>>();
   auto* usage = snap->add_subcommand("usage", "disk usage of snapshots [KEY...]");
-  usage->add_option("keys", usage_keys, "keys (default: all)");
-  set_action(usage, global, [&global](Client& c) -> Status {
-    std::vector<std::string> keys = usage_keys;
-    if (keys.empty()) {
-      BERTH_TRY(auto all, list_all(c, {}));
-      for (const auto& i : all) keys.push_back(i.name());
+  usage->add_option("keys", *keys, "keys (default: all)");
+  set_action(usage, g->global, [g, keys](Client& c) -> Status {
+    std::vector<std::string> todo = *keys;
+    if (todo.empty()) {
+      BERTH_TRY(auto all, list_all(c, g->snapshotter, {}));
+      for (const auto& i : all) todo.push_back(i.name());
     }
     Table t({"KEY", "SIZE", "INODES"});
     auto arr = nlohmann::json::array();
-    for (const auto& k : keys) {
+    for (const auto& k : todo) {
       pb::UsageRequest req;
-      req.set_snapshotter(snapshotter_name);
+      req.set_snapshotter(g->snapshotter);
       req.set_key(k);
       pb::UsageResponse resp;
       auto ctx = c.context();
@@ -250,17 +265,19 @@ void add_snapshots_command(CLI::App& app, const GlobalOptions& global) {
       t.add({k, human_size(resp.size()), std::to_string(resp.inodes())});
       arr.push_back({{"key", k}, {"size", resp.size()}, {"inodes", resp.inodes()}});
     }
-    if (global.format == "json") {
+    if (g->global.format == "json") {
       print_json(std::cout, arr);
     } else {
       t.print(std::cout);
     }
     return Status();
   });
+}
 
+void add_snapshots_tree(CLI::App* snap, const GroupRef& g) {
   auto* tree = snap->add_subcommand("tree", "show the snapshot tree");
-  set_action(tree, global, [](Client& c) -> Status {
-    BERTH_TRY(auto all, list_all(c, {}));
+  set_action(tree, g->global, [g](Client& c) -> Status {
+    BERTH_TRY(auto all, list_all(c, g->snapshotter, {}));
     std::map<std::string, std::vector<std::string>> children;
     std::vector<std::string> roots;
     for (const auto& i : all) {
@@ -277,42 +294,32 @@ void add_snapshots_command(CLI::App& app, const GlobalOptions& global) {
     for (const auto& r : roots) print(r, 0);
     return Status();
   });
+}
 
+void add_snapshots_diff(CLI::App* snap, const GroupRef& g) {
   // diff: the layer that turns A's parent (or B) into A, stored as content.
-  static std::string diff_a, diff_b, diff_media_type, diff_ref;
+  struct Options {
+    std::string a, b, media_type, ref;
+  };
+  auto o = std::make_shared<Options>();
   auto* diffc = snap->add_subcommand(
       "diff", "write the changes of a snapshot as a layer: KEY [BASE] (default base: its parent)");
-  diffc->add_option("key", diff_a, "snapshot with the changes")->required();
-  diffc->add_option("base", diff_b, "snapshot to compare against");
-  diffc->add_option("--media-type", diff_media_type, "layer media type (default: tar+gzip)");
-  diffc->add_option("--ref", diff_ref, "content ingest ref");
-  set_action(diffc, global, [&global](Client& c) -> Status {
+  diffc->add_option("key", o->a, "snapshot with the changes")->required();
+  diffc->add_option("base", o->b, "snapshot to compare against");
+  diffc->add_option("--media-type", o->media_type, "layer media type (default: tar+gzip)");
+  diffc->add_option("--ref", o->ref, "content ingest ref");
+  set_action(diffc, g->global, [g, o](Client& c) -> Status {
     auto sstub = pb::Snapshots::NewStub(c.channel());
-    namespace lpb = ::containerd::services::leases::v1;
     namespace dpb = ::containerd::services::diff::v1;
     // A short lease keeps the temporary views (and the new blob) until the command ends.
-    std::string lease =
-        fmt::format("berth-diff-{}", std::chrono::system_clock::now().time_since_epoch().count());
-    {
-      lpb::CreateRequest lreq;
-      lreq.set_id(lease);
-      (*lreq.mutable_labels())["containerd.io/gc.expire"] =
-          core::format_rfc3339(std::chrono::system_clock::now() + std::chrono::hours(1));
-      lpb::CreateResponse lresp;
-      auto ctx = c.context();
-      BERTH_RETURN_IF_ERROR(c.check(
-          lpb::Leases::NewStub(c.channel())->Create(ctx.get(), lreq, &lresp), "create lease"));
-    }
-    auto leased = [&] {
-      auto ctx = c.context();
-      ctx->AddMetadata("containerd-lease", lease);
-      return ctx;
-    };
+    BERTH_TRY(auto held, CommandLease::create(c, "berth-diff"));
+    const std::string& lease = held.id();
+    auto leased = [&] { return c.context(lease); };
     // Mounts of a snapshot: its own for active/view ones, a temporary view for committed ones.
     auto mounts_of = [&](const std::string& key, std::vector<Mount>& out,
                          std::string* parent) -> Status {
       pb::StatSnapshotRequest st;
-      st.set_snapshotter(snapshotter_name);
+      st.set_snapshotter(g->snapshotter);
       st.set_key(key);
       pb::StatSnapshotResponse info;
       auto ctx = leased();
@@ -320,7 +327,7 @@ void add_snapshots_command(CLI::App& app, const GlobalOptions& global) {
       if (parent) *parent = info.info().parent();
       if (info.info().kind() == pb::COMMITTED) {
         pb::ViewSnapshotRequest v;
-        v.set_snapshotter(snapshotter_name);
+        v.set_snapshotter(g->snapshotter);
         v.set_key(lease + "-" + key);
         v.set_parent(key);
         pb::ViewSnapshotResponse vr;
@@ -329,36 +336,29 @@ void add_snapshots_command(CLI::App& app, const GlobalOptions& global) {
         out = convert::mounts_from_proto(vr.mounts());
         return Status();
       }
-      BERTH_TRY(out, fetch_mounts(c, key));
+      BERTH_TRY(out, fetch_mounts(c, g->snapshotter, key));
       return Status();
     };
     std::vector<Mount> upper, lower;
     std::string parent;
-    Status st = mounts_of(diff_a, upper, &parent);
-    std::string base = diff_b.empty() ? parent : diff_b;
+    Status st = mounts_of(o->a, upper, &parent);
+    std::string base = o->b.empty() ? parent : o->b;
     if (st.ok() && !base.empty()) st = mounts_of(base, lower, nullptr);
     dpb::DiffResponse dresp;
     if (st.ok()) {
       dpb::DiffRequest dreq;
       for (const auto& m : lower) convert::to_proto(m, dreq.add_left());
       for (const auto& m : upper) convert::to_proto(m, dreq.add_right());
-      dreq.set_media_type(diff_media_type);
-      dreq.set_ref(diff_ref);
+      dreq.set_media_type(o->media_type);
+      dreq.set_ref(o->ref);
       (*dreq.mutable_labels())["containerd.io/gc.root"] =
           core::format_rfc3339(std::chrono::system_clock::now());
       auto ctx = leased();
       ctx->set_deadline(std::chrono::system_clock::time_point::max());
       st = c.check(dpb::Diff::NewStub(c.channel())->Diff(ctx.get(), dreq, &dresp), "diff");
     }
-    {
-      lpb::DeleteRequest d;
-      d.set_id(lease);
-      google::protobuf::Empty e;
-      auto ctx = c.context();
-      c.check(lpb::Leases::NewStub(c.channel())->Delete(ctx.get(), d, &e), "delete lease").ignore();
-    }
     BERTH_RETURN_IF_ERROR(st);
-    if (global.format == "json") {
+    if (g->global.format == "json") {
       print_json(std::cout, {{"digest", dresp.diff().digest()},
                              {"size", dresp.diff().size()},
                              {"media_type", dresp.diff().media_type()}});
@@ -367,18 +367,19 @@ void add_snapshots_command(CLI::App& app, const GlobalOptions& global) {
     }
     return Status();
   });
+}
 
-  static std::string label_key;
-  static std::vector<std::string> label_args;
+void add_snapshots_label(CLI::App* snap, const GroupRef& g) {
+  auto o = std::make_shared<std::pair<std::string, std::vector<std::string>>>();  // key, labels
   auto* label =
       snap->add_subcommand("label", "set or clear labels: KEY KEY=VALUE... (KEY= clears)");
-  label->add_option("key", label_key, "snapshot key")->required();
-  label->add_option("labels", label_args, "KEY=VALUE")->required();
-  set_action(label, global, [](Client& c) -> Status {
+  label->add_option("key", o->first, "snapshot key")->required();
+  label->add_option("labels", o->second, "KEY=VALUE")->required();
+  set_action(label, g->global, [g, o](Client& c) -> Status {
     pb::UpdateSnapshotRequest req;
-    req.set_snapshotter(snapshotter_name);
-    req.mutable_info()->set_name(label_key);
-    for (const auto& [k, v] : parse_labels(label_args)) {
+    req.set_snapshotter(g->snapshotter);
+    req.mutable_info()->set_name(o->first);
+    for (const auto& [k, v] : parse_labels(o->second)) {
       if (!v.empty()) (*req.mutable_info()->mutable_labels())[k] = v;
       req.mutable_update_mask()->add_paths("labels." + k);
     }
@@ -389,6 +390,23 @@ void add_snapshots_command(CLI::App& app, const GlobalOptions& global) {
     std::cout << join_labels({resp.info().labels().begin(), resp.info().labels().end()}) << "\n";
     return Status();
   });
+}
+
+}  // namespace
+
+void add_snapshots_command(CLI::App& app, const GlobalOptions& global) {
+  auto* snap = app.add_subcommand("snapshots", "manage snapshots");
+  snap->alias("snapshot");
+  snap->require_subcommand(1);
+  auto g = std::make_shared<Group>(Group{"overlayfs", global});
+  if (const char* env = std::getenv("BERTH_SNAPSHOTTER"); env && *env) g->snapshotter = env;
+  snap->add_option("--snapshotter", g->snapshotter, "snapshotter ($BERTH_SNAPSHOTTER)")
+      ->capture_default_str();
+  for (auto* add :
+       {add_snapshots_ls, add_snapshots_prepare_view, add_snapshots_commit, add_snapshots_mounts,
+        add_snapshots_mount, add_snapshots_rm, add_snapshots_info, add_snapshots_usage,
+        add_snapshots_tree, add_snapshots_diff, add_snapshots_label})
+    add(snap, g);
 }
 
 }  // namespace berth::cli

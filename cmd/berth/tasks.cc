@@ -261,7 +261,7 @@ void add_tasks_start(CLI::App* cmd, const GlobalOptions& global) {
     BERTH_TRY(auto ct, get_container(c, o->id));
     json spec = json::parse(ct.spec().value(), nullptr, false);
     o->start.tty = !spec.is_discarded() && spec.contains("process") &&
-             spec["process"].value("terminal", false);
+                   spec["process"].value("terminal", false);
     BERTH_TRY(auto exited, start_task(c, ct, o->start));
     if (!o->start.detach) exit_with(exited.status);
     return Status();
@@ -453,7 +453,8 @@ void add_tasks_exec(CLI::App* cmd, const GlobalOptions& global) {
         sr.set_exec_id(o->exec_id);
         tpb::StartResponse resp;
         auto sctx = c.context();
-        BERTH_RETURN_IF_ERROR(c.check(tasks(c)->Start(sctx.get(), sr, &resp), "start " + o->exec_id));
+        BERTH_RETURN_IF_ERROR(
+            c.check(tasks(c)->Start(sctx.get(), sr, &resp), "start " + o->exec_id));
         return resp.pid();
       };
       if (o->detach) {
@@ -507,9 +508,9 @@ void add_tasks_command(CLI::App& app, const GlobalOptions& global) {
   auto* cmd = app.add_subcommand("tasks", "manage tasks (running containers)");
   cmd->alias("task")->alias("t");
   cmd->require_subcommand(1);
-  for (auto* add : {add_tasks_ls, add_tasks_start, add_tasks_kill, add_tasks_ps,
-                    add_tasks_pause_resume, add_tasks_rm, add_tasks_metrics, add_tasks_exec,
-                    add_tasks_attach})
+  for (auto* add :
+       {add_tasks_ls, add_tasks_start, add_tasks_kill, add_tasks_ps, add_tasks_pause_resume,
+        add_tasks_rm, add_tasks_metrics, add_tasks_exec, add_tasks_attach})
     add(cmd, global);
 }
 
