@@ -62,7 +62,8 @@ Result<pb::Container> create_container(Client& c, CreateOptions o) {
   if (o.rootfs_dir) {
     std::error_code ec;
     rootfs = fs::absolute(o.image, ec).string();
-    if (!fs::is_directory(rootfs)) return invalid_argument("--rootfs: {} is not a directory", o.image);
+    if (!fs::is_directory(rootfs))
+      return invalid_argument("--rootfs: {} is not a directory", o.image);
     o.image.clear();
   } else {
     BERTH_TRY(auto platform, platform_option(o.platform));
@@ -106,7 +107,8 @@ Result<pb::Container> create_container(Client& c, CreateOptions o) {
     prep.set_parent(chain);
     spb::PrepareSnapshotResponse prepared;
     auto pctx = c.context(lease_id);
-    BERTH_RETURN_IF_ERROR(c.check(snaps->Prepare(pctx.get(), prep, &prepared), "prepare snapshot " + o.id));
+    BERTH_RETURN_IF_ERROR(
+        c.check(snaps->Prepare(pctx.get(), prep, &prepared), "prepare snapshot " + o.id));
   }
 
   pb::CreateContainerRequest req;
@@ -134,7 +136,8 @@ Result<pb::Container> create_container(Client& c, CreateOptions o) {
   for (const auto& [k, v] : parse_labels(o.labels)) (*ct->mutable_labels())[k] = v;
   pb::CreateContainerResponse resp;
   auto ctx = c.context(lease_id);
-  Status st = c.check(pb::Containers::NewStub(c.channel())->Create(ctx.get(), req, &resp), "create container");
+  Status st = c.check(pb::Containers::NewStub(c.channel())->Create(ctx.get(), req, &resp),
+                      "create container");
   if (!st.ok()) {
     if (rootfs.empty()) remove_snapshot(c, o.snapshotter, o.id).ignore();
     return st;
@@ -147,7 +150,8 @@ Result<pb::Container> get_container(Client& c, const std::string& id) {
   req.set_id(id);
   pb::GetContainerResponse resp;
   auto ctx = c.context();
-  BERTH_RETURN_IF_ERROR(c.check(pb::Containers::NewStub(c.channel())->Get(ctx.get(), req, &resp), "get container"));
+  BERTH_RETURN_IF_ERROR(
+      c.check(pb::Containers::NewStub(c.channel())->Get(ctx.get(), req, &resp), "get container"));
   return resp.container();
 }
 
@@ -159,15 +163,19 @@ Status remove_container(Client& c, const std::string& id, bool keep_snapshot) {
     req.set_container_id(id);
     ::containerd::services::tasks::v1::GetResponse resp;
     auto ctx = c.context();
-    if (::containerd::services::tasks::v1::Tasks::NewStub(c.channel())->Get(ctx.get(), req, &resp).ok())
-      return failed_precondition("container \"{}\" has a task ({}); delete it first: berth tasks rm -f {}", id,
-                                 resp.process().status() == ::containerd::v1::types::STOPPED ? "stopped" : "running", id);
+    if (::containerd::services::tasks::v1::Tasks::NewStub(c.channel())
+            ->Get(ctx.get(), req, &resp)
+            .ok())
+      return failed_precondition(
+          "container \"{}\" has a task ({}); delete it first: berth tasks rm -f {}", id,
+          resp.process().status() == ::containerd::v1::types::STOPPED ? "stopped" : "running", id);
   }
   pb::DeleteContainerRequest req;
   req.set_id(id);
   google::protobuf::Empty e;
   auto ctx = c.context();
-  BERTH_RETURN_IF_ERROR(c.check(pb::Containers::NewStub(c.channel())->Delete(ctx.get(), req, &e), "delete container " + id));
+  BERTH_RETURN_IF_ERROR(c.check(pb::Containers::NewStub(c.channel())->Delete(ctx.get(), req, &e),
+                                "delete container " + id));
   if (!keep_snapshot && !ct.snapshot_key().empty()) {
     BERTH_RETURN_IF_ERROR(remove_snapshot(c, ct.snapshotter(), ct.snapshot_key()));
   }
@@ -176,8 +184,12 @@ Status remove_container(Client& c, const std::string& id, bool keep_snapshot) {
 
 void add_create_options(CLI::App* cmd, CreateOptions& co) {
   cmd->add_option("--snapshotter", co.snapshotter, "snapshotter")->capture_default_str();
-  cmd->add_option("--runtime", co.runtime, "runtime name (io.containerd.runc.v2: containerd's runc shim)")->capture_default_str();
-  cmd->add_option("--runc-binary", co.runtime_binary, "a runc-compatible runtime binary for the shim to run (runc, crun, berth-runtime)");
+  cmd->add_option("--runtime", co.runtime,
+                  "runtime name (io.containerd.runc.v2: containerd's runc shim)")
+      ->capture_default_str();
+  cmd->add_option(
+      "--runc-binary", co.runtime_binary,
+      "a runc-compatible runtime binary for the shim to run (runc, crun, berth-runtime)");
   cmd->add_option("--platform", co.platform, "image platform (default: this host's)");
   cmd->add_option("--label", co.labels, "KEY=VALUE labels")->allow_extra_args(false);
   cmd->add_option("--config", co.spec_file, "use this OCI spec file instead of generating one");
@@ -189,48 +201,63 @@ void add_create_options(CLI::App* cmd, CreateOptions& co) {
   cmd->add_flag("--net-host", co.spec.net_host, "share the host's network namespace");
   cmd->add_flag("--privileged", co.spec.privileged, "all capabilities and devices");
   cmd->add_flag("--read-only", co.spec.read_only, "read-only root filesystem");
-  cmd->add_option("--cap-add", co.spec.cap_add, "add a capability (or ALL)")->allow_extra_args(false);
-  cmd->add_option("--cap-drop", co.spec.cap_drop, "drop a capability (or ALL)")->allow_extra_args(false);
-  cmd->add_option("--mount", co.spec.mounts, "type=bind,src=/a,dst=/b,options=rbind:ro")->allow_extra_args(false);
+  cmd->add_option("--cap-add", co.spec.cap_add, "add a capability (or ALL)")
+      ->allow_extra_args(false);
+  cmd->add_option("--cap-drop", co.spec.cap_drop, "drop a capability (or ALL)")
+      ->allow_extra_args(false);
+  cmd->add_option("--mount", co.spec.mounts, "type=bind,src=/a,dst=/b,options=rbind:ro")
+      ->allow_extra_args(false);
   cmd->add_option("--annotation", co.spec.annotations,
-                  "KEY=VALUE in the spec (io.containerd.runc.v2.group=G: containers of a group share a shim)")
+                  "KEY=VALUE in the spec (io.containerd.runc.v2.group=G: containers of a group "
+                  "share a shim)")
       ->allow_extra_args(false);
   cmd->add_option("--memory-limit", co.memory, "memory limit, e.g. 256m");
   cmd->add_option("--cpus", co.cpus, "CPU limit, e.g. 0.5");
 }
 
 void add_containers_command(CLI::App& app, const GlobalOptions& global) {
+  struct Options {
+    CreateOptions co;
+    std::vector<std::string> filters;
+    bool quiet = false;
+    std::string id;
+    std::vector<std::string> ids;
+    bool keep_snapshot = false;
+    std::vector<std::string> kv;
+  };
+  auto o = std::make_shared<Options>();
   auto* cmd = app.add_subcommand("containers", "manage containers (records; tasks run them)");
   cmd->alias("container")->alias("c");
   cmd->require_subcommand(1);
 
-  static CreateOptions co;
-  auto* create = cmd->add_subcommand("create", "create a container from an image: IMAGE ID [CMD ARGS...]");
-  create->add_option("image", co.image, "image name")->required();
+  auto* create =
+      cmd->add_subcommand("create", "create a container from an image: IMAGE ID [CMD ARGS...]");
+  create->add_option("image", o->co.image, "image name")->required();
   // After IMAGE: ID, then the command with its own options (`ID sh -c "..."`), taken verbatim.
   create->prefix_command();
   create->allow_extras();
   create->fallthrough(false);  // the command line belongs to the container, not to berth
-  add_create_options(create, co);
-  set_action(create, global, [&global, create](Client& c) -> Status {
+  add_create_options(create, o->co);
+  set_action(create, global, [&global, create, o](Client& c) -> Status {
     auto rest = create->remaining();
-    if (rest.empty()) return invalid_argument("containers create: IMAGE ID [CMD ARGS...] (the id is missing)");
-    co.id = rest[0];
-    co.spec.args.assign(rest.begin() + 1, rest.end());
-    BERTH_TRY(auto ct, create_container(c, co));
-    if (global.format == "json") print_json(std::cout, container_json(ct));
-    else std::cout << co.id << "\n";
+    if (rest.empty())
+      return invalid_argument("containers create: IMAGE ID [CMD ARGS...] (the id is missing)");
+    o->co.id = rest[0];
+    o->co.spec.args.assign(rest.begin() + 1, rest.end());
+    BERTH_TRY(auto ct, create_container(c, o->co));
+    if (global.format == "json")
+      print_json(std::cout, container_json(ct));
+    else
+      std::cout << o->co.id << "\n";
     return Status();
   });
 
-  static std::vector<std::string> filters;
-  static bool quiet = false;
   auto* ls = cmd->add_subcommand("ls", "list containers [FILTER...]")->alias("list");
-  ls->add_option("filters", filters, "filters (containerd's syntax)");
-  ls->add_flag("--quiet,-q", quiet, "ids only");
-  set_action(ls, global, [&global](Client& c) -> Status {
+  ls->add_option("filters", o->filters, "filters (containerd's syntax)");
+  ls->add_flag("--quiet,-q", o->quiet, "ids only");
+  set_action(ls, global, [&global, o](Client& c) -> Status {
     pb::ListContainersRequest req;
-    for (const auto& f : filters) req.add_filters(f);
+    for (const auto& f : o->filters) req.add_filters(f);
     auto ctx = c.context();
     auto reader = pb::Containers::NewStub(c.channel())->ListStream(ctx.get(), req);
     std::vector<pb::Container> all;
@@ -241,7 +268,7 @@ void add_containers_command(CLI::App& app, const GlobalOptions& global) {
       json out = json::array();
       for (const auto& ct : all) out.push_back(container_json(ct));
       print_json(std::cout, out);
-    } else if (quiet) {
+    } else if (o->quiet) {
       for (const auto& ct : all) std::cout << ct.id() << "\n";
     } else {
       Table t({"CONTAINER", "IMAGE", "RUNTIME", "AGE", "LABELS"});
@@ -254,39 +281,40 @@ void add_containers_command(CLI::App& app, const GlobalOptions& global) {
     return Status();
   });
 
-  static std::string id;
   auto* info = cmd->add_subcommand("info", "show a container as JSON (spec decoded): ID");
-  info->add_option("id", id, "container id")->required();
-  set_action(info, global, [](Client& c) -> Status {
-    BERTH_TRY(auto ct, get_container(c, id));
+  info->add_option("id", o->id, "container id")->required();
+  set_action(info, global, [o](Client& c) -> Status {
+    BERTH_TRY(auto ct, get_container(c, o->id));
     print_json(std::cout, container_json(ct));
     return Status();
   });
 
-  static std::vector<std::string> ids;
-  static bool keep_snapshot = false;
-  auto* rm = cmd->add_subcommand("rm", "delete containers and their snapshots: ID...")->alias("delete");
-  rm->add_option("ids", ids, "container ids")->required();
-  rm->add_flag("--keep-snapshot", keep_snapshot, "leave the container's snapshot");
-  set_action(rm, global, [](Client& c) -> Status {
-    return for_each_item(ids, "containers", false, [&](const std::string& i) { return remove_container(c, i, keep_snapshot); });
+  auto* rm =
+      cmd->add_subcommand("rm", "delete containers and their snapshots: ID...")->alias("delete");
+  rm->add_option("ids", o->ids, "container ids")->required();
+  rm->add_flag("--keep-snapshot", o->keep_snapshot, "leave the container's snapshot");
+  set_action(rm, global, [o](Client& c) -> Status {
+    return for_each_item(o->ids, "containers", false, [&](const std::string& i) {
+      return remove_container(c, i, o->keep_snapshot);
+    });
   });
 
-  static std::vector<std::string> kv;
   auto* label = cmd->add_subcommand("label", "set or clear labels: ID KEY=VALUE... (KEY= clears)");
-  label->add_option("id", id, "container id")->required();
-  label->add_option("labels", kv, "KEY=VALUE")->required();
-  set_action(label, global, [](Client& c) -> Status {
+  label->add_option("id", o->id, "container id")->required();
+  label->add_option("labels", o->kv, "KEY=VALUE")->required();
+  set_action(label, global, [o](Client& c) -> Status {
     pb::UpdateContainerRequest req;
-    req.mutable_container()->set_id(id);
-    for (const auto& [k, v] : parse_labels(kv)) {
+    req.mutable_container()->set_id(o->id);
+    for (const auto& [k, v] : parse_labels(o->kv)) {
       if (!v.empty()) (*req.mutable_container()->mutable_labels())[k] = v;
       req.mutable_update_mask()->add_paths("labels." + k);
     }
     pb::UpdateContainerResponse resp;
     auto ctx = c.context();
-    BERTH_RETURN_IF_ERROR(c.check(pb::Containers::NewStub(c.channel())->Update(ctx.get(), req, &resp), "label container"));
-    std::cout << join_labels({resp.container().labels().begin(), resp.container().labels().end()}) << "\n";
+    BERTH_RETURN_IF_ERROR(c.check(
+        pb::Containers::NewStub(c.channel())->Update(ctx.get(), req, &resp), "label container"));
+    std::cout << join_labels({resp.container().labels().begin(), resp.container().labels().end()})
+              << "\n";
     return Status();
   });
 }

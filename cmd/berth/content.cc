@@ -9,8 +9,8 @@
 #include "cmd/berth/commands.h"
 #include "cmd/berth/output.h"
 #include "cmd/berth/registry_flags.h"
-#include "github.com/containerd/containerd/api/services/content/v1/content.grpc.pb.h"
 #include "core/remotes/hosts.h"
+#include "github.com/containerd/containerd/api/services/content/v1/content.grpc.pb.h"
 
 namespace berth::cli {
 namespace {
@@ -30,17 +30,32 @@ nlohmann::json info_json(const pb::Info& i) {
 }  // namespace
 
 void add_content_command(CLI::App& app, const GlobalOptions& global) {
+  struct Options {
+    bool quiet = false;
+    std::vector<std::string> filters;
+    std::string get_digest;
+    std::string ref;
+    std::int64_t expected_size = 0;
+    std::string expected_digest;
+    std::string remote;
+    std::vector<std::string> digests;
+    std::vector<std::string> fetch_labels;
+    RegistryFlags registry_flags;
+    std::string active_filter;
+    std::vector<std::string> rm_digests;
+    std::string label_digest;
+    std::vector<std::string> label_args;
+  };
+  auto o = std::make_shared<Options>();
   auto* content = app.add_subcommand("content", "manage content (blobs) in the namespace");
   content->require_subcommand(1);
 
-  static bool quiet = false;
-  static std::vector<std::string> filters;
   auto* ls = content->add_subcommand("ls", "list blobs [FILTER...]")->alias("list");
-  ls->add_flag("--quiet,-q", quiet, "print only digests");
-  ls->add_option("filters", filters, "filters, e.g. labels.\"containerd.io/gc.root\"");
-  set_action(ls, global, [&global](Client& c) -> Status {
+  ls->add_flag("--quiet,-q", o->quiet, "print only digests");
+  ls->add_option("filters", o->filters, "filters, e.g. labels.\"containerd.io/gc.root\"");
+  set_action(ls, global, [&global, o](Client& c) -> Status {
     pb::ListContentRequest req;
-    for (const auto& f : filters) req.add_filters(f);
+    for (const auto& f : o->filters) req.add_filters(f);
     auto ctx = c.context();
     auto reader = pb::Content::NewStub(c.channel())->List(ctx.get(), req);
     pb::ListContentResponse resp;
@@ -53,7 +68,7 @@ void add_content_command(CLI::App& app, const GlobalOptions& global) {
       auto arr = nlohmann::json::array();
       for (const auto& i : all) arr.push_back(info_json(i));
       print_json(std::cout, arr);
-    } else if (quiet) {
+    } else if (o->quiet) {
       for (const auto& i : all) std::cout << i.digest() << "\n";
     } else {
       Table t({"DIGEST", "SIZE", "AGE", "LABELS"});
@@ -66,12 +81,11 @@ void add_content_command(CLI::App& app, const GlobalOptions& global) {
     return Status();
   });
 
-  static std::string get_digest;
   auto* get = content->add_subcommand("get", "write a blob to standard output: DIGEST");
-  get->add_option("digest", get_digest, "digest")->required();
-  set_action(get, global, [](Client& c) -> Status {
+  get->add_option("digest", o->get_digest, "digest")->required();
+  set_action(get, global, [o](Client& c) -> Status {
     pb::ReadContentRequest req;
-    req.set_digest(get_digest);
+    req.set_digest(o->get_digest);
     auto ctx = c.context();
     ctx->set_deadline(std::chrono::system_clock::time_point::max());
     auto reader = pb::Content::NewStub(c.channel())->Read(ctx.get(), req);
@@ -91,44 +105,38 @@ void add_content_command(CLI::App& app, const GlobalOptions& global) {
     return c.check(reader->Finish(), "read content");
   });
 
-  static std::string ref;
-  static std::int64_t expected_size = 0;
-  static std::string expected_digest;
   auto* ing = content->add_subcommand(
       "ingest", "store standard input as a blob: REF (resumes an interrupted ingest)");
-  ing->add_option("ref", ref, "ingest reference")->required();
-  ing->add_option("--expected-size", expected_size, "expected size in bytes");
-  ing->add_option("--expected-digest", expected_digest, "expected digest");
-  set_action(ing, global, [](Client& c) -> Status {
-    BERTH_TRY(
-        auto digest,
-        write_content(c, 0, {.ref = ref, .size = expected_size, .expected = expected_digest}));
+  ing->add_option("ref", o->ref, "ingest reference")->required();
+  ing->add_option("--expected-size", o->expected_size, "expected size in bytes");
+  ing->add_option("--expected-digest", o->expected_digest, "expected digest");
+  set_action(ing, global, [o](Client& c) -> Status {
+    BERTH_TRY(auto digest,
+              write_content(
+                  c, 0, {.ref = o->ref, .size = o->expected_size, .expected = o->expected_digest}));
     std::cout << digest << "\n";
     return Status();
   });
 
   // ctr content fetch-blob: blobs straight from a registry into the content store.
-  static std::string remote;
-  static std::vector<std::string> digests, fetch_labels;
-  static RegistryFlags registry_flags;
   auto* fetch =
       content->add_subcommand("fetch-blob", "fetch blobs from a registry: REMOTE DIGEST...");
-  fetch->add_option("remote", remote, "repository, e.g. 127.0.0.1:5000/library/busybox")
+  fetch->add_option("remote", o->remote, "repository, e.g. 127.0.0.1:5000/library/busybox")
       ->required();
-  fetch->add_option("digests", digests, "blob digests")->required();
-  registry_flags.add(fetch);
-  fetch->add_option("--label", fetch_labels, "KEY=VALUE labels for the blobs")
+  fetch->add_option("digests", o->digests, "blob digests")->required();
+  o->registry_flags.add(fetch);
+  fetch->add_option("--label", o->fetch_labels, "KEY=VALUE labels for the blobs")
       ->allow_extra_args(false);
-  set_action(fetch, global, [](Client& c) -> Status {
-    BERTH_TRY(auto repo, remotes::Repository::parse(remote));
-    BERTH_TRY(auto endpoints, remotes::host_endpoints(registry_flags.hosts_dir, repo.host,
-                                                      registry_flags.host_options()));
+  set_action(fetch, global, [o](Client& c) -> Status {
+    BERTH_TRY(auto repo, remotes::Repository::parse(o->remote));
+    BERTH_TRY(auto endpoints, remotes::host_endpoints(o->registry_flags.hosts_dir, repo.host,
+                                                      o->registry_flags.host_options()));
     auto from = std::find_if(endpoints.begin(), endpoints.end(), [](auto& e) { return e.pull; });
     if (from == endpoints.end())
       return failed_precondition("no registry host for {} may pull", repo.host);
     remotes::RegistryClient registry(from->options, from->base);
     std::size_t failed = 0;
-    for (const auto& digest : digests) {
+    for (const auto& digest : o->digests) {
       Status st = [&]() -> Status {
         // The fetch pushes into one end of a socket pair, the content writer pulls from the other.
         int sv[2];
@@ -153,7 +161,7 @@ void add_content_command(CLI::App& app, const GlobalOptions& global) {
         auto written = write_content(c, sv[0],
                                      {.ref = "fetch-blob-" + digest,
                                       .expected = digest,
-                                      .labels = parse_labels(fetch_labels)});
+                                      .labels = parse_labels(o->fetch_labels)});
         ::shutdown(sv[0], SHUT_RDWR);
         producer.join();
         ::close(sv[0]);
@@ -170,16 +178,15 @@ void add_content_command(CLI::App& app, const GlobalOptions& global) {
     }
     if (failed)
       return Status(Code::kUnavailable,
-                    fmt::format("{} of {} blobs not fetched", failed, digests.size()));
+                    fmt::format("{} of {} blobs not fetched", failed, o->digests.size()));
     return Status();
   });
 
-  static std::string active_filter;
   auto* active = content->add_subcommand("active", "list ingests in progress [REGEXP]");
-  active->add_option("regexp", active_filter, "only refs matching this");
-  set_action(active, global, [&global](Client& c) -> Status {
+  active->add_option("regexp", o->active_filter, "only refs matching this");
+  set_action(active, global, [&global, o](Client& c) -> Status {
     pb::ListStatusesRequest req;
-    if (!active_filter.empty()) req.add_filters("ref~=" + active_filter);
+    if (!o->active_filter.empty()) req.add_filters("ref~=" + o->active_filter);
     pb::ListStatusesResponse resp;
     auto ctx = c.context();
     BERTH_RETURN_IF_ERROR(c.check(
@@ -206,12 +213,11 @@ void add_content_command(CLI::App& app, const GlobalOptions& global) {
     return Status();
   });
 
-  static std::vector<std::string> rm_digests;
   auto* rm =
       content->add_subcommand("rm", "remove blobs from the namespace: DIGEST...")->alias("delete");
-  rm->add_option("digests", rm_digests, "digests")->required();
-  set_action(rm, global, [](Client& c) -> Status {
-    return for_each_item(rm_digests, "blobs", true, [&](const std::string& d) {
+  rm->add_option("digests", o->rm_digests, "digests")->required();
+  set_action(rm, global, [o](Client& c) -> Status {
+    return for_each_item(o->rm_digests, "blobs", true, [&](const std::string& d) {
       pb::DeleteContentRequest req;
       req.set_digest(d);
       google::protobuf::Empty e;
@@ -221,16 +227,14 @@ void add_content_command(CLI::App& app, const GlobalOptions& global) {
     });
   });
 
-  static std::string label_digest;
-  static std::vector<std::string> label_args;
   auto* label =
       content->add_subcommand("label", "set or clear labels: DIGEST KEY=VALUE... (KEY= clears)");
-  label->add_option("digest", label_digest, "digest")->required();
-  label->add_option("labels", label_args, "KEY=VALUE")->required();
-  set_action(label, global, [](Client& c) -> Status {
+  label->add_option("digest", o->label_digest, "digest")->required();
+  label->add_option("labels", o->label_args, "KEY=VALUE")->required();
+  set_action(label, global, [o](Client& c) -> Status {
     pb::UpdateRequest req;
-    req.mutable_info()->set_digest(label_digest);
-    for (const auto& [k, v] : parse_labels(label_args)) {
+    req.mutable_info()->set_digest(o->label_digest);
+    for (const auto& [k, v] : parse_labels(o->label_args)) {
       if (!v.empty()) (*req.mutable_info()->mutable_labels())[k] = v;
       req.mutable_update_mask()->add_paths("labels." + k);
     }

@@ -2,9 +2,9 @@
 // blobs/sha256/*) that also carries a Docker manifest.json, streamed blob by blob from the
 // content store (no temporary copies). Index targets are exported with every platform whose
 // blobs are present locally.
-#include <berth/convert/descriptor.h>
 #include <archive.h>
 #include <archive_entry.h>
+#include <berth/convert/descriptor.h>
 #include <berth/grpc.h>
 
 #include <iostream>
@@ -14,9 +14,9 @@
 #include "cmd/berth/commands.h"
 #include "cmd/berth/image_client.h"
 #include "core/archive_text.h"
+#include "core/images/model.h"
 #include "github.com/containerd/containerd/api/services/content/v1/content.grpc.pb.h"
 #include "github.com/containerd/containerd/api/services/images/v1/images.grpc.pb.h"
-#include "core/images/model.h"
 
 namespace berth::cli {
 namespace {
@@ -111,23 +111,26 @@ Result<json> export_manifest(Client& c, LayoutWriter& w, const model::Descriptor
 }  // namespace
 
 void add_export_command(CLI::App& images, const GlobalOptions& global) {
-  static std::string out;
-  static std::vector<std::string> names;
-  static std::string platform;
+  struct Options {
+    std::string out;
+    std::vector<std::string> names;
+    std::string platform;
+  };
+  auto o = std::make_shared<Options>();
   auto* cmd = images.add_subcommand(
       "export", "write images as an OCI layout tar (with a Docker manifest.json): OUT NAME...");
-  cmd->add_option("out", out, "output tar file")->required();
-  cmd->add_option("names", names, "image names")->required();
-  cmd->add_option("--platform", platform,
+  cmd->add_option("out", o->out, "output tar file")->required();
+  cmd->add_option("names", o->names, "image names")->required();
+  cmd->add_option("--platform", o->platform,
                   "export only this platform: each index is replaced by its manifest for it");
-  set_action(cmd, global, [](Client& c) -> Status {
+  set_action(cmd, global, [o](Client& c) -> Status {
     LayoutWriter w(c);
-    BERTH_RETURN_IF_ERROR(w.open(out));
+    BERTH_RETURN_IF_ERROR(w.open(o->out));
     json index = {{"schemaVersion", 2},
                   {"mediaType", model::media_type::kOciIndex},
                   {"manifests", json::array()}};
     json docker = json::array();
-    for (const auto& n : names) {
+    for (const auto& n : o->names) {
       ipb::GetImageRequest req;
       req.set_name(n);
       ipb::GetImageResponse resp;
@@ -135,8 +138,8 @@ void add_export_command(CLI::App& images, const GlobalOptions& global) {
       BERTH_RETURN_IF_ERROR(
           c.check(ipb::Images::NewStub(c.channel())->Get(ctx.get(), req, &resp), "get image"));
       model::Descriptor target = convert::from_proto(resp.image().target());
-      if (!platform.empty() && model::media_type::is_index(target.media_type)) {
-        BERTH_TRY(auto p, platform_option(platform));
+      if (!o->platform.empty() && model::media_type::is_index(target.media_type)) {
+        BERTH_TRY(auto p, platform_option(o->platform));
         BERTH_TRY(auto resolved, resolve_image(c, target, p));
         target = resolved.manifest_descriptor;
       }

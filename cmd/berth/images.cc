@@ -68,18 +68,29 @@ std::string short_type(const std::string& media_type) {
 }  // namespace
 
 void add_images_command(CLI::App& app, const GlobalOptions& global) {
+  struct Options {
+    bool quiet = false;
+    std::vector<std::string> filters;
+    std::vector<std::string> rm_names;
+    bool sync = false;
+    std::string source;
+    std::vector<std::string> targets;
+    bool force = false;
+    std::string label_name;
+    std::vector<std::string> label_args;
+    std::string inspect_name;
+  };
+  auto o = std::make_shared<Options>();
   auto* images = app.add_subcommand("images", "manage images");
   images->alias("image")->alias("i");
   images->require_subcommand(1);
 
-  static bool quiet = false;
-  static std::vector<std::string> filters;
   auto* ls = images->add_subcommand("ls", "list images [FILTER...]")->alias("list");
-  ls->add_flag("--quiet,-q", quiet, "print only names");
-  ls->add_option("filters", filters, "filters, e.g. name~=busybox or labels.team==x");
-  set_action(ls, global, [&global](Client& c) -> Status {
+  ls->add_flag("--quiet,-q", o->quiet, "print only names");
+  ls->add_option("filters", o->filters, "filters, e.g. name~=busybox or labels.team==x");
+  set_action(ls, global, [&global, o](Client& c) -> Status {
     pb::ListImagesRequest req;
-    for (const auto& f : filters) req.add_filters(f);
+    for (const auto& f : o->filters) req.add_filters(f);
     pb::ListImagesResponse resp;
     auto ctx = c.context();
     BERTH_RETURN_IF_ERROR(
@@ -88,7 +99,7 @@ void add_images_command(CLI::App& app, const GlobalOptions& global) {
       auto arr = nlohmann::json::array();
       for (const auto& i : resp.images()) arr.push_back(image_json(i));
       print_json(std::cout, arr);
-    } else if (quiet) {
+    } else if (o->quiet) {
       for (const auto& i : resp.images()) std::cout << i.name() << "\n";
     } else {
       Table t({"NAME", "TYPE", "DIGEST", "SIZE", "CREATED", "LABELS"});
@@ -102,34 +113,29 @@ void add_images_command(CLI::App& app, const GlobalOptions& global) {
     return Status();
   });
 
-  static std::vector<std::string> rm_names;
-  static bool sync = false;
   auto* rm =
       images->add_subcommand("rm", "remove images: NAME...")->alias("remove")->alias("delete");
-  rm->add_option("names", rm_names, "image names")->required();
-  rm->add_flag("--sync", sync, "wait for the garbage collection that frees their content");
-  set_action(rm, global, [](Client& c) -> Status {
-    return for_each_item(rm_names, "images", true, [&](const std::string& n) {
+  rm->add_option("names", o->rm_names, "image names")->required();
+  rm->add_flag("--sync", o->sync, "wait for the garbage collection that frees their content");
+  set_action(rm, global, [o](Client& c) -> Status {
+    return for_each_item(o->rm_names, "images", true, [&](const std::string& n) {
       pb::DeleteImageRequest req;
       req.set_name(n);
-      req.set_sync(sync);
+      req.set_sync(o->sync);
       google::protobuf::Empty e;
       auto ctx = c.context();
       return c.check(pb::Images::NewStub(c.channel())->Delete(ctx.get(), req, &e), "delete image");
     });
   });
 
-  static std::string source;
-  static std::vector<std::string> targets;
-  static bool force = false;
   auto* tag = images->add_subcommand("tag", "give an image more names: SOURCE TARGET...");
-  tag->add_option("source", source, "existing image")->required();
-  tag->add_option("targets", targets, "new names")->required();
-  tag->add_flag("--force", force, "replace a target that exists");
-  set_action(tag, global, [](Client& c) -> Status {
-    BERTH_TRY(auto img, get_image(c, source));
+  tag->add_option("source", o->source, "existing image")->required();
+  tag->add_option("targets", o->targets, "new names")->required();
+  tag->add_flag("--force", o->force, "replace a target that exists");
+  set_action(tag, global, [o](Client& c) -> Status {
+    BERTH_TRY(auto img, get_image(c, o->source));
     auto stub = pb::Images::NewStub(c.channel());
-    for (const auto& t : targets) {
+    for (const auto& t : o->targets) {
       pb::CreateImageRequest req;
       *req.mutable_image() = img;
       req.mutable_image()->set_name(t);
@@ -138,7 +144,7 @@ void add_images_command(CLI::App& app, const GlobalOptions& global) {
       pb::CreateImageResponse resp;
       auto ctx = c.context();
       Status st = c.check(stub->Create(ctx.get(), req, &resp), "tag image");
-      if (st.code() == Code::kAlreadyExists && force) {
+      if (st.code() == Code::kAlreadyExists && o->force) {
         pb::UpdateImageRequest u;
         *u.mutable_image() = req.image();
         u.mutable_update_mask()->add_paths("target");
@@ -152,16 +158,14 @@ void add_images_command(CLI::App& app, const GlobalOptions& global) {
     return Status();
   });
 
-  static std::string label_name;
-  static std::vector<std::string> label_args;
   auto* label =
       images->add_subcommand("label", "set or clear labels: NAME KEY=VALUE... (KEY= clears)");
-  label->add_option("name", label_name, "image name")->required();
-  label->add_option("labels", label_args, "KEY=VALUE")->required();
-  set_action(label, global, [](Client& c) -> Status {
+  label->add_option("name", o->label_name, "image name")->required();
+  label->add_option("labels", o->label_args, "KEY=VALUE")->required();
+  set_action(label, global, [o](Client& c) -> Status {
     pb::UpdateImageRequest req;
-    req.mutable_image()->set_name(label_name);
-    for (const auto& [k, v] : parse_labels(label_args)) {
+    req.mutable_image()->set_name(o->label_name);
+    for (const auto& [k, v] : parse_labels(o->label_args)) {
       if (!v.empty()) (*req.mutable_image()->mutable_labels())[k] = v;
       req.mutable_update_mask()->add_paths("labels." + k);
     }
@@ -179,11 +183,10 @@ void add_images_command(CLI::App& app, const GlobalOptions& global) {
   add_unpack_commands(*images, global);
   add_transfer_commands(*images, global);
 
-  static std::string inspect_name;
   auto* inspect = images->add_subcommand("inspect", "show an image record as JSON: NAME");
-  inspect->add_option("name", inspect_name, "image name")->required();
-  set_action(inspect, global, [](Client& c) -> Status {
-    BERTH_TRY(auto img, get_image(c, inspect_name));
+  inspect->add_option("name", o->inspect_name, "image name")->required();
+  set_action(inspect, global, [o](Client& c) -> Status {
+    BERTH_TRY(auto img, get_image(c, o->inspect_name));
     print_json(std::cout, image_json(img));
     return Status();
   });

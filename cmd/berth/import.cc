@@ -537,27 +537,28 @@ Status import_images(Client& c, const Options& o, bool json_output) {
 }  // namespace
 
 void add_import_command(CLI::App& images, const GlobalOptions& global) {
-  static Options o;
+  auto o = std::make_shared<Options>();
   auto* cmd = images.add_subcommand(
       "import", "import an OCI image layout (dir or tar) or a docker-archive: FILE|DIR|-");
-  cmd->add_option("source", o.source, "tar file (optionally compressed), directory, or - for stdin")
+  cmd->add_option("source", o->source,
+                  "tar file (optionally compressed), directory, or - for stdin")
       ->required();
-  cmd->add_option("--base-name", o.base_name, "name prefix for tag-only references");
-  cmd->add_flag("--digests", o.digests, "also name every image <prefix>@<digest>");
-  cmd->add_flag("--skip-digest-for-named", o.skip_digest_for_named,
+  cmd->add_option("--base-name", o->base_name, "name prefix for tag-only references");
+  cmd->add_flag("--digests", o->digests, "also name every image <prefix>@<digest>");
+  cmd->add_flag("--skip-digest-for-named", o->skip_digest_for_named,
                 "with --digests: only for images without a name");
-  cmd->add_option("--index-name", o.index_name, "name the whole index as one image");
-  cmd->add_option("--platform", o.platform,
+  cmd->add_option("--index-name", o->index_name, "name the whole index as one image");
+  cmd->add_option("--platform", o->platform,
                   "import and unpack only this platform (os/arch[/variant])");
-  cmd->add_flag("--all-platforms", o.all_platforms, "keep every platform's content");
-  cmd->add_flag("--no-unpack", o.no_unpack, "do not unpack into the snapshotter");
-  cmd->add_option("--snapshotter", o.snapshotter, "snapshotter to unpack into")
+  cmd->add_flag("--all-platforms", o->all_platforms, "keep every platform's content");
+  cmd->add_flag("--no-unpack", o->no_unpack, "do not unpack into the snapshotter");
+  cmd->add_option("--snapshotter", o->snapshotter, "snapshotter to unpack into")
       ->capture_default_str();
-  cmd->add_flag("--quiet,-q", o.quiet, "no progress on stderr");
-  set_action(cmd, global, [&global](Client& c) -> Status {
-    if (o.skip_digest_for_named && !o.digests)
+  cmd->add_flag("--quiet,-q", o->quiet, "no progress on stderr");
+  set_action(cmd, global, [&global, o](Client& c) -> Status {
+    if (o->skip_digest_for_named && !o->digests)
       return invalid_argument("--skip-digest-for-named needs --digests");
-    return import_images(c, o, global.format == "json");
+    return import_images(c, *o, global.format == "json");
   });
 }
 

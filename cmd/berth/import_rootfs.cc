@@ -89,9 +89,10 @@ Status import_rootfs(Client& c, const Options& o, bool json_output) {
       {"rootfs", {{"type", "layers"}, {"diff_ids", {diff_id}}}},
       {"history", {{{"created", now}, {"created_by", "berth images import-rootfs " + o.source}}}}};
   std::string config_bytes = config.dump();
-  BERTH_TRY(auto config_digest,
-            put_bytes(c, config_bytes, "import-rootfs-config-" + stamp,
-                      {{"containerd.io/gc.ref.snapshot." + o.snapshotter, unpacked.chain_id}}, lease));
+  BERTH_TRY(
+      auto config_digest,
+      put_bytes(c, config_bytes, "import-rootfs-config-" + stamp,
+                {{"containerd.io/gc.ref.snapshot." + o.snapshotter, unpacked.chain_id}}, lease));
   json manifest = {
       {"schemaVersion", 2},
       {"mediaType", "application/vnd.oci.image.manifest.v1+json"},
@@ -143,17 +144,17 @@ Status import_rootfs(Client& c, const Options& o, bool json_output) {
 }  // namespace
 
 void add_import_rootfs_command(CLI::App& images, const GlobalOptions& global) {
-  static Options o;
+  auto o = std::make_shared<Options>();
   auto* cmd = images.add_subcommand(
       "import-rootfs", "build a one-layer image from a directory or tarball: SOURCE NAME");
-  cmd->add_option("source", o.source, "directory or tar / tar.gz file")->required();
-  cmd->add_option("name", o.name, "image name, e.g. docker.io/library/busybox:latest")->required();
-  cmd->add_option("--snapshotter", o.snapshotter, "snapshotter to unpack into")
+  cmd->add_option("source", o->source, "directory or tar / tar.gz file")->required();
+  cmd->add_option("name", o->name, "image name, e.g. docker.io/library/busybox:latest")->required();
+  cmd->add_option("--snapshotter", o->snapshotter, "snapshotter to unpack into")
       ->capture_default_str();
-  cmd->add_option("--cmd", o.cmd, "the image's default command (default /bin/sh)");
-  cmd->add_flag("--force", o.force, "replace an image of that name");
-  set_action(cmd, global, [&global](Client& c) -> Status {
-    return import_rootfs(c, o, global.format == "json");
+  cmd->add_option("--cmd", o->cmd, "the image's default command (default /bin/sh)");
+  cmd->add_flag("--force", o->force, "replace an image of that name");
+  set_action(cmd, global, [&global, o](Client& c) -> Status {
+    return import_rootfs(c, *o, global.format == "json");
   });
 }
 

@@ -29,18 +29,22 @@ std::vector<std::string> platforms_of(const pb::Plugin& p) {
 }  // namespace
 
 void add_plugins_command(CLI::App& app, const GlobalOptions& global) {
+  struct Options {
+    bool detailed = false;
+    bool quiet = false;
+    std::vector<std::string> filters;
+  };
+  auto o = std::make_shared<Options>();
   auto* plugins = app.add_subcommand("plugins", "inspect the daemon's plugins");
   plugins->alias("plugin");
   plugins->require_subcommand(1);
   auto* ls = plugins->add_subcommand("ls", "list plugins with their status")->alias("list");
-  static bool detailed = false, quiet = false;
-  static std::vector<std::string> filters;
-  ls->add_flag("--detailed,-d", detailed, "show requirements, exports and errors");
-  ls->add_flag("--quiet,-q", quiet, "print only the plugin URIs");
-  ls->add_option("filters", filters, "filters, e.g. type==io.containerd.grpc.v1 or id==version");
-  set_action(ls, global, [&global](Client& c) -> Status {
+  ls->add_flag("--detailed,-d", o->detailed, "show requirements, exports and errors");
+  ls->add_flag("--quiet,-q", o->quiet, "print only the plugin URIs");
+  ls->add_option("filters", o->filters, "filters, e.g. type==io.containerd.grpc.v1 or id==version");
+  set_action(ls, global, [&global, o](Client& c) -> Status {
     pb::PluginsRequest req;
-    for (const auto& f : filters) req.add_filters(f);
+    for (const auto& f : o->filters) req.add_filters(f);
     pb::PluginsResponse resp;
     auto ctx = c.context();
     BERTH_RETURN_IF_ERROR(c.check(
@@ -64,11 +68,11 @@ void add_plugins_command(CLI::App& app, const GlobalOptions& global) {
       print_json(std::cout, arr);
       return Status();
     }
-    if (quiet) {
+    if (o->quiet) {
       for (const auto& p : resp.plugins()) std::cout << p.type() << "." << p.id() << "\n";
       return Status();
     }
-    if (detailed) {
+    if (o->detailed) {
       bool first = true;
       for (const auto& p : resp.plugins()) {
         if (!first) std::cout << "\n";

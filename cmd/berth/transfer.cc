@@ -147,59 +147,68 @@ Status run_transfer(Client& c, const std::string& verb, const std::string& ref,
 }  // namespace
 
 void add_transfer_commands(CLI::App& images, const GlobalOptions& global) {
+  struct Options {
+    std::string ref;
+    std::string platform;
+    std::string snapshotter;
+    bool all_platforms = false;
+    bool skip_unpack = false;
+    int max_downloads = 0;
+    std::vector<std::string> labels;
+    RegistryFlags pull_flags;
+    std::string remote;
+    std::string local;
+    std::string push_platform;
+    std::int64_t chunk_size = 0;
+    RegistryFlags push_flags;
+  };
+  auto o = std::make_shared<Options>();
   // berth images pull REF
-  static std::string ref, platform, snapshotter;
-  static bool all_platforms = false, skip_unpack = false;
-  static int max_downloads = 0;
-  static std::vector<std::string> labels;
-  static RegistryFlags pull_flags;
   auto* pull = images.add_subcommand("pull", "pull an image from a registry (done by berthd)");
-  pull->add_option("ref", ref, "image reference, e.g. 127.0.0.1:5000/library/busybox:latest")
+  pull->add_option("ref", o->ref, "image reference, e.g. 127.0.0.1:5000/library/busybox:latest")
       ->required();
-  pull->add_option("--platform", platform, "the platform to pull (default: the daemon host's)");
-  pull->add_flag("--all-platforms", all_platforms, "fetch every platform of an index (no unpack)");
-  pull->add_option("--snapshotter", snapshotter, "unpack into this snapshotter");
-  pull->add_flag("--skip-unpack", skip_unpack, "fetch only, do not unpack");
-  pull->add_option("--max-concurrent-downloads", max_downloads, "layers fetched at once");
-  pull->add_option("--label", labels, "KEY=VALUE labels of the image record")
+  pull->add_option("--platform", o->platform, "the platform to pull (default: the daemon host's)");
+  pull->add_flag("--all-platforms", o->all_platforms,
+                 "fetch every platform of an index (no unpack)");
+  pull->add_option("--snapshotter", o->snapshotter, "unpack into this snapshotter");
+  pull->add_flag("--skip-unpack", o->skip_unpack, "fetch only, do not unpack");
+  pull->add_option("--max-concurrent-downloads", o->max_downloads, "layers fetched at once");
+  pull->add_option("--label", o->labels, "KEY=VALUE labels of the image record")
       ->allow_extra_args(false);
-  pull_flags.add(pull);
-  set_action(pull, global, [](Client& c) -> Status {
+  o->pull_flags.add(pull);
+  set_action(pull, global, [o](Client& c) -> Status {
     pb::PullRequest req;
-    req.set_ref(ref);
-    req.set_platform(platform);
-    req.set_all_platforms(all_platforms);
-    req.set_snapshotter(snapshotter);
-    req.set_unpack(!skip_unpack && !all_platforms);
-    req.set_max_concurrent_downloads(max_downloads);
-    for (const auto& [k, v] : parse_labels(labels)) (*req.mutable_labels())[k] = v;
-    pull_flags.to_proto(req.mutable_registry());
-    return run_transfer(c, "pull", ref, [&](pb::Transfer::Stub& stub, grpc::ClientContext* ctx) {
+    req.set_ref(o->ref);
+    req.set_platform(o->platform);
+    req.set_all_platforms(o->all_platforms);
+    req.set_snapshotter(o->snapshotter);
+    req.set_unpack(!o->skip_unpack && !o->all_platforms);
+    req.set_max_concurrent_downloads(o->max_downloads);
+    for (const auto& [k, v] : parse_labels(o->labels)) (*req.mutable_labels())[k] = v;
+    o->pull_flags.to_proto(req.mutable_registry());
+    return run_transfer(c, "pull", o->ref, [&](pb::Transfer::Stub& stub, grpc::ClientContext* ctx) {
       return stub.Pull(ctx, req);
     });
   });
 
   // berth images push REMOTE [LOCAL]
-  static std::string remote, local, push_platform;
-  static std::int64_t chunk_size = 0;
-  static RegistryFlags push_flags;
   auto* push = images.add_subcommand("push", "push an image to a registry (done by berthd)");
-  push->add_option("remote", remote, "where to, e.g. 127.0.0.1:5000/me/app:1")->required();
-  push->add_option("local", local, "the image to push (default: the remote name)");
-  push->add_option("--platform", push_platform, "push only this platform's manifest");
-  push->add_option("--chunk-size", chunk_size,
+  push->add_option("remote", o->remote, "where to, e.g. 127.0.0.1:5000/me/app:1")->required();
+  push->add_option("local", o->local, "the image to push (default: the remote name)");
+  push->add_option("--platform", o->push_platform, "push only this platform's manifest");
+  push->add_option("--chunk-size", o->chunk_size,
                    "upload blobs larger than this many bytes in chunks (default 16 MiB)");
-  push_flags.add(push);
-  set_action(push, global, [](Client& c) -> Status {
+  o->push_flags.add(push);
+  set_action(push, global, [o](Client& c) -> Status {
     pb::PushRequest req;
-    req.set_image(local.empty() ? remote : local);
-    req.set_ref(remote);
-    req.set_platform(push_platform);
-    req.set_chunk_size(chunk_size);
-    push_flags.to_proto(req.mutable_registry());
-    return run_transfer(c, "push", remote, [&](pb::Transfer::Stub& stub, grpc::ClientContext* ctx) {
-      return stub.Push(ctx, req);
-    });
+    req.set_image(o->local.empty() ? o->remote : o->local);
+    req.set_ref(o->remote);
+    req.set_platform(o->push_platform);
+    req.set_chunk_size(o->chunk_size);
+    o->push_flags.to_proto(req.mutable_registry());
+    return run_transfer(
+        c, "push", o->remote,
+        [&](pb::Transfer::Stub& stub, grpc::ClientContext* ctx) { return stub.Push(ctx, req); });
   });
 }
 

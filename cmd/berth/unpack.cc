@@ -48,18 +48,19 @@ Status unpack_images(Client& c, const Options& o, bool json_output) {
   for (const auto& name : o.names) {
     BERTH_TRY(auto image, resolve(c, name, platform));
     std::size_t applied = 0;
-    BERTH_TRY(auto chain, unpack(c, image, o.snapshotter, lease.id(),
-                                 [&](std::size_t i, const model::Descriptor& l, std::string_view w) {
-                                   if (w == "applied") ++applied;
-                                   if (!json_output)
-                                     std::cerr << "layer " << i << " " << l.digest.substr(0, 19)
-                                               << " " << w << "\n";
-                                 }));
+    BERTH_TRY(auto chain,
+              unpack(c, image, o.snapshotter, lease.id(),
+                     [&](std::size_t i, const model::Descriptor& l, std::string_view w) {
+                       if (w == "applied") ++applied;
+                       if (!json_output)
+                         std::cerr << "layer " << i << " " << l.digest.substr(0, 19) << " " << w
+                                   << "\n";
+                     }));
     if (json_output) {
       out.push_back({{"name", name}, {"chain_id", chain}, {"applied", applied}});
     } else {
-      std::cout << name << " " << chain << " (" << applied << " of "
-                << image.manifest.layers.size() << " layers applied)\n";
+      std::cout << name << " " << chain << " (" << applied << " of " << image.manifest.layers.size()
+                << " layers applied)\n";
     }
   }
   if (json_output) print_json(std::cout, out);
@@ -99,8 +100,8 @@ Status check_images(Client& c, const Options& o, bool json_output) {
       status = image.status().code() == Code::kNotFound ? "incomplete" : "invalid";
       all_complete = false;
       if (json_output)
-        out.push_back({{"name", img.name()}, {"status", status},
-                       {"error", image.status().message()}});
+        out.push_back(
+            {{"name", img.name()}, {"status", status}, {"error", image.status().message()}});
       else
         table.add({img.name(), "-", status, "-", "false"});
       continue;
@@ -234,45 +235,47 @@ Status unmount_image(Client& c, const Options& o) {
 }  // namespace
 
 void add_unpack_commands(CLI::App& images, const GlobalOptions& global) {
-  static Options o;
-  auto platform_flag = [](CLI::App* cmd) {
-    cmd->add_option("--platform", o.platform, "platform (os/arch[/variant]; default: this host's)");
-    cmd->add_option("--snapshotter", o.snapshotter, "snapshotter")->capture_default_str();
+  // One options object for the group (each invocation runs one verb), held by the callbacks.
+  auto o = std::make_shared<Options>();
+  auto mount_name = std::make_shared<std::string>();
+  auto platform_flag = [o](CLI::App* cmd) {
+    cmd->add_option("--platform", o->platform,
+                    "platform (os/arch[/variant]; default: this host's)");
+    cmd->add_option("--snapshotter", o->snapshotter, "snapshotter")->capture_default_str();
   };
   auto* unpack_cmd = images.add_subcommand("unpack", "unpack images into a snapshotter: NAME...");
-  unpack_cmd->add_option("names", o.names, "image names")->required();
+  unpack_cmd->add_option("names", o->names, "image names")->required();
   platform_flag(unpack_cmd);
   set_action(unpack_cmd, global,
-             [&global](Client& c) { return unpack_images(c, o, global.format == "json"); });
+             [&global, o](Client& c) { return unpack_images(c, *o, global.format == "json"); });
 
   auto* check = images.add_subcommand(
       "check", "check that images have all their content and are unpacked: [FILTER...]");
-  check->add_option("filters", o.names, "image filters (containerd's syntax)");
+  check->add_option("filters", o->names, "image filters (containerd's syntax)");
   platform_flag(check);
   set_action(check, global,
-             [&global](Client& c) { return check_images(c, o, global.format == "json"); });
+             [&global, o](Client& c) { return check_images(c, *o, global.format == "json"); });
 
   auto* mount = images.add_subcommand(
       "mount", "mount an image's root filesystem (unpacking it if needed): NAME TARGET");
-  static std::string mount_name;
-  mount->add_option("name", mount_name, "image name")->required();
-  mount->add_option("target", o.target, "directory to mount on")->required();
-  mount->add_flag("--rw", o.rw, "writable (a new active snapshot) instead of a read-only view");
+  mount->add_option("name", *mount_name, "image name")->required();
+  mount->add_option("target", o->target, "directory to mount on")->required();
+  mount->add_flag("--rw", o->rw, "writable (a new active snapshot) instead of a read-only view");
   platform_flag(mount);
-  set_action(mount, global, [](Client& c) {
-    o.names = {mount_name};
-    return mount_image(c, o);
+  set_action(mount, global, [o, mount_name](Client& c) {
+    o->names = {*mount_name};
+    return mount_image(c, *o);
   });
 
-  auto* unmount =
-      images.add_subcommand("unmount", "unmount an image mounted with mount: TARGET")
-          ->alias("umount");
-  unmount->add_option("target", o.target, "mount target")->required();
-  unmount->add_flag("--keep", o.keep, "keep the snapshot (and its changes) for a later mount");
-  unmount->add_flag("--rm", o.rm, "remove the snapshot and its lease (the default; for ctr's "
-                                  "users)");
-  unmount->add_option("--snapshotter", o.snapshotter, "snapshotter")->capture_default_str();
-  set_action(unmount, global, [](Client& c) { return unmount_image(c, o); });
+  auto* unmount = images.add_subcommand("unmount", "unmount an image mounted with mount: TARGET")
+                      ->alias("umount");
+  unmount->add_option("target", o->target, "mount target")->required();
+  unmount->add_flag("--keep", o->keep, "keep the snapshot (and its changes) for a later mount");
+  unmount->add_flag("--rm", o->rm,
+                    "remove the snapshot and its lease (the default; for ctr's "
+                    "users)");
+  unmount->add_option("--snapshotter", o->snapshotter, "snapshotter")->capture_default_str();
+  set_action(unmount, global, [o](Client& c) { return unmount_image(c, *o); });
 }
 
 }  // namespace berth::cli
