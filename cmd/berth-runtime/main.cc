@@ -19,10 +19,10 @@
 #include <set>
 
 #include "core/fs.h"
-#include "core/time.h"
 #include "core/oci/container.h"
-#include "core/signal.h"
 #include "core/oci/sealed_exe.h"
+#include "core/signal.h"
+#include "core/time.h"
 
 namespace {
 
@@ -163,120 +163,158 @@ Result<oci::Process> process_from_args(const std::vector<std::string>& args,
   return p;
 }
 
-}  // namespace
+// --- the verbs: each registers its options in an object its callback holds ---
 
-int main(int argc, char** argv) {
-  // create, run and exec clone container processes from this program: before anything else
-  // (the command line is parsed once, after it), they run it from a write-protected copy
-  // (core/oci/sealed_exe.h).
-  if (std::string verb = verb_of(argc, argv); verb == "create" || verb == "run" || verb == "exec") {
-    Status st = oci::reexec_sealed(argv, environ);
-    if (!st.ok()) {
-      std::cerr << "berth-runtime: " << st.message() << "\n";
-      return 1;
+struct CreateFlags {
+  std::string bundle = ".", pid_file, console_socket, id;
+  bool no_pivot = false, no_new_keyring = false;
+  int preserve_fds = 0;
+};
+
+void add_create_flags(CLI::App* c, CreateFlags& f) {
+  c->add_option("--bundle,-b", f.bundle, "bundle directory")->capture_default_str();
+  c->add_option("--pid-file", f.pid_file, "write the init's pid here");
+  c->add_option("--console-socket", f.console_socket, "unix socket to receive the pty master");
+  c->add_flag("--no-pivot", f.no_pivot, "chroot instead of pivot_root");
+  c->add_flag("--no-new-keyring", f.no_new_keyring, "ignored");
+  c->add_option("--preserve-fds", f.preserve_fds, "pass fds 3 .. 3+N-1 to the container's process");
+  c->add_option("id", f.id, "container id")->required();
+}
+
+// Forwards signals to `pid`, relays its terminal if it has one, and waits: the exit status
+// becomes ours.
+void wait_foreground(pid_t pid, int master) {
+  forward_signals(pid);
+  int status = 0;
+  if (master >= 0) {
+    relay(master, pid, &status);
+  } else {
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
   }
-  CLI::App app{"berth-runtime - OCI runtime (runc-compatible command line)"};
-  app.set_version_flag("--version,-v",
-                       std::string("berth-runtime ") + BERTH_VERSION + "\nspec: 1.0.2");
-  app.require_subcommand(1);
-  app.add_option("--root", g.root, "state directory for containers")->capture_default_str();
-  app.add_option("--log", g.log, "log file (errors; JSON with --log-format json)");
-  app.add_option("--log-format", g.log_format, "text or json")
-      ->check(CLI::IsMember({"text", "json"}));
-  app.add_flag("--debug", g.debug, "more logging");
-  app.add_flag("--systemd-cgroup", g.systemd_cgroup, "use systemd cgroup paths (unsupported)");
-  app.add_option("--rootless", g.rootless, "ignored (true|false|auto)");
-  app.add_option("--criu", "ignored")->expected(1);
+  g_exit = exit_code(status);
+}
 
-  // create / run
-  static std::string bundle = ".", pid_file, console_socket, id;
-  static bool no_pivot = false, no_new_keyring = false, detach = false, keep = false;
-  static int preserve_fds = 0;
-  auto add_create_flags = [&](CLI::App* c) {
-    c->add_option("--bundle,-b", bundle, "bundle directory")->capture_default_str();
-    c->add_option("--pid-file", pid_file, "write the init's pid here");
-    c->add_option("--console-socket", console_socket, "unix socket to receive the pty master");
-    c->add_flag("--no-pivot", no_pivot, "chroot instead of pivot_root");
-    c->add_flag("--no-new-keyring", no_new_keyring, "ignored");
-    c->add_option("--preserve-fds", preserve_fds, "pass fds 3 .. 3+N-1 to the container's process");
-    c->add_option("id", id, "container id")->required();
-  };
+void add_create(CLI::App& app) {
+  auto f = std::make_shared<CreateFlags>();
   auto* create = app.add_subcommand("create", "create a container from a bundle");
-  add_create_flags(create);
-  act(create, [] {
+  add_create_flags(create, *f);
+  act(create, [f] {
     return runtime()
-        .create(id, {.bundle = bundle,
-                     .pid_file = pid_file,
-                     .console_socket = console_socket,
-                     .no_pivot = no_pivot,
-                     .no_new_keyring = no_new_keyring,
-                     .preserve_fds = preserve_fds})
+        .create(f->id, {.bundle = f->bundle,
+                        .pid_file = f->pid_file,
+                        .console_socket = f->console_socket,
+                        .no_pivot = f->no_pivot,
+                        .no_new_keyring = f->no_new_keyring,
+                        .preserve_fds = f->preserve_fds})
         .status();
   });
+}
 
+void add_run(CLI::App& app) {
+  struct Options {
+    CreateFlags create;
+    bool detach = false, keep = false;
+  };
+  auto o = std::make_shared<Options>();
   auto* run = app.add_subcommand("run", "create and start a container, wait for it, delete it");
-  add_create_flags(run);
-  run->add_flag("--detach,-d", detach, "do not wait");
-  run->add_flag("--keep", keep, "keep the container after it exits");
-  act(run, [] {
+  add_create_flags(run, o->create);
+  run->add_flag("--detach,-d", o->detach, "do not wait");
+  run->add_flag("--keep", o->keep, "keep the container after it exits");
+  act(run, [o] {
+    const CreateFlags& f = o->create;
     oci::Runtime rt = runtime();
     int master = -1;
     // We stay the init's parent, so we can wait for it.
     ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-    auto st = rt.create(id, {.bundle = bundle,
-                             .pid_file = pid_file,
-                             .console_socket = console_socket,
-                             .no_pivot = no_pivot,
-                             .keep_parent = true,
-                             .console_master = detach ? nullptr : &master,
-                             .preserve_fds = preserve_fds});
+    auto st = rt.create(f.id, {.bundle = f.bundle,
+                               .pid_file = f.pid_file,
+                               .console_socket = f.console_socket,
+                               .no_pivot = f.no_pivot,
+                               .keep_parent = true,
+                               .console_master = o->detach ? nullptr : &master,
+                               .preserve_fds = f.preserve_fds});
     if (!st.ok()) return st.status();
-    Status s = rt.start(id);
+    Status s = rt.start(f.id);
     if (!s.ok()) {
-      rt.remove(id, true).ignore();
+      rt.remove(f.id, true).ignore();
       return s;
     }
-    if (detach) return Status();
-    forward_signals(st->pid);
-    int status = 0;
-    if (master >= 0) {
-      relay(master, st->pid, &status);
-    } else {
-      while (::waitpid(st->pid, &status, 0) < 0 && errno == EINTR) {
-      }
-    }
-    if (!keep) rt.remove(id, true).ignore();
-    g_exit = exit_code(status);
+    if (o->detach) return Status();
+    wait_foreground(st->pid, master);
+    if (!o->keep) rt.remove(f.id, true).ignore();
     return Status();
   });
+}
 
-  auto* start = app.add_subcommand("start", "start a created container");
-  start->add_option("id", id, "container id")->required();
-  act(start, [] { return runtime().start(id); });
-
-  auto* state = app.add_subcommand("state", "print a container's state as JSON");
-  state->add_option("id", id, "container id")->required();
-  act(state, [] {
+// The verbs that take a container id and little else.
+void add_lifecycle(CLI::App& app) {
+  auto id_verb = [&app](const char* name, const char* help,
+                        std::function<Status(const std::string&)> fn) {
+    auto id = std::make_shared<std::string>();
+    auto* cmd = app.add_subcommand(name, help);
+    cmd->add_option("id", *id, "container id")->required();
+    act(cmd, [id, fn] { return fn(*id); });
+    return cmd;
+  };
+  id_verb("start", "start a created container",
+          [](const std::string& id) { return runtime().start(id); });
+  id_verb("state", "print a container's state as JSON", [](const std::string& id) -> Status {
     auto st = runtime().state(id);
     if (!st.ok()) return st.status();
     std::cout << st->runc_json() << "\n";
     return Status();
   });
+  id_verb("pause", "freeze every process of a container",
+          [](const std::string& id) { return runtime().pause(id); });
+  id_verb("resume", "thaw a paused container",
+          [](const std::string& id) { return runtime().resume(id); });
 
-  static std::string format = "table";
-  static bool quiet = false;
+  struct KillOptions {
+    std::string id, signal = "SIGTERM";
+    bool all = false;
+  };
+  auto k = std::make_shared<KillOptions>();
+  auto* kill = app.add_subcommand("kill", "send a signal to a container's init: ID [SIGNAL]");
+  kill->add_option("id", k->id, "container id")->required();
+  kill->add_option("signal", k->signal, "signal name or number")->capture_default_str();
+  kill->add_flag("--all,-a", k->all, "signal every process in the container");
+  act(kill, [k] {
+    auto sig = core::parse_signal(k->signal);
+    if (!sig.ok()) return sig.status();
+    return runtime().kill(k->id, *sig, k->all);
+  });
+
+  auto d = std::make_shared<std::pair<std::string, bool>>();  // id, force
+  auto* del = app.add_subcommand("delete", "delete a container")->alias("rm");
+  del->add_option("id", d->first, "container id")->required();
+  del->add_flag("--force,-f", d->second, "kill it first if it runs");
+  act(del, [d] {
+    Status st = runtime().remove(d->first, d->second);
+    // runc's behaviour: forcing the delete of a container that is already gone succeeds.
+    if (d->second && st.code() == Code::kNotFound) return Status();
+    return st;
+  });
+}
+
+void add_list_ps(CLI::App& app) {
+  struct Options {
+    std::string format = "table", id;
+    bool quiet = false;
+  };
+  auto o = std::make_shared<Options>();
   auto* list = app.add_subcommand("list", "list containers")->alias("ls");
-  list->add_option("--format,-f", format, "table or json")->check(CLI::IsMember({"table", "json"}));
-  list->add_flag("--quiet,-q", quiet, "ids only");
-  act(list, [] {
+  list->add_option("--format,-f", o->format, "table or json")
+      ->check(CLI::IsMember({"table", "json"}));
+  list->add_flag("--quiet,-q", o->quiet, "ids only");
+  act(list, [o] {
     auto all = runtime().list();
     if (!all.ok()) return all.status();
-    if (format == "json") {
+    if (o->format == "json") {
       json out = json::array();
       for (const auto& c : *all) out.push_back(json::parse(c.runc_json()));
       std::cout << out.dump() << "\n";
-    } else if (quiet) {
+    } else if (o->quiet) {
       for (const auto& c : *all) std::cout << c.id << "\n";
     } else {
       std::printf("%-20s %-8s %-10s %-40s %-30s %s\n", "ID", "PID", "STATUS", "BUNDLE", "CREATED",
@@ -290,148 +328,124 @@ int main(int argc, char** argv) {
     return Status();
   });
 
-  static std::string signal = "SIGTERM";
-  static bool all = false, force = false;
-  auto* kill = app.add_subcommand("kill", "send a signal to a container's init: ID [SIGNAL]");
-  kill->add_option("id", id, "container id")->required();
-  kill->add_option("signal", signal, "signal name or number")->capture_default_str();
-  kill->add_flag("--all,-a", all, "signal every process in the container");
-  act(kill, [] {
-    auto sig = core::parse_signal(signal);
-    if (!sig.ok()) return sig.status();
-    return runtime().kill(id, *sig, all);
+  auto p = std::make_shared<Options>();
+  auto* ps = app.add_subcommand("ps", "list the processes of a container");
+  ps->add_option("--format,-f", p->format, "table or json")
+      ->check(CLI::IsMember({"table", "json"}));
+  ps->add_option("id", p->id, "container id")->required();
+  ps->allow_extras();
+  act(ps, [p] {
+    auto pids = runtime().pids(p->id);
+    if (!pids.ok()) return pids.status();
+    if (p->format == "json") {
+      std::cout << json(*pids).dump() << "\n";
+    } else {
+      std::cout << "PID\n";
+      for (pid_t pid : *pids) std::cout << pid << "\n";
+    }
+    return Status();
   });
+}
 
-  auto* del = app.add_subcommand("delete", "delete a container")->alias("rm");
-  del->add_option("id", id, "container id")->required();
-  del->add_flag("--force,-f", force, "kill it first if it runs");
-  act(del, [] {
-    Status st = runtime().remove(id, force);
-    // runc's behaviour: forcing the delete of a container that is already gone succeeds.
-    if (force && st.code() == Code::kNotFound) return Status();
-    return st;
-  });
-
-  static std::string process_file, cwd, user;
-  static std::vector<std::string> env, args;
-  static bool tty = false;
+void add_exec(CLI::App& app) {
+  struct Options {
+    std::string id, process_file, cwd, user, pid_file, console_socket;
+    std::vector<std::string> env;
+    bool tty = false, detach = false;
+    int preserve_fds = 0;
+  };
+  auto o = std::make_shared<Options>();
   auto* exec = app.add_subcommand("exec", "run a process in a container: ID [COMMAND ARGS...]");
-  exec->add_option("--process,-p", process_file, "process.json to run");
-  exec->add_option("--console-socket", console_socket, "unix socket to receive the pty master");
-  exec->add_option("--pid-file", pid_file, "write the process's pid here");
-  exec->add_flag("--detach,-d", detach, "do not wait for it");
-  exec->add_flag("--tty,-t", tty, "allocate a pty");
-  exec->add_option("--cwd", cwd, "working directory");
-  exec->add_option("--env,-e", env, "NAME=VALUE to add");
-  exec->add_option("--user,-u", user, "UID[:GID]");
-  exec->add_option("--preserve-fds", preserve_fds, "pass fds 3 .. 3+N-1 to the process");
-  exec->add_option("id", id, "container id")->required();
+  exec->add_option("--process,-p", o->process_file, "process.json to run");
+  exec->add_option("--console-socket", o->console_socket, "unix socket to receive the pty master");
+  exec->add_option("--pid-file", o->pid_file, "write the process's pid here");
+  exec->add_flag("--detach,-d", o->detach, "do not wait for it");
+  exec->add_flag("--tty,-t", o->tty, "allocate a pty");
+  exec->add_option("--cwd", o->cwd, "working directory");
+  exec->add_option("--env,-e", o->env, "NAME=VALUE to add");
+  exec->add_option("--user,-u", o->user, "UID[:GID]");
+  exec->add_option("--preserve-fds", o->preserve_fds, "pass fds 3 .. 3+N-1 to the process");
+  exec->add_option("id", o->id, "container id")->required();
   // Everything after the id is the command, options included (`exec ID sh -c "..."`).
   exec->prefix_command();
-  act(exec, [exec] {
-    args = exec->remaining();
+  act(exec, [exec, o] {
+    std::vector<std::string> args = exec->remaining();
     oci::Runtime rt = runtime();
     oci::ExecOptions e;
-    if (!process_file.empty()) {
-      auto text = core::read_file(process_file);
+    if (!o->process_file.empty()) {
+      auto text = core::read_file(o->process_file);
       if (!text.ok()) return text.status();
-      auto p = oci::parse_process(*text, process_file);
+      auto p = oci::parse_process(*text, o->process_file);
       if (!p.ok()) return p.status();
       e.process = *p;
     } else {
       if (args.empty()) return invalid_argument("exec needs --process or a command");
-      auto spec_text = core::read_file(rt.options().root + "/" + id + "/config.json");
-      if (!spec_text.ok()) return not_found("container \"{}\" does not exist", id);
+      auto spec_text = core::read_file(rt.options().root + "/" + o->id + "/config.json");
+      if (!spec_text.ok()) return not_found("container \"{}\" does not exist", o->id);
       auto spec = oci::parse_spec(*spec_text);
       if (!spec.ok()) return spec.status();
-      auto p = process_from_args(args, env, cwd, user, tty, *spec);
+      auto p = process_from_args(args, o->env, o->cwd, o->user, o->tty, *spec);
       if (!p.ok()) return p.status();
       e.process = *p;
     }
-    e.pid_file = pid_file;
-    e.console_socket = console_socket;
-    e.detach = detach;
-    e.preserve_fds = preserve_fds;
+    e.pid_file = o->pid_file;
+    e.console_socket = o->console_socket;
+    e.detach = o->detach;
+    e.preserve_fds = o->preserve_fds;
     int master = -1;
-    if (e.process.terminal && console_socket.empty()) e.console_master = &master;
+    if (e.process.terminal && o->console_socket.empty()) e.console_master = &master;
     ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-    auto pid = rt.exec(id, e);
+    auto pid = rt.exec(o->id, e);
     if (!pid.ok()) return pid.status();
-    if (detach) return Status();
-    forward_signals(*pid);
-    int status = 0;
-    if (master >= 0) {
-      relay(master, *pid, &status);
-    } else {
-      while (::waitpid(*pid, &status, 0) < 0 && errno == EINTR) {
-      }
-    }
-    g_exit = exit_code(status);
+    if (o->detach) return Status();
+    wait_foreground(*pid, master);
     return Status();
   });
+}
 
-  auto* ps = app.add_subcommand("ps", "list the processes of a container");
-  ps->add_option("--format,-f", format, "table or json")->check(CLI::IsMember({"table", "json"}));
-  ps->add_option("id", id, "container id")->required();
-  ps->allow_extras();
-  act(ps, [] {
-    auto pids = runtime().pids(id);
-    if (!pids.ok()) return pids.status();
-    if (format == "json") {
-      std::cout << json(*pids).dump() << "\n";
-    } else {
-      std::cout << "PID\n";
-      for (pid_t p : *pids) std::cout << p << "\n";
-    }
-    return Status();
-  });
-
-  auto* pause = app.add_subcommand("pause", "freeze every process of a container");
-  pause->add_option("id", id, "container id")->required();
-  act(pause, [] { return runtime().pause(id); });
-  auto* resume = app.add_subcommand("resume", "thaw a paused container");
-  resume->add_option("id", id, "container id")->required();
-  act(resume, [] { return runtime().resume(id); });
-
-  static std::string resources_file;
+void add_update_events(CLI::App& app) {
+  auto u = std::make_shared<std::pair<std::string, std::string>>();  // id, resources file
   auto* update = app.add_subcommand("update", "change a container's cgroup limits");
-  update->add_option("--resources,-r", resources_file, "linux.resources JSON file, or - for stdin")
+  update->add_option("--resources,-r", u->second, "linux.resources JSON file, or - for stdin")
       ->required();
-  update->add_option("id", id, "container id")->required();
-  act(update, [] {
+  update->add_option("id", u->first, "container id")->required();
+  act(update, [u] {
     std::string text;
-    if (resources_file == "-") {
+    if (u->second == "-") {
       text.assign(std::istreambuf_iterator<char>(std::cin), {});
     } else {
-      auto r = core::read_file(resources_file);
+      auto r = core::read_file(u->second);
       if (!r.ok()) return r.status();
       text = *r;
     }
-    auto res = oci::parse_resources(text, resources_file);
+    auto res = oci::parse_resources(text, u->second);
     if (!res.ok()) return res.status();
-    return runtime().update(id, *res);
+    return runtime().update(u->first, *res);
   });
 
-  static bool stats_once = false;
+  auto ev = std::make_shared<std::pair<std::string, bool>>();  // id, --stats
   auto* events = app.add_subcommand("events", "container statistics (--stats: once)");
-  events->add_flag("--stats", stats_once, "print one statistics event");
+  events->add_flag("--stats", ev->second, "print one statistics event");
   events->add_option("--interval", "ignored")->expected(1);
-  events->add_option("id", id, "container id")->required();
-  act(events, [] {
-    auto s = runtime().stats(id);
+  events->add_option("id", ev->first, "container id")->required();
+  act(events, [ev] {
+    auto s = runtime().stats(ev->first);
     if (!s.ok()) return s.status();
-    std::cout << json{{"type", "stats"}, {"id", id}, {"data", json::parse(*s)}}.dump() << "\n";
+    std::cout << json{{"type", "stats"}, {"id", ev->first}, {"data", json::parse(*s)}}.dump()
+              << "\n";
     return Status();
   });
+}
 
-  static bool rootless_spec = false;
+void add_spec_features(CLI::App& app) {
+  auto o = std::make_shared<std::pair<std::string, bool>>(".", false);  // bundle, --rootless
   auto* spec = app.add_subcommand("spec", "write a default config.json into the bundle");
-  spec->add_option("--bundle,-b", bundle, "bundle directory")->capture_default_str();
-  spec->add_flag("--rootless", rootless_spec, "a spec for an unprivileged user");
-  act(spec, [] {
-    std::string path = bundle + "/config.json";
+  spec->add_option("--bundle,-b", o->first, "bundle directory")->capture_default_str();
+  spec->add_flag("--rootless", o->second, "a spec for an unprivileged user");
+  act(spec, [o] {
+    std::string path = o->first + "/config.json";
     if (::access(path.c_str(), F_OK) == 0) return already_exists("{} already exists", path);
-    return core::write_file_atomic(path, oci::default_spec_json(rootless_spec) + "\n", 0644);
+    return core::write_file_atomic(path, oci::default_spec_json(o->second) + "\n", 0644);
   });
 
   auto* features = app.add_subcommand("features", "what this runtime supports, as JSON");
@@ -464,6 +478,36 @@ int main(int argc, char** argv) {
       g_exit = 1;
     });
   }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // create, run and exec clone container processes from this program: before anything else
+  // (the command line is parsed once, after it), they run it from a write-protected copy
+  // (core/oci/sealed_exe.h).
+  if (std::string verb = verb_of(argc, argv); verb == "create" || verb == "run" || verb == "exec") {
+    Status st = oci::reexec_sealed(argv, environ);
+    if (!st.ok()) {
+      std::cerr << "berth-runtime: " << st.message() << "\n";
+      return 1;
+    }
+  }
+  CLI::App app{"berth-runtime - OCI runtime (runc-compatible command line)"};
+  app.set_version_flag("--version,-v",
+                       std::string("berth-runtime ") + BERTH_VERSION + "\nspec: 1.0.2");
+  app.require_subcommand(1);
+  app.add_option("--root", g.root, "state directory for containers")->capture_default_str();
+  app.add_option("--log", g.log, "log file (errors; JSON with --log-format json)");
+  app.add_option("--log-format", g.log_format, "text or json")
+      ->check(CLI::IsMember({"text", "json"}));
+  app.add_flag("--debug", g.debug, "more logging");
+  app.add_flag("--systemd-cgroup", g.systemd_cgroup, "use systemd cgroup paths (unsupported)");
+  app.add_option("--rootless", g.rootless, "ignored (true|false|auto)");
+  app.add_option("--criu", "ignored")->expected(1);
+  for (auto* add : {add_create, add_run, add_lifecycle, add_list_ps, add_exec, add_update_events,
+                    add_spec_features})
+    add(app);
 
   try {
     app.parse(argc, argv);
