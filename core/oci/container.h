@@ -101,4 +101,17 @@ class Runtime {
 // runc's id rule: letters, digits, and _+-. (not "." or ".."), at most 1024 bytes.
 Status validate_id(const std::string& id);
 
+// How create gives the init its namespaces, a pure function of the spec (unit-tested without
+// root): user and pid are created by the clone; the others are unshared by the init after it
+// joined the ones given by path, so they belong to the container's user namespace; joins go user
+// first; a pid namespace given by path is entered by the parent for the clone (it applies to
+// children only).
+struct NamespacePlan {
+  unsigned long clone_flags = 0;
+  int unshare_flags = 0;
+  std::vector<std::pair<std::string, int>> join;  // path, CLONE_NEW* flag
+  std::string pid_path;
+};
+NamespacePlan plan_namespaces(const Spec& spec);
+
 }  // namespace berth::oci
