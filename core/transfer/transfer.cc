@@ -25,7 +25,6 @@ constexpr std::size_t kMaxDocument = 4 << 20;
 constexpr std::chrono::hours kLeaseTtl{24};
 constexpr int kMaxProgressRetries = 1000;
 
-
 // A normalised reference split into the repository and the tag or digest to resolve.
 struct Reference {
   std::string name;  // normalised, as the image record is named
@@ -302,21 +301,195 @@ Status Transfers::fetch_once(const RequestContext& ctx, Remote& remote, const De
                                          remote.retry.attempts, last.message()));
 }
 
-Result<Transfers::Pulled> Transfers::pull(const RequestContext& ctx_in, const PullOptions& o,
-                                          const ProgressFn& progress) {
-  BERTH_TRY(auto ref, parse_reference(o.ref));
-  BERTH_TRY(auto endpoints,
-            remotes::host_endpoints(o.registry.hosts_dir, ref.repo.host, o.registry.host));
-  Remote remote{ref.repo, {}, {}, {}, o.retry};
+Result<std::unique_ptr<Transfers::Remote>> Transfers::connect_pull(const remotes::Repository& repo,
+                                                                   const RegistryAccess& access,
+                                                                   const Retry& retry) {
+  BERTH_TRY(auto endpoints, remotes::host_endpoints(access.hosts_dir, repo.host, access.host));
+  auto remote = std::make_unique<Remote>(Remote{repo, {}, {}, {}, retry});
   for (const auto& e : endpoints) {
     if (!e.pull && !e.resolve) continue;
     auto& client =
-        remote.all.emplace_back(std::make_unique<remotes::RegistryClient>(e.options, e.base));
-    if (e.pull) remote.clients.push_back(client.get());
-    if (e.resolve) remote.resolvers.push_back(client.get());
+        remote->all.emplace_back(std::make_unique<remotes::RegistryClient>(e.options, e.base));
+    if (e.pull) remote->clients.push_back(client.get());
+    if (e.resolve) remote->resolvers.push_back(client.get());
   }
-  if (remote.clients.empty() || remote.resolvers.empty())
-    return failed_precondition("no registry host for {} may pull and resolve", ref.repo.host);
+  if (remote->clients.empty() || remote->resolvers.empty())
+    return failed_precondition("no registry host for {} may pull and resolve", repo.host);
+  return remote;
+}
+
+Result<Descriptor> Transfers::resolve(const RequestContext& ctx, Remote& remote,
+                                      const std::string& name, const std::string& object,
+                                      const ProgressFn& progress) {
+  progress({name, "step", "resolving", 0, 0, ""});
+  Result<remotes::Resolved> resolved = Status(Code::kUnavailable, "no resolver");
+  Status st = with_retries(
+      ctx, remote.retry,
+      [&](const std::string& why) {
+        progress({name, "step", "retrying", 0, 0, why});
+      },
+      [&]() -> Status {
+        for (auto* r : remote.resolvers) {  // mirrors first; a mirror without the image is skipped
+          resolved = r->resolve(remote.repo, object);
+          if (resolved.ok() ||
+              (resolved.status().code() != Code::kNotFound && !retryable(resolved.status())))
+            break;
+        }
+        return resolved.status();
+      });
+  if (!st.ok()) return st.with_context("resolve " + name);
+  Descriptor target{resolved->media_type, resolved->digest, resolved->size, {}};
+  progress({name, "step", "resolved", 0, 0, target.digest});
+  return target;
+}
+
+Result<std::vector<Descriptor>> Transfers::select_manifests(const RequestContext& ctx,
+                                                            Remote& remote,
+                                                            const Descriptor& target,
+                                                            const PullOptions& o,
+                                                            const ProgressFn& progress) {
+  if (!mt::is_index(target.media_type)) return std::vector<Descriptor>{target};
+  // Fetch without labels first to read it; the gc.ref labels follow once children are known.
+  BERTH_RETURN_IF_ERROR(fetch_document(ctx, remote, target, "index", progress));
+  BERTH_TRY(auto body, read_small(ctx, target.digest));
+  BERTH_TRY(auto index, model::parse_index(body));
+  std::vector<Descriptor> manifests;
+  Labels refs;
+  if (o.all_platforms) {
+    for (std::size_t i = 0; i < index.manifests.size(); ++i) {
+      const auto& e = index.manifests[i];
+      if (!mt::is_manifest(e.descriptor.media_type)) continue;
+      manifests.push_back(e.descriptor);
+      refs[fmt::format("containerd.io/gc.ref.content.m.{}", i)] = e.descriptor.digest;
+    }
+  } else {
+    BERTH_TRY(auto entry, model::select_manifest(index, o.platform));
+    manifests.push_back(entry.descriptor);
+    for (std::size_t i = 0; i < index.manifests.size(); ++i)
+      if (index.manifests[i].descriptor.digest == entry.descriptor.digest)
+        refs[fmt::format("containerd.io/gc.ref.content.m.{}", i)] = entry.descriptor.digest;
+  }
+  BERTH_RETURN_IF_ERROR(unpack::add_content_labels(*md_->content(), ctx, target.digest, refs));
+  return manifests;
+}
+
+Status Transfers::pull_manifest(const RequestContext& ctx, Remote& remote, const Descriptor& md,
+                                const std::string& name, const PullOptions& o,
+                                const ProgressFn& progress, bool* resumable) {
+  // The manifest is small: fetch it unlabelled, read it, then label it with its children.
+  BERTH_RETURN_IF_ERROR(fetch_document(ctx, remote, md, "manifest", progress));
+  BERTH_TRY(auto body, read_small(ctx, md.digest));
+  BERTH_TRY(auto manifest, model::parse_manifest(body));
+  Labels refs{{"containerd.io/gc.ref.content.config", manifest.config.digest}};
+  for (std::size_t i = 0; i < manifest.layers.size(); ++i)
+    refs[fmt::format("containerd.io/gc.ref.content.l.{}", i)] = manifest.layers[i].digest;
+  BERTH_RETURN_IF_ERROR(unpack::add_content_labels(*md_->content(), ctx, md.digest, refs));
+
+  BERTH_RETURN_IF_ERROR(fetch_document(ctx, remote, manifest.config, "config", progress));
+  BERTH_TRY(auto config_body, read_small(ctx, manifest.config.digest));
+  BERTH_TRY(auto config, model::parse_config(config_body));
+  if (config.diff_ids.size() != manifest.layers.size())
+    return invalid_argument("image {}: the manifest has {} layers but the config {} diffIDs", name,
+                            manifest.layers.size(), config.diff_ids.size());
+  return pull_layers(ctx, remote, name, manifest, config.diff_ids, o, progress, resumable);
+}
+
+Status Transfers::pull_layers(const RequestContext& ctx, Remote& remote, const std::string& name,
+                              const model::Manifest& manifest,
+                              const std::vector<std::string>& diff_ids, const PullOptions& o,
+                              const ProgressFn& progress, bool* resumable) {
+  bool do_unpack = o.unpack && !o.all_platforms;
+  for (const auto& l : manifest.layers) progress({l.digest, "layer", "waiting", 0, l.size, ""});
+  // Layers download in parallel; this thread applies each as soon as it and its parents are in,
+  // while later ones are still coming.
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<int> state(manifest.layers.size(), 0);  // 0 pending, 1 fetched, -1 failed
+  std::atomic<bool> stop{false};
+  Status fetch_error;
+  std::thread downloader([&] {
+    fetch_error = run_parallel(
+        manifest.layers.size(), o.max_concurrent,
+        [&](std::size_t i) {
+          Status s = fetch(ctx, remote, manifest.layers[i], "layer", {}, progress);
+          std::lock_guard lock(mu);
+          state[i] = s.ok() ? 1 : -1;
+          cv.notify_all();
+          return s;
+        },
+        [&] { return stop.load() || ctx.cancelled(); });
+    std::lock_guard lock(mu);
+    for (auto& st : state)
+      if (st == 0) st = -1;
+    cv.notify_all();
+  });
+  Status unpack_error;
+  if (do_unpack) {
+    auto stores = unpack::DaemonStores::open(*md_, *differ_, ctx, o.snapshotter);
+    std::string parent;
+    for (std::size_t i = 0; stores.ok() && i < manifest.layers.size(); ++i) {
+      {
+        std::unique_lock lock(mu);
+        cv.wait(lock, [&] { return state[i] != 0; });
+        if (state[i] < 0) break;
+      }
+      const Descriptor& layer = manifest.layers[i];
+      auto report = [&](unpack::Step step) {
+        if (step == unpack::Step::kApplying) {
+          progress({layer.digest, "layer", "unpacking", 0, layer.size, ""});
+        } else {
+          progress({layer.digest, "layer", "unpacked", layer.size, layer.size,
+                    step == unpack::Step::kExisted ? "already unpacked" : ""});
+        }
+      };
+      auto done = unpack::unpack_layer(*stores, {layer, diff_ids[i]}, parent, report);
+      if (!done.ok()) {
+        unpack_error = done.status();
+        stop = true;
+        break;
+      }
+      parent = done->chain_id;
+    }
+    if (!stores.ok()) {
+      unpack_error = stores.status();
+      stop = true;
+    } else if (unpack_error.ok() && !parent.empty()) {
+      // Wait for the downloads before labelling (a failed one is reported below).
+      downloader.join();
+      if (fetch_error.ok())
+        unpack_error = unpack::label_config(*stores, manifest.config.digest, parent);
+    }
+  }
+  if (downloader.joinable()) downloader.join();
+  if (!fetch_error.ok()) return fetch_error;
+  // A layer over the differ's limits stays over them: nothing to resume.
+  if (unpack_error.code() == Code::kResourceExhausted) *resumable = false;
+  return unpack_error.with_context("unpack " + name);
+}
+
+Result<Transfers::Pulled> Transfers::save_image(const RequestContext& ctx, const std::string& name,
+                                                const Descriptor& target, const Labels& labels) {
+  images::Image image;
+  image.name = name;
+  image.target = target;
+  image.labels = labels;
+  Pulled out;
+  auto saved = md_->images().create(ctx, image);
+  out.created = saved.ok();
+  if (saved.status().code() == Code::kAlreadyExists) {
+    std::vector<std::string> paths = {"target"};
+    for (const auto& [k, v] : labels) paths.push_back("labels." + k);
+    saved = md_->images().update(ctx, image, paths);
+  }
+  if (!saved.ok()) return saved.status();
+  out.image = std::move(*saved);
+  return out;
+}
+
+Result<Transfers::Pulled> Transfers::pull(const RequestContext& ctx_in, const PullOptions& o,
+                                          const ProgressFn& progress) {
+  BERTH_TRY(auto ref, parse_reference(o.ref));
+  BERTH_TRY(auto remote, connect_pull(ref.repo, o.registry, o.retry));
 
   // The lease keeps everything fetched from garbage collection until the image record holds it;
   // after a failure it stays (and expires by itself) so the next pull resumes.
@@ -344,155 +517,12 @@ Result<Transfers::Pulled> Transfers::pull(const RequestContext& ctx_in, const Pu
     }
   } lease_end{this, ctx};
 
-  progress({ref.name, "step", "resolving", 0, 0, ""});
-  Result<remotes::Resolved> resolved = Status(Code::kUnavailable, "no resolver");
-  Status st = with_retries(
-      ctx, o.retry,
-      [&](const std::string& why) {
-        progress({ref.name, "step", "retrying", 0, 0, why});
-      },
-      [&]() -> Status {
-        for (auto* r : remote.resolvers) {  // mirrors first; a mirror without the image is skipped
-          resolved = r->resolve(ref.repo, ref.object);
-          if (resolved.ok() ||
-              (resolved.status().code() != Code::kNotFound && !retryable(resolved.status())))
-            break;
-        }
-        return resolved.status();
-      });
-  if (!st.ok()) return st.with_context("resolve " + ref.name);
-  Descriptor target{resolved->media_type, resolved->digest, resolved->size, {}};
-  progress({ref.name, "step", "resolved", 0, 0, target.digest});
-
-  // The manifests to fetch, with the index (if any) labelled to keep them.
-  std::vector<Descriptor> manifests;
-  if (mt::is_index(target.media_type)) {
-    // Fetch without labels first to read it; the gc.ref labels follow once children are known.
-    BERTH_RETURN_IF_ERROR(fetch_document(ctx, remote, target, "index", progress));
-    BERTH_TRY(auto body, read_small(ctx, target.digest));
-    BERTH_TRY(auto index, model::parse_index(body));
-    Labels refs;
-    if (o.all_platforms) {
-      for (std::size_t i = 0; i < index.manifests.size(); ++i) {
-        const auto& e = index.manifests[i];
-        if (!mt::is_manifest(e.descriptor.media_type)) continue;
-        manifests.push_back(e.descriptor);
-        refs[fmt::format("containerd.io/gc.ref.content.m.{}", i)] = e.descriptor.digest;
-      }
-    } else {
-      BERTH_TRY(auto entry, model::select_manifest(index, o.platform));
-      manifests.push_back(entry.descriptor);
-      for (std::size_t i = 0; i < index.manifests.size(); ++i)
-        if (index.manifests[i].descriptor.digest == entry.descriptor.digest)
-          refs[fmt::format("containerd.io/gc.ref.content.m.{}", i)] = entry.descriptor.digest;
-    }
-    BERTH_RETURN_IF_ERROR(unpack::add_content_labels(*md_->content(), ctx, target.digest, refs));
-  } else {
-    manifests.push_back(target);
-  }
-
-  bool do_unpack = o.unpack && !o.all_platforms;
-  for (const auto& md : manifests) {
-    // The manifest is small: fetch it unlabelled, read it, then label it with its children.
-    BERTH_RETURN_IF_ERROR(fetch_document(ctx, remote, md, "manifest", progress));
-    BERTH_TRY(auto body, read_small(ctx, md.digest));
-    BERTH_TRY(auto manifest, model::parse_manifest(body));
-    Labels refs{{"containerd.io/gc.ref.content.config", manifest.config.digest}};
-    for (std::size_t i = 0; i < manifest.layers.size(); ++i)
-      refs[fmt::format("containerd.io/gc.ref.content.l.{}", i)] = manifest.layers[i].digest;
-    BERTH_RETURN_IF_ERROR(unpack::add_content_labels(*md_->content(), ctx, md.digest, refs));
-
-    BERTH_RETURN_IF_ERROR(fetch_document(ctx, remote, manifest.config, "config", progress));
-    BERTH_TRY(auto config_body, read_small(ctx, manifest.config.digest));
-    BERTH_TRY(auto config, model::parse_config(config_body));
-    if (config.diff_ids.size() != manifest.layers.size())
-      return invalid_argument("image {}: the manifest has {} layers but the config {} diffIDs",
-                              ref.name, manifest.layers.size(), config.diff_ids.size());
-    for (const auto& l : manifest.layers) progress({l.digest, "layer", "waiting", 0, l.size, ""});
-
-    // Layers download in parallel; this thread applies each as soon as it and its parents are
-    // in, while later ones are still coming.
-    std::mutex mu;
-    std::condition_variable cv;
-    std::vector<int> state(manifest.layers.size(), 0);  // 0 pending, 1 fetched, -1 failed
-    std::atomic<bool> stop{false};
-    Status fetch_error;
-    std::thread downloader([&] {
-      fetch_error = run_parallel(
-          manifest.layers.size(), o.max_concurrent,
-          [&](std::size_t i) {
-            Status s = fetch(ctx, remote, manifest.layers[i], "layer", {}, progress);
-            std::lock_guard lock(mu);
-            state[i] = s.ok() ? 1 : -1;
-            cv.notify_all();
-            return s;
-          },
-          [&] { return stop.load() || ctx.cancelled(); });
-      std::lock_guard lock(mu);
-      for (auto& st : state)
-        if (st == 0) st = -1;
-      cv.notify_all();
-    });
-    Status unpack_error;
-    if (do_unpack) {
-      auto stores = unpack::DaemonStores::open(*md_, *differ_, ctx, o.snapshotter);
-      std::string parent;
-      for (std::size_t i = 0; stores.ok() && i < manifest.layers.size(); ++i) {
-        {
-          std::unique_lock lock(mu);
-          cv.wait(lock, [&] { return state[i] != 0; });
-          if (state[i] < 0) break;
-        }
-        const Descriptor& layer = manifest.layers[i];
-        auto report = [&](unpack::Step step) {
-          if (step == unpack::Step::kApplying) {
-            progress({layer.digest, "layer", "unpacking", 0, layer.size, ""});
-          } else {
-            progress({layer.digest, "layer", "unpacked", layer.size, layer.size,
-                      step == unpack::Step::kExisted ? "already unpacked" : ""});
-          }
-        };
-        auto done = unpack::unpack_layer(*stores, {layer, config.diff_ids[i]}, parent, report);
-        if (!done.ok()) {
-          unpack_error = done.status();
-          stop = true;
-          break;
-        }
-        parent = done->chain_id;
-      }
-      if (!stores.ok()) {
-        unpack_error = stores.status();
-        stop = true;
-      } else if (unpack_error.ok() && !parent.empty()) {
-        // Wait for the downloads before labelling (a failed one is reported below).
-        downloader.join();
-        if (fetch_error.ok())
-          unpack_error = unpack::label_config(*stores, manifest.config.digest, parent);
-      }
-    }
-    if (downloader.joinable()) downloader.join();
-    if (!fetch_error.ok()) return fetch_error;
-    if (!unpack_error.ok()) {
-      if (unpack_error.code() == Code::kResourceExhausted) lease_end.resumable = false;
-      return unpack_error.with_context("unpack " + ref.name);
-    }
-  }
-
-  // The image record: created, or pointed at what was pulled.
-  images::Image image;
-  image.name = ref.name;
-  image.target = target;
-  image.labels = o.labels;
-  Pulled out;
-  auto saved = md_->images().create(ctx, image);
-  out.created = saved.ok();
-  if (saved.status().code() == Code::kAlreadyExists) {
-    std::vector<std::string> paths = {"target"};
-    for (const auto& [k, v] : o.labels) paths.push_back("labels." + k);
-    saved = md_->images().update(ctx, image, paths);
-  }
-  if (!saved.ok()) return saved.status();
-  out.image = std::move(*saved);
+  BERTH_TRY(auto target, resolve(ctx, *remote, ref.name, ref.object, progress));
+  BERTH_TRY(auto manifests, select_manifests(ctx, *remote, target, o, progress));
+  for (const auto& md : manifests)
+    BERTH_RETURN_IF_ERROR(
+        pull_manifest(ctx, *remote, md, ref.name, o, progress, &lease_end.resumable));
+  BERTH_TRY(auto out, save_image(ctx, ref.name, target, o.labels));
   lease_end.succeeded = true;
   return out;
 }
@@ -658,8 +688,9 @@ Result<std::string> Transfers::push(const RequestContext& ctx, const PushOptions
       p = comma + 1;
     }
     if (listed) continue;
-    (void)unpack::add_content_labels(*store, ctx, digest,
-                     {{label_key, repos.empty() ? ref.repo.name : repos + "," + ref.repo.name}});
+    (void)unpack::add_content_labels(
+        *store, ctx, digest,
+        {{label_key, repos.empty() ? ref.repo.name : repos + "," + ref.repo.name}});
   }
   return top.digest;
 }

@@ -108,6 +108,31 @@ class Transfers {
                         const std::string& kind, const ProgressFn& progress);
   Result<std::string> read_small(const RequestContext& ctx, const std::string& digest);
 
+  // The steps of a pull.
+  Result<std::unique_ptr<Remote>> connect_pull(const remotes::Repository& repo,
+                                               const RegistryAccess& access, const Retry& retry);
+  Result<diff::Descriptor> resolve(const RequestContext& ctx, Remote& remote,
+                                   const std::string& name, const std::string& object,
+                                   const ProgressFn& progress);
+  // The manifests the pull wants (one platform, or all), the index labelled to keep them.
+  Result<std::vector<diff::Descriptor>> select_manifests(const RequestContext& ctx, Remote& remote,
+                                                         const diff::Descriptor& target,
+                                                         const PullOptions& o,
+                                                         const ProgressFn& progress);
+  // A manifest, its config and its layers (unpacked as they arrive). `resumable` is cleared
+  // when a later pull could not do better (a layer over the differ's limits).
+  Status pull_manifest(const RequestContext& ctx, Remote& remote, const diff::Descriptor& md,
+                       const std::string& name, const PullOptions& o, const ProgressFn& progress,
+                       bool* resumable);
+  Status pull_layers(const RequestContext& ctx, Remote& remote, const std::string& name,
+                     const images::model::Manifest& manifest,
+                     const std::vector<std::string>& diff_ids, const PullOptions& o,
+                     const ProgressFn& progress, bool* resumable);
+  // The image record: created, or pointed at what was pulled.
+  Result<Pulled> save_image(const RequestContext& ctx, const std::string& name,
+                            const diff::Descriptor& target,
+                            const std::map<std::string, std::string>& labels);
+
   std::shared_ptr<metadata::MetadataStore> md_;
   std::shared_ptr<diff::DifferPlugin> differ_;
   std::mutex mu_;
