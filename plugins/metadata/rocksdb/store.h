@@ -36,9 +36,9 @@ class ContainerStore;
 enum class SharingPolicy { kShared, kIsolated };
 
 struct StoreOptions {
-  std::string path;                         // database directory
-  std::shared_ptr<content::Store> backend;  // may be null (namespace-only use, tests)
-  std::map<std::string, std::shared_ptr<snapshots::Snapshotter>> snapshotters;  // by id
+  std::string path;                                // database directory
+  std::shared_ptr<berth::content::Store> backend;  // may be null (namespace-only use, tests)
+  std::map<std::string, std::shared_ptr<berth::snapshots::Snapshotter>> snapshotters;  // by id
   SharingPolicy content_sharing = SharingPolicy::kShared;
   // Ingests not held by a lease expire after this long.
   std::chrono::milliseconds ingest_expiry = std::chrono::hours(24);
@@ -57,12 +57,13 @@ class RocksStore final : public berth::metadata::MetadataStore,
 
   // MetadataStore
   berth::metadata::NamespaceStore& namespaces() override { return *this; }
-  std::shared_ptr<content::Store> content() override;
+  std::shared_ptr<berth::content::Store> content() override;
   berth::leases::Manager& leases() override;
   berth::images::Store& images() override;
   berth::containers::Store& containers() override;
   berth::gc::Collector& collector() override { return *this; }
-  Result<std::shared_ptr<snapshots::Snapshotter>> snapshotter(std::string_view name) override;
+  Result<std::shared_ptr<berth::snapshots::Snapshotter>> snapshotter(
+      std::string_view name) override;
   std::vector<std::string> snapshotter_names() override;
   Status close() override;
 
