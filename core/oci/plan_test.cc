@@ -13,6 +13,18 @@ namespace {
 Spec with_namespaces(const nlohmann::json& namespaces) {
   auto doc = nlohmann::json::parse(default_spec_json(false));
   doc["linux"]["namespaces"] = namespaces;
+  // What the spec's validation asks of these namespaces: a hostname needs its own uts namespace,
+  // a new user namespace needs mappings.
+  bool uts = false, new_user = false;
+  for (const auto& n : namespaces) {
+    uts = uts || (n["type"] == "uts" && !n.contains("path"));
+    new_user = new_user || (n["type"] == "user" && !n.contains("path"));
+  }
+  if (!uts) doc.erase("hostname");
+  if (new_user) {
+    doc["linux"]["uidMappings"] = {{{"containerID", 0}, {"hostID", 100000}, {"size", 65536}}};
+    doc["linux"]["gidMappings"] = {{{"containerID", 0}, {"hostID", 100000}, {"size", 65536}}};
+  }
   auto spec = parse_spec(doc.dump());
   EXPECT_TRUE(spec.ok()) << spec.status().message();
   return spec.ok() ? *spec : Spec{};
