@@ -92,6 +92,8 @@ class Transfers {
 
  private:
   struct Remote;
+  struct PushPlan;
+  class Pusher;
   struct Inflight {
     bool done = false;
     Status status;
@@ -128,6 +130,9 @@ class Transfers {
                      const images::model::Manifest& manifest,
                      const std::vector<std::string>& diff_ids, const PullOptions& o,
                      const ProgressFn& progress, bool* resumable);
+  // What a push sends (the image narrowed to one platform, or all its manifests).
+  Result<PushPlan> plan_push(const RequestContext& ctx, const images::Image& image,
+                             const std::optional<images::model::Platform>& platform);
   // The image record: created, or pointed at what was pulled.
   Result<Pulled> save_image(const RequestContext& ctx, const std::string& name,
                             const diff::Descriptor& target,
