@@ -27,29 +27,26 @@ nlohmann::json info_json(const pb::Info& i) {
           {"labels", std::map<std::string, std::string>(i.labels().begin(), i.labels().end())}};
 }
 
-}  // namespace
+// Every verb's options, held by the callbacks.
+struct ContentOptions {
+  bool quiet = false;
+  std::vector<std::string> filters;
+  std::string get_digest;
+  std::string ref;
+  std::int64_t expected_size = 0;
+  std::string expected_digest;
+  std::string remote;
+  std::vector<std::string> digests;
+  std::vector<std::string> fetch_labels;
+  RegistryFlags registry_flags;
+  std::string active_filter;
+  std::vector<std::string> rm_digests;
+  std::string label_digest;
+  std::vector<std::string> label_args;
+};
 
-void add_content_command(CLI::App& app, const GlobalOptions& global) {
-  struct Options {
-    bool quiet = false;
-    std::vector<std::string> filters;
-    std::string get_digest;
-    std::string ref;
-    std::int64_t expected_size = 0;
-    std::string expected_digest;
-    std::string remote;
-    std::vector<std::string> digests;
-    std::vector<std::string> fetch_labels;
-    RegistryFlags registry_flags;
-    std::string active_filter;
-    std::vector<std::string> rm_digests;
-    std::string label_digest;
-    std::vector<std::string> label_args;
-  };
-  auto o = std::make_shared<Options>();
-  auto* content = app.add_subcommand("content", "manage content (blobs) in the namespace");
-  content->require_subcommand(1);
-
+void add_content_ls(CLI::App* content, const GlobalOptions& global,
+                    const std::shared_ptr<ContentOptions>& o) {
   auto* ls = content->add_subcommand("ls", "list blobs [FILTER...]")->alias("list");
   ls->add_flag("--quiet,-q", o->quiet, "print only digests");
   ls->add_option("filters", o->filters, "filters, e.g. labels.\"containerd.io/gc.root\"");
@@ -80,7 +77,10 @@ void add_content_command(CLI::App& app, const GlobalOptions& global) {
     }
     return Status();
   });
+}
 
+void add_content_get(CLI::App* content, const GlobalOptions& global,
+                     const std::shared_ptr<ContentOptions>& o) {
   auto* get = content->add_subcommand("get", "write a blob to standard output: DIGEST");
   get->add_option("digest", o->get_digest, "digest")->required();
   set_action(get, global, [o](Client& c) -> Status {
@@ -104,7 +104,10 @@ void add_content_command(CLI::App& app, const GlobalOptions& global) {
     }
     return c.check(reader->Finish(), "read content");
   });
+}
 
+void add_content_ing(CLI::App* content, const GlobalOptions& global,
+                     const std::shared_ptr<ContentOptions>& o) {
   auto* ing = content->add_subcommand(
       "ingest", "store standard input as a blob: REF (resumes an interrupted ingest)");
   ing->add_option("ref", o->ref, "ingest reference")->required();
@@ -119,6 +122,10 @@ void add_content_command(CLI::App& app, const GlobalOptions& global) {
   });
 
   // ctr content fetch-blob: blobs straight from a registry into the content store.
+}
+
+void add_content_fetch(CLI::App* content, const GlobalOptions& global,
+                       const std::shared_ptr<ContentOptions>& o) {
   auto* fetch =
       content->add_subcommand("fetch-blob", "fetch blobs from a registry: REMOTE DIGEST...");
   fetch->add_option("remote", o->remote, "repository, e.g. 127.0.0.1:5000/library/busybox")
@@ -181,7 +188,10 @@ void add_content_command(CLI::App& app, const GlobalOptions& global) {
                     fmt::format("{} of {} blobs not fetched", failed, o->digests.size()));
     return Status();
   });
+}
 
+void add_content_active(CLI::App* content, const GlobalOptions& global,
+                        const std::shared_ptr<ContentOptions>& o) {
   auto* active = content->add_subcommand("active", "list ingests in progress [REGEXP]");
   active->add_option("regexp", o->active_filter, "only refs matching this");
   set_action(active, global, [&global, o](Client& c) -> Status {
@@ -212,7 +222,10 @@ void add_content_command(CLI::App& app, const GlobalOptions& global) {
     t.print(std::cout);
     return Status();
   });
+}
 
+void add_content_rm(CLI::App* content, const GlobalOptions& global,
+                    const std::shared_ptr<ContentOptions>& o) {
   auto* rm =
       content->add_subcommand("rm", "remove blobs from the namespace: DIGEST...")->alias("delete");
   rm->add_option("digests", o->rm_digests, "digests")->required();
@@ -226,7 +239,10 @@ void add_content_command(CLI::App& app, const GlobalOptions& global) {
                      "delete content");
     });
   });
+}
 
+void add_content_label(CLI::App* content, const GlobalOptions& global,
+                       const std::shared_ptr<ContentOptions>& o) {
   auto* label =
       content->add_subcommand("label", "set or clear labels: DIGEST KEY=VALUE... (KEY= clears)");
   label->add_option("digest", o->label_digest, "digest")->required();
@@ -245,6 +261,17 @@ void add_content_command(CLI::App& app, const GlobalOptions& global) {
     std::cout << join_labels({resp.info().labels().begin(), resp.info().labels().end()}) << "\n";
     return Status();
   });
+}
+
+}  // namespace
+
+void add_content_command(CLI::App& app, const GlobalOptions& global) {
+  auto* content = app.add_subcommand("content", "manage content (blobs) in the namespace");
+  content->require_subcommand(1);
+  auto o = std::make_shared<ContentOptions>();
+  for (auto* add : {add_content_ls, add_content_get, add_content_ing, add_content_fetch,
+                    add_content_active, add_content_rm, add_content_label})
+    add(content, global, o);
 }
 
 }  // namespace berth::cli

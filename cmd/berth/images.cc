@@ -65,26 +65,22 @@ std::string short_type(const std::string& media_type) {
   return media_type;
 }
 
-}  // namespace
+// Every verb's options, held by the callbacks.
+struct ImagesOptions {
+  bool quiet = false;
+  std::vector<std::string> filters;
+  std::vector<std::string> rm_names;
+  bool sync = false;
+  std::string source;
+  std::vector<std::string> targets;
+  bool force = false;
+  std::string label_name;
+  std::vector<std::string> label_args;
+  std::string inspect_name;
+};
 
-void add_images_command(CLI::App& app, const GlobalOptions& global) {
-  struct Options {
-    bool quiet = false;
-    std::vector<std::string> filters;
-    std::vector<std::string> rm_names;
-    bool sync = false;
-    std::string source;
-    std::vector<std::string> targets;
-    bool force = false;
-    std::string label_name;
-    std::vector<std::string> label_args;
-    std::string inspect_name;
-  };
-  auto o = std::make_shared<Options>();
-  auto* images = app.add_subcommand("images", "manage images");
-  images->alias("image")->alias("i");
-  images->require_subcommand(1);
-
+void add_images_ls(CLI::App* images, const GlobalOptions& global,
+                   const std::shared_ptr<ImagesOptions>& o) {
   auto* ls = images->add_subcommand("ls", "list images [FILTER...]")->alias("list");
   ls->add_flag("--quiet,-q", o->quiet, "print only names");
   ls->add_option("filters", o->filters, "filters, e.g. name~=busybox or labels.team==x");
@@ -112,7 +108,10 @@ void add_images_command(CLI::App& app, const GlobalOptions& global) {
     }
     return Status();
   });
+}
 
+void add_images_rm(CLI::App* images, const GlobalOptions& global,
+                   const std::shared_ptr<ImagesOptions>& o) {
   auto* rm =
       images->add_subcommand("rm", "remove images: NAME...")->alias("remove")->alias("delete");
   rm->add_option("names", o->rm_names, "image names")->required();
@@ -127,7 +126,10 @@ void add_images_command(CLI::App& app, const GlobalOptions& global) {
       return c.check(pb::Images::NewStub(c.channel())->Delete(ctx.get(), req, &e), "delete image");
     });
   });
+}
 
+void add_images_tag(CLI::App* images, const GlobalOptions& global,
+                    const std::shared_ptr<ImagesOptions>& o) {
   auto* tag = images->add_subcommand("tag", "give an image more names: SOURCE TARGET...");
   tag->add_option("source", o->source, "existing image")->required();
   tag->add_option("targets", o->targets, "new names")->required();
@@ -157,7 +159,10 @@ void add_images_command(CLI::App& app, const GlobalOptions& global) {
     }
     return Status();
   });
+}
 
+void add_images_label(CLI::App* images, const GlobalOptions& global,
+                      const std::shared_ptr<ImagesOptions>& o) {
   auto* label =
       images->add_subcommand("label", "set or clear labels: NAME KEY=VALUE... (KEY= clears)");
   label->add_option("name", o->label_name, "image name")->required();
@@ -176,13 +181,10 @@ void add_images_command(CLI::App& app, const GlobalOptions& global) {
     std::cout << join_labels({resp.image().labels().begin(), resp.image().labels().end()}) << "\n";
     return Status();
   });
+}
 
-  add_import_rootfs_command(*images, global);
-  add_export_command(*images, global);
-  add_import_command(*images, global);
-  add_unpack_commands(*images, global);
-  add_transfer_commands(*images, global);
-
+void add_images_inspect(CLI::App* images, const GlobalOptions& global,
+                        const std::shared_ptr<ImagesOptions>& o) {
   auto* inspect = images->add_subcommand("inspect", "show an image record as JSON: NAME");
   inspect->add_option("name", o->inspect_name, "image name")->required();
   set_action(inspect, global, [o](Client& c) -> Status {
@@ -190,6 +192,24 @@ void add_images_command(CLI::App& app, const GlobalOptions& global) {
     print_json(std::cout, image_json(img));
     return Status();
   });
+}
+
+}  // namespace
+
+void add_images_command(CLI::App& app, const GlobalOptions& global) {
+  auto* images = app.add_subcommand("images", "manage images");
+  images->alias("image")->alias("i");
+  images->require_subcommand(1);
+  auto o = std::make_shared<ImagesOptions>();
+  for (auto* add :
+       {add_images_ls, add_images_rm, add_images_tag, add_images_label, add_images_inspect})
+    add(images, global, o);
+  // The verbs with files of their own.
+  add_import_rootfs_command(*images, global);
+  add_export_command(*images, global);
+  add_import_command(*images, global);
+  add_unpack_commands(*images, global);
+  add_transfer_commands(*images, global);
 }
 
 }  // namespace berth::cli
