@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <grp.h>
-#include <linux/openat2.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/capability.h>
@@ -29,6 +28,7 @@
 
 #include "core/fd.h"
 #include "core/fs.h"
+#include "core/tree.h"
 #include "core/mount.h"
 #include "core/oci/hooks.h"
 #include "core/oci/unix_socket.h"
@@ -48,14 +48,6 @@ namespace {
     ::berth::Status st_ = (expr);            \
     if (!st_.ok()) fail((c), st_);           \
   } while (0)
-
-long openat2_(int dirfd, const char* path, int flags, unsigned long resolve, mode_t mode = 0) {
-  open_how how{};
-  how.flags = static_cast<unsigned long long>(flags);
-  how.mode = mode;
-  how.resolve = resolve;
-  return ::syscall(SYS_openat2, dirfd, path, &how, sizeof how);
-}
 
 std::string fd_path(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
 
@@ -374,9 +366,8 @@ unsigned long propagation_flags(const std::string& p) {
 // the pivot.
 Status make_rootfs_parent_private(const std::string& rootfs) {
   auto mnt_id = [](const std::string& path) -> std::optional<std::uint64_t> {
-    struct statx stx {};
-    if (::statx(AT_FDCWD, path.c_str(), 0, STATX_MNT_ID, &stx) < 0) return std::nullopt;
-    return stx.stx_mnt_id;
+    auto id = core::mount_id_at(AT_FDCWD, path);
+    return id.ok() ? std::optional<std::uint64_t>(*id) : std::nullopt;
   };
   std::string dir = rootfs.substr(0, rootfs.rfind('/'));
   if (dir.empty()) dir = "/";
@@ -652,9 +643,9 @@ Result<int> open_in_root(int root_fd, const std::string& path, bool create, bool
     std::string parent = prefix.empty() ? "." : prefix;
     prefix += (prefix.empty() ? "" : "/") + parts[k];
     bool last = k + 1 == parts.size();
-    long fd = openat2_(root_fd, prefix.c_str(), O_PATH | O_CLOEXEC, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+    long fd = core::open_in_root(root_fd, prefix, O_PATH | O_CLOEXEC);
     if (fd < 0 && errno == ENOENT && create) {
-      long dir = openat2_(root_fd, parent.c_str(), O_DIRECTORY | O_CLOEXEC, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+      long dir = core::open_in_root(root_fd, parent, O_DIRECTORY | O_CLOEXEC);
       if (dir < 0) return from_errno(errno, "resolve {} in the rootfs", parent);
       int rc = 0;
       if (!last || as_dir) {
@@ -667,7 +658,7 @@ Result<int> open_in_root(int root_fd, const std::string& path, bool create, bool
       int err = errno;
       ::close(static_cast<int>(dir));
       if (rc < 0 && err != EEXIST) return from_errno(err, "create {} in the rootfs", prefix);
-      fd = openat2_(root_fd, prefix.c_str(), O_PATH | O_CLOEXEC, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+      fd = core::open_in_root(root_fd, prefix, O_PATH | O_CLOEXEC);
     }
     if (fd < 0) return from_errno(errno, "resolve {} in the rootfs", prefix);
     if (last) return static_cast<int>(fd);
@@ -734,8 +725,7 @@ static void mark_fds_cloexec(int preserve) {
 static Status enter_cwd(const std::string& cwd) {
   int root = ::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (root < 0) return from_errno(errno, "open /");
-  long fd = openat2_(root, cwd.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC,
-                     RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+  long fd = core::open_in_root(root, cwd, O_PATH | O_DIRECTORY | O_CLOEXEC);
   int err = errno;
   ::close(root);
   if (fd < 0) {
