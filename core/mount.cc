@@ -1,6 +1,5 @@
 #include "core/mount.h"
 
-#include "core/fd.h"
 #include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -12,6 +11,9 @@
 #include <filesystem>
 #include <map>
 #include <thread>
+
+#include "core/fd.h"
+#include "core/fs.h"
 
 #ifndef FSCONFIG_SET_STRING
 #define FSCONFIG_SET_FLAG 0
@@ -113,7 +115,6 @@ long sys_fsmount(int fd, unsigned flags, unsigned attr) {
 long sys_move_mount(int from_dfd, const char* from, int to_dfd, const char* to, unsigned flags) {
   return ::syscall(SYS_move_mount, from_dfd, from, to_dfd, to, flags);
 }
-
 
 // Overlay through fsopen/fsconfig with one lowerdir+ per layer: no size limit but the kernel's
 // 500-layer stack limit. Returns Unimplemented when the kernel lacks lowerdir+.
@@ -278,21 +279,84 @@ bool is_mount_point(const std::string& path) {
   if (::lstat(up.c_str(), &parent) < 0) return false;
   if (self.st_dev != parent.st_dev) return true;
   // Same device (bind of a dir on the same fs): consult mountinfo.
-  FILE* f = std::fopen("/proc/self/mountinfo", "r");
-  if (!f) return false;
+  auto mounts = read_mountinfo();
+  if (!mounts.ok()) return false;
   std::string abs = std::filesystem::weakly_canonical(path).string();
-  char line[8192];
-  bool found = false;
-  while (std::fgets(line, sizeof line, f)) {
-    // fields: id parent major:minor root mountpoint ...
-    char mp[4096];
-    if (std::sscanf(line, "%*s %*s %*s %*s %4095s", mp) == 1 && abs == mp) {
-      found = true;
-      break;
+  for (const auto& m : *mounts)
+    if (m.mount_point == abs) return true;
+  return false;
+}
+
+bool MountInfo::shared() const {
+  for (const auto& o : optional)
+    if (o.rfind("shared:", 0) == 0) return true;
+  return false;
+}
+
+namespace {
+
+std::string unescape(std::string_view in) {
+  std::string out;
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '\\' && i + 3 < in.size() && in[i + 1] >= '0' && in[i + 1] <= '3' &&
+        in[i + 2] >= '0' && in[i + 2] <= '7' && in[i + 3] >= '0' && in[i + 3] <= '7') {
+      out += static_cast<char>((in[i + 1] - '0') * 64 + (in[i + 2] - '0') * 8 + (in[i + 3] - '0'));
+      i += 3;
+    } else {
+      out += in[i];
     }
   }
-  std::fclose(f);
-  return found;
+  return out;
+}
+
+std::vector<std::string_view> fields_of(std::string_view line) {
+  std::vector<std::string_view> out;
+  for (std::size_t i = 0; i < line.size();) {
+    while (i < line.size() && line[i] == ' ') ++i;
+    std::size_t j = line.find(' ', i);
+    if (j == std::string_view::npos) j = line.size();
+    if (j > i) out.push_back(line.substr(i, j - i));
+    i = j;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<MountInfo> parse_mountinfo(std::string_view text) {
+  std::vector<MountInfo> out;
+  for (std::size_t at = 0; at < text.size();) {
+    std::size_t end = text.find('\n', at);
+    if (end == std::string_view::npos) end = text.size();
+    auto f = fields_of(text.substr(at, end - at));
+    at = end + 1;
+    // id parent major:minor root mountpoint options [optional...] - fstype source superopts
+    if (f.size() < 10) continue;
+    std::size_t dash = 6;
+    while (dash < f.size() && f[dash] != "-") ++dash;
+    if (dash + 2 >= f.size()) continue;  // no fstype and source after the separator
+    MountInfo m;
+    try {
+      m.id = std::stoull(std::string(f[0]));
+      m.parent = std::stoull(std::string(f[1]));
+    } catch (...) {
+      continue;
+    }
+    m.root = unescape(f[3]);
+    m.mount_point = unescape(f[4]);
+    m.options = std::string(f[5]);
+    for (std::size_t k = 6; k < dash; ++k) m.optional.emplace_back(f[k]);
+    m.fstype = std::string(f[dash + 1]);
+    m.source = unescape(f[dash + 2]);
+    if (dash + 3 < f.size()) m.super_options = std::string(f[dash + 3]);
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+Result<std::vector<MountInfo>> read_mountinfo(const std::string& path) {
+  BERTH_TRY(auto text, read_file(path));
+  return parse_mountinfo(text);
 }
 
 Status unmount_all(const std::string& target, bool detach) {

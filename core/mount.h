@@ -9,7 +9,9 @@
 #include <berth/mount.h>
 #include <berth/result.h>
 
+#include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace berth::core {
@@ -29,6 +31,18 @@ Status mount_all(const std::vector<Mount>& mounts, const std::string& target);
 // Unmounts everything stacked on target. NotFound-like states (not mounted) are OK.
 Status unmount_all(const std::string& target, bool detach = false);
 bool is_mount_point(const std::string& path);
+
+// One line of /proc/<pid>/mountinfo, octal escapes (\040 for a space) decoded.
+struct MountInfo {
+  std::uint64_t id = 0, parent = 0;
+  std::string root, mount_point, options;
+  std::vector<std::string> optional;  // "shared:7", "master:3", ...
+  std::string fstype, source, super_options;
+  bool shared() const;
+};
+// Lines that do not parse are skipped.
+std::vector<MountInfo> parse_mountinfo(std::string_view text);
+Result<std::vector<MountInfo>> read_mountinfo(const std::string& path = "/proc/self/mountinfo");
 
 // Mounts on construction (via mount_all), unmounts on destruction.
 class ScopedMount {

@@ -2,6 +2,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/mount.h"
 #include "core/oci/cgroup_fs.h"
 #include "core/oci/cgroups.h"
 
@@ -31,27 +32,18 @@ std::string Layout::describe() const {
 }
 
 Result<Layout> probe(const std::string& mountinfo, const CgroupFs& fs) {
-  std::ifstream in(mountinfo);
-  if (!in) return from_errno(errno, "read {}", mountinfo);
+  auto mounts = core::read_mountinfo(mountinfo);
+  if (!mounts.ok()) return mounts.status();
   Layout layout;
   std::set<std::string> seen;
-  std::string line;
-  while (std::getline(in, line)) {
-    // id parent maj:min root mountpoint options [optional...] - fstype source superopts
-    std::istringstream ls(line);
-    std::string id, parent, dev, root, mountpoint, options, field;
-    ls >> id >> parent >> dev >> root >> mountpoint >> options;
-    while (ls >> field && field != "-") {
-    }
-    std::string fstype, source, super;
-    ls >> fstype >> source >> super;
-    if (fstype != "cgroup" && fstype != "cgroup2") continue;
-    if (!seen.insert(mountpoint).second) continue;
+  for (const auto& mi : *mounts) {
+    if (mi.fstype != "cgroup" && mi.fstype != "cgroup2") continue;
+    if (!seen.insert(mi.mount_point).second) continue;
     Mount m;
-    m.mountpoint = mountpoint;
-    m.v2 = fstype == "cgroup2";
+    m.mountpoint = mi.mount_point;
+    m.v2 = mi.fstype == "cgroup2";
     if (!m.v2) {
-      std::stringstream opts(super);
+      std::stringstream opts(mi.super_options);
       std::string o;
       while (std::getline(opts, o, ',')) {
         if (v1_known().count(o) || o.rfind("name=", 0) == 0) m.controllers.insert(o);
@@ -62,7 +54,7 @@ Result<Layout> probe(const std::string& mountinfo, const CgroupFs& fs) {
         dup = dup || (!other.v2 && other.controllers == m.controllers);
       if (dup) continue;
     } else {
-      auto c = fs.read(mountpoint + "/cgroup.controllers");
+      auto c = fs.read(m.mountpoint + "/cgroup.controllers");
       std::stringstream cs(c.value_or(""));
       std::string name;
       while (cs >> name) m.controllers.insert(name);

@@ -382,21 +382,10 @@ Status make_rootfs_parent_private(const std::string& rootfs) {
     dir = up;
   }
   // Only a shared mount needs it (a slave keeps its master, so "slave" still means something).
-  auto info = core::read_file("/proc/self/mountinfo");
-  if (!info.ok()) return info.status();
-  std::string prefix = std::to_string(*id) + " ";
+  BERTH_TRY(auto mounts, core::read_mountinfo());
   bool shared = false;
-  for (std::size_t at = 0; at < info->size();) {
-    std::size_t end = info->find('\n', at);
-    if (end == std::string::npos) end = info->size();
-    std::string_view line(info->data() + at, end - at);
-    if (line.substr(0, prefix.size()) == prefix) {
-      auto dash = line.find(" - ");
-      shared = line.substr(0, dash).find(" shared:") != std::string_view::npos;
-      break;
-    }
-    at = end + 1;
-  }
+  for (const auto& m : mounts)
+    if (m.id == *id) shared = m.shared();
   if (shared && ::mount(nullptr, dir.c_str(), nullptr, MS_PRIVATE, nullptr) < 0)
     return from_errno(errno, "make {} (the mount holding the rootfs) private", dir);
   return Status();
