@@ -20,18 +20,17 @@
 
 #include <algorithm>
 #include <cstring>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "core/fd.h"
 #include "core/fs.h"
-#include "core/tree.h"
 #include "core/mount.h"
 #include "core/oci/hooks.h"
 #include "core/oci/unix_socket.h"
+#include "core/tree.h"
 
 namespace berth::oci {
 namespace {
@@ -43,10 +42,10 @@ namespace {
   ::_exit(1);
 }
 
-#define INIT_TRY(c, expr)                    \
-  do {                                       \
-    ::berth::Status st_ = (expr);            \
-    if (!st_.ok()) fail((c), st_);           \
+#define INIT_TRY(c, expr)          \
+  do {                             \
+    ::berth::Status st_ = (expr);  \
+    if (!st_.ok()) fail((c), st_); \
   } while (0)
 
 std::string fd_path(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
@@ -54,8 +53,10 @@ std::string fd_path(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
 Status mount_at(const std::string& source, int target_fd, const char* type, unsigned long flags,
                 const std::string& data, const std::string& shown) {
   std::string target = fd_path(target_fd);
-  if (::mount(source.c_str(), target.c_str(), type, flags, data.empty() ? nullptr : data.c_str()) < 0)
-    return from_errno(errno, "mount {} on {}", source.empty() ? (type ? type : "?") : source, shown);
+  if (::mount(source.c_str(), target.c_str(), type, flags, data.empty() ? nullptr : data.c_str()) <
+      0)
+    return from_errno(errno, "mount {} on {}", source.empty() ? (type ? type : "?") : source,
+                      shown);
   return Status();
 }
 
@@ -141,7 +142,8 @@ Status fs_detached(const std::string& type, const std::string& source, int targe
     return Status();
   };
   constexpr unsigned kSetFlag = 0, kSetString = 1, kCreate = 6;
-  if (!source.empty() && source != "none") BERTH_RETURN_IF_ERROR(config(kSetString, "source", source.c_str()));
+  if (!source.empty() && source != "none")
+    BERTH_RETURN_IF_ERROR(config(kSetString, "source", source.c_str()));
   for (const auto& d : f.data) {
     auto eq = d.find('=');
     if (eq == std::string::npos) {
@@ -153,7 +155,8 @@ Status fs_detached(const std::string& type, const std::string& source, int targe
   }
   BERTH_RETURN_IF_ERROR(config(kCreate, nullptr, nullptr));
   core::Fd mnt(static_cast<int>(::syscall(SYS_fsmount, fs.get(), 1U /* FSMOUNT_CLOEXEC */, 0U)));
-  if (mnt.get() < 0) return from_errno(errno, "mount {} on {}: fsmount{}", type, shown, fs_log(fs.get()));
+  if (mnt.get() < 0)
+    return from_errno(errno, "mount {} on {}: fsmount{}", type, shown, fs_log(fs.get()));
   return attach_detached(mnt.get(), target_fd, f, false, shown);
 }
 
@@ -181,8 +184,8 @@ Status do_mount(const InitConfig& c, int root_fd, const Mount& m) {
   };
   if (m.type == "cgroup" && c.cgroup_dirs.size() != 1) {
     // cgroup v1 (or hybrid): a tmpfs with the container's own cgroup of every hierarchy bound in.
-    BERTH_RETURN_IF_ERROR(mount_at("tmpfs", target, "tmpfs", f.flags & ~MS_RDONLY, "mode=755",
-                                   m.destination));
+    BERTH_RETURN_IF_ERROR(
+        mount_at("tmpfs", target, "tmpfs", f.flags & ~MS_RDONLY, "mode=755", m.destination));
     BERTH_TRY(int top, open_in_root(root_fd, m.destination, false, true));
     int real = ::openat(top, ".", O_DIRECTORY | O_CLOEXEC);
     ::close(top);
@@ -192,12 +195,14 @@ Status do_mount(const InitConfig& c, int root_fd, const Mount& m) {
       const std::string& name = c.cgroup_mounts[i];
       ::mkdirat(real, name.c_str(), 0755);
       std::string where = fd_path(real) + "/" + name;
-      if (::mount(c.cgroup_dirs[i].c_str(), where.c_str(), nullptr, MS_BIND | MS_REC, nullptr) < 0) {
+      if (::mount(c.cgroup_dirs[i].c_str(), where.c_str(), nullptr, MS_BIND | MS_REC, nullptr) <
+          0) {
         st = from_errno(errno, "bind cgroup {} on {}/{}", c.cgroup_dirs[i], m.destination, name);
       } else if (f.flags & MS_RDONLY) {
         int sub = ::openat(real, name.c_str(), O_PATH | O_CLOEXEC | O_DIRECTORY);
         if (::mount(nullptr, fd_path(sub).c_str(), nullptr,
-                    MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) < 0)
+                    MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                    nullptr) < 0)
           st = from_errno(errno, "remount {}/{} read-only", m.destination, name);
         ::close(sub);
       }
@@ -205,7 +210,8 @@ Status do_mount(const InitConfig& c, int root_fd, const Mount& m) {
     ::close(real);
     BERTH_RETURN_IF_ERROR(st);
     if (f.flags & MS_RDONLY)
-      BERTH_RETURN_IF_ERROR(remount(MS_REMOUNT | MS_RDONLY | (f.flags & (MS_NOSUID | MS_NODEV | MS_NOEXEC)), "mode=755"));
+      BERTH_RETURN_IF_ERROR(remount(
+          MS_REMOUNT | MS_RDONLY | (f.flags & (MS_NOSUID | MS_NODEV | MS_NOEXEC)), "mode=755"));
     return Status();
   }
   if (m.type == "cgroup" || m.type == "cgroup2") {
@@ -215,8 +221,8 @@ Status do_mount(const InitConfig& c, int root_fd, const Mount& m) {
       Status st = mount_at("cgroup2", target, "cgroup2", f.flags, data, m.destination);
       if (st.ok()) return st;
     }
-    BERTH_RETURN_IF_ERROR(mount_at(c.cgroup_dirs.empty() ? "/sys/fs/cgroup" : c.cgroup_dirs[0], target,
-                                   nullptr, MS_BIND | MS_REC, "", m.destination));
+    BERTH_RETURN_IF_ERROR(mount_at(c.cgroup_dirs.empty() ? "/sys/fs/cgroup" : c.cgroup_dirs[0],
+                                   target, nullptr, MS_BIND | MS_REC, "", m.destination));
     if (f.flags & MS_RDONLY) BERTH_RETURN_IF_ERROR(remount(MS_BIND | MS_REMOUNT | MS_RDONLY, ""));
     return Status();
   }
@@ -225,7 +231,8 @@ Status do_mount(const InitConfig& c, int root_fd, const Mount& m) {
     bf.flags |= MS_BIND | (m.type == "rbind" ? MS_REC : 0);
     Status st = bind_detached(source, target, bf, m.destination);
     if (st.code() != Code::kUnimplemented) return st;
-    BERTH_RETURN_IF_ERROR(mount_at(source, target, nullptr, MS_BIND | (f.flags & MS_REC), "", m.destination));
+    BERTH_RETURN_IF_ERROR(
+        mount_at(source, target, nullptr, MS_BIND | (f.flags & MS_REC), "", m.destination));
     unsigned long extra = f.flags & ~(MS_BIND | MS_REC | MS_REMOUNT);
     if (extra) {
       // Flags on a bind take a remount; locked flags (nosuid, nodev from the source) are kept.
@@ -287,13 +294,15 @@ Status make_device(int root_fd, const std::string& path, mode_t type, unsigned m
   if (real < 0) return from_errno(errno, "open {}", parent);
   ::unlinkat(real, name.c_str(), 0);
   Status st;
-  if (!in_userns && ::mknodat(real, name.c_str(), type | (mode & 07777), makedev(major, minor)) == 0) {
+  if (!in_userns &&
+      ::mknodat(real, name.c_str(), type | (mode & 07777), makedev(major, minor)) == 0) {
     if (::fchownat(real, name.c_str(), uid, gid, 0) < 0) st = from_errno(errno, "chown {}", path);
     ::fchmodat(real, name.c_str(), mode & 07777, 0);
   } else if (type == S_IFCHR || type == S_IFBLK) {
     // Without CAP_MKNOD (user namespaces): bind the host's device node.
     int file = ::openat(real, name.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0000);
-    if (file < 0) st = from_errno(errno, "create {}", path);
+    if (file < 0)
+      st = from_errno(errno, "create {}", path);
     else {
       ::close(file);
       std::string host = path;
@@ -320,7 +329,8 @@ Status setup_dev(const InitConfig& c, int root_fd) {
   bool in_userns = s.linux.find("user") != nullptr;
   if (has_mount_at(s, "/dev")) {
     for (const auto& d : kDefaultDevices) {
-      BERTH_RETURN_IF_ERROR(make_device(root_fd, d.path, S_IFCHR, d.major, d.minor, 0666, 0, 0, in_userns));
+      BERTH_RETURN_IF_ERROR(
+          make_device(root_fd, d.path, S_IFCHR, d.major, d.minor, 0666, 0, 0, in_userns));
     }
     struct {
       const char* link;
@@ -439,7 +449,8 @@ Status mask_paths(const Spec& s) {
       if (sv.f_flag & ST_NODEV) keep |= MS_NODEV;
       if (sv.f_flag & ST_NOEXEC) keep |= MS_NOEXEC;
     }
-    if (::mount(nullptr, p.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC | keep, nullptr) < 0)
+    if (::mount(nullptr, p.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC | keep,
+                nullptr) < 0)
       return from_errno(errno, "remount {} read-only", p);
   }
   if (s.root_readonly) {
@@ -640,7 +651,8 @@ Result<int> open_in_root(int root_fd, const std::string& path, bool create, bool
       if (!last || as_dir) {
         rc = ::mkdirat(static_cast<int>(dir), parts[k].c_str(), 0755);
       } else {
-        int f = ::openat(static_cast<int>(dir), parts[k].c_str(), O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
+        int f = ::openat(static_cast<int>(dir), parts[k].c_str(),
+                         O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
         if (f >= 0) ::close(f);
         rc = f < 0 ? -1 : 0;
       }
@@ -660,7 +672,8 @@ Result<int> open_in_root(int root_fd, const std::string& path, bool create, bool
 // source fd that is itself 0..2 is not overwritten before it is used.
 static void set_stdio(const InitConfig& c) {
   int moved[3];
-  for (int i = 0; i < 3; ++i) moved[i] = c.stdio[i] < 0 ? -1 : ::fcntl(c.stdio[i], F_DUPFD_CLOEXEC, 3);
+  for (int i = 0; i < 3; ++i)
+    moved[i] = c.stdio[i] < 0 ? -1 : ::fcntl(c.stdio[i], F_DUPFD_CLOEXEC, 3);
   for (int i = 0; i < 3; ++i) {
     if (moved[i] < 0) continue;
     ::dup2(moved[i], i);
@@ -761,22 +774,12 @@ static Status set_exec_label(const char* what, const std::vector<std::string>& f
   return from_errno(last, "{}: set the exec label \"{}\"", what, value);
 }
 
-void container_main(InitConfig& c) {
-  const Spec& s = *c.spec;
-  const Process& p = *c.process;
-  // Until it execs, this process runs the runtime's code: nothing in the container may ptrace
-  // it or open its /proc files (exe, fd, mem). The exec makes it dumpable again.
-  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-  {
-    // "go", and for an init the state document its hooks get ("go <json>").
-    std::string go = sync_recv(c.sync_fd);
-    if (go.rfind("go", 0) != 0) ::_exit(1);  // the parent gave up
-    if (go.size() > 3) c.state_json = go.substr(3);
-  }
-  set_stdio(c);
-  close_inherited_fds(c);
-  reset_signals();
+namespace {
 
+// Joins the namespaces given by path (user first), becomes root of a new user namespace, then
+// creates the rest.
+void enter_namespaces(InitConfig& c) {
+  const Spec& s = *c.spec;
   // Namespaces: join those given by path (user first), then create the rest.
   for (const auto& [fd, type] : c.join) {
     if (::setns(fd, type) < 0) fail(c, from_errno(errno, "join namespace (type {:#x})", type));
@@ -788,47 +791,55 @@ void container_main(InitConfig& c) {
   }
   if (c.unshare_flags && ::unshare(c.unshare_flags) < 0)
     fail(c, from_errno(errno, "unshare namespaces {:#x}", c.unshare_flags));
+}
 
-  if (!c.exec_mode) {
-    if (!s.hostname.empty() && ::sethostname(s.hostname.data(), s.hostname.size()) < 0)
-      fail(c, from_errno(errno, "sethostname"));
-    if (!s.domainname.empty() && ::setdomainname(s.domainname.data(), s.domainname.size()) < 0)
-      fail(c, from_errno(errno, "setdomainname"));
-    bool new_mnt = s.linux.find("mount") != nullptr;
-    if (new_mnt) {
-      if (::mount(nullptr, "/", nullptr, propagation_flags(s.linux.rootfs_propagation), nullptr) < 0)
-        fail(c, from_errno(errno, "set the root's propagation"));
-      INIT_TRY(c, make_rootfs_parent_private(c.rootfs));
-      if (::mount(c.rootfs.c_str(), c.rootfs.c_str(), nullptr, MS_BIND | MS_REC, nullptr) < 0)
-        fail(c, from_errno(errno, "bind the rootfs {}", c.rootfs));
-      int root_fd = ::open(c.rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-      if (root_fd < 0) fail(c, from_errno(errno, "open the rootfs {}", c.rootfs));
-      for (std::size_t i = 0; i < s.mounts.size(); ++i) {
-        Status st = do_mount(c, root_fd, s.mounts[i]);
-        if (!st.ok()) fail(c, Status(st.code(), fmt::format("mounts[{}]: {}", i, st.message())));
-      }
-      INIT_TRY(c, setup_dev(c, root_fd));
-      ::close(root_fd);
+// The container's root: hostname, the mounts and /dev on the bound rootfs, the prestart,
+// createRuntime and createContainer hooks, pivot_root, propagation, sysctls, masked paths.
+void prepare_root(InitConfig& c) {
+  const Spec& s = *c.spec;
+  if (!s.hostname.empty() && ::sethostname(s.hostname.data(), s.hostname.size()) < 0)
+    fail(c, from_errno(errno, "sethostname"));
+  if (!s.domainname.empty() && ::setdomainname(s.domainname.data(), s.domainname.size()) < 0)
+    fail(c, from_errno(errno, "setdomainname"));
+  bool new_mnt = s.linux.find("mount") != nullptr;
+  if (new_mnt) {
+    if (::mount(nullptr, "/", nullptr, propagation_flags(s.linux.rootfs_propagation), nullptr) < 0)
+      fail(c, from_errno(errno, "set the root's propagation"));
+    INIT_TRY(c, make_rootfs_parent_private(c.rootfs));
+    if (::mount(c.rootfs.c_str(), c.rootfs.c_str(), nullptr, MS_BIND | MS_REC, nullptr) < 0)
+      fail(c, from_errno(errno, "bind the rootfs {}", c.rootfs));
+    int root_fd = ::open(c.rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root_fd < 0) fail(c, from_errno(errno, "open the rootfs {}", c.rootfs));
+    for (std::size_t i = 0; i < s.mounts.size(); ++i) {
+      Status st = do_mount(c, root_fd, s.mounts[i]);
+      if (!st.ok()) fail(c, Status(st.code(), fmt::format("mounts[{}]: {}", i, st.message())));
     }
-    // prestart + createRuntime run in the runtime's namespaces (the parent), now.
-    sync_send(c.sync_fd, "hooks");
-    std::string ack = sync_recv(c.sync_fd);
-    if (ack != "ok") ::_exit(1);
-    INIT_TRY(c, run_hooks(s.hooks.create_container, c.state_json, "createContainer"));
-    // sysctls go in before /proc/sys becomes read-only.
-    if (new_mnt) {
-      INIT_TRY(c, pivot(c));
-      if (!s.linux.rootfs_propagation.empty() &&
-          ::mount(nullptr, "/", nullptr, propagation_flags(s.linux.rootfs_propagation), nullptr) < 0)
-        fail(c, from_errno(errno, "linux.rootfsPropagation \"{}\"", s.linux.rootfs_propagation));
-      INIT_TRY(c, sysctls(s));
-      INIT_TRY(c, mask_paths(s));
-    } else {
-      if (::chroot(c.rootfs.c_str()) < 0) fail(c, from_errno(errno, "chroot {}", c.rootfs));
-      ::chdir("/");
-      INIT_TRY(c, sysctls(s));
-    }
+    INIT_TRY(c, setup_dev(c, root_fd));
+    ::close(root_fd);
   }
+  // prestart + createRuntime run in the runtime's namespaces (the parent), now.
+  sync_send(c.sync_fd, "hooks");
+  std::string ack = sync_recv(c.sync_fd);
+  if (ack != "ok") ::_exit(1);
+  INIT_TRY(c, run_hooks(s.hooks.create_container, c.state_json, "createContainer"));
+  // sysctls go in before /proc/sys becomes read-only.
+  if (new_mnt) {
+    INIT_TRY(c, pivot(c));
+    if (!s.linux.rootfs_propagation.empty() &&
+        ::mount(nullptr, "/", nullptr, propagation_flags(s.linux.rootfs_propagation), nullptr) < 0)
+      fail(c, from_errno(errno, "linux.rootfsPropagation \"{}\"", s.linux.rootfs_propagation));
+    INIT_TRY(c, sysctls(s));
+    INIT_TRY(c, mask_paths(s));
+  } else {
+    if (::chroot(c.rootfs.c_str()) < 0) fail(c, from_errno(errno, "chroot {}", c.rootfs));
+    ::chdir("/");
+    INIT_TRY(c, sysctls(s));
+  }
+}
+
+// The process's console, rlimits, OOM score (exec) and whether its LSM labels can apply.
+void prepare_process(InitConfig& c) {
+  const Process& p = *c.process;
   if (p.terminal) INIT_TRY(c, setup_console(c));
   INIT_TRY(c, rlimits(p));
   if (p.oom_score_adj && c.exec_mode) {
@@ -844,27 +855,34 @@ void container_main(InitConfig& c) {
                              p.apparmor_profile));
   if (!p.selinux_label.empty() && ::access("/sys/fs/selinux/enforce", F_OK) != 0)
     fail(c, invalid_argument("process.selinuxLabel: SELinux is not enabled on this host"));
-  auto exe = find_executable(p);
-  if (!exe.ok()) fail(c, exe.status());
+}
 
-  if (!c.exec_mode) {
-    // Created: wait until `start` opens the fifo for reading.
-    sync_send(c.sync_fd, "ready");
-    ::close(c.sync_fd);
-    c.sync_fd = -1;
-    int w = ::open(fd_path(c.fifo_fd).c_str(), O_WRONLY | O_CLOEXEC);
-    if (w < 0) fail(c, from_errno(errno, "open exec.fifo"));
-    (void)!::write(w, "0", 1);
-    ::close(w);
-    ::close(c.fifo_fd);
-    if (!s.hooks.start_container.empty()) {
-      // startContainer runs during `start`, before the program: the container is "created".
-      auto state = nlohmann::json::parse(c.state_json, nullptr, false);
-      if (state.is_object()) state["status"] = "created";
-      INIT_TRY(c, run_hooks(s.hooks.start_container, state.dump(), "startContainer"));
-    }
+// Created: says "ready", then blocks until `start` opens exec.fifo; runs startContainer.
+void wait_for_start(InitConfig& c) {
+  const Spec& s = *c.spec;
+  // Created: wait until `start` opens the fifo for reading.
+  sync_send(c.sync_fd, "ready");
+  ::close(c.sync_fd);
+  c.sync_fd = -1;
+  int w = ::open(fd_path(c.fifo_fd).c_str(), O_WRONLY | O_CLOEXEC);
+  if (w < 0) fail(c, from_errno(errno, "open exec.fifo"));
+  (void)!::write(w, "0", 1);
+  ::close(w);
+  ::close(c.fifo_fd);
+  if (!s.hooks.start_container.empty()) {
+    // startContainer runs during `start`, before the program: the container is "created".
+    auto state = nlohmann::json::parse(c.state_json, nullptr, false);
+    if (state.is_object()) state["status"] = "created";
+    INIT_TRY(c, run_hooks(s.hooks.start_container, state.dump(), "startContainer"));
   }
+}
 
+// The last steps, in the order the kernel's rules need them: close-on-exec for everything not
+// preserved, LSM exec labels, seccomp (before the capability drop unless no_new_privs),
+// capabilities and ids, no_new_privs, umask, cwd, execve.
+[[noreturn]] void exec_process(InitConfig& c, const std::string& exe) {
+  const Spec& s = *c.spec;
+  const Process& p = *c.process;
   // seccomp needs CAP_SYS_ADMIN unless no_new_privs is set: load it before dropping
   // capabilities in that case, else as late as possible.
   auto load_seccomp = [&] {
@@ -880,9 +898,10 @@ void container_main(InitConfig& c) {
   // descriptor above stdio closes at exec (before seccomp, which may forbid close_range).
   mark_fds_cloexec(c.preserve_fds);
   if (!p.apparmor_profile.empty()) {
-    INIT_TRY(c, set_exec_label("process.apparmorProfile",
-                               {"/proc/thread-self/attr/apparmor/exec", "/proc/thread-self/attr/exec"},
-                               "exec " + p.apparmor_profile));
+    INIT_TRY(c,
+             set_exec_label("process.apparmorProfile",
+                            {"/proc/thread-self/attr/apparmor/exec", "/proc/thread-self/attr/exec"},
+                            "exec " + p.apparmor_profile));
   }
   if (!p.selinux_label.empty()) {
     INIT_TRY(c, set_exec_label("process.selinuxLabel", {"/proc/thread-self/attr/exec"},
@@ -902,8 +921,32 @@ void container_main(InitConfig& c) {
   argv.push_back(nullptr);
   for (auto& e : env) envp.push_back(e.data());
   envp.push_back(nullptr);
-  ::execve(exe->c_str(), argv.data(), envp.data());
-  fail(c, from_errno(errno, "exec \"{}\"", *exe));
+  ::execve(exe.c_str(), argv.data(), envp.data());
+  fail(c, from_errno(errno, "exec \"{}\"", exe));
+}
+
+}  // namespace
+
+void container_main(InitConfig& c) {
+  // Until it execs, this process runs the runtime's code: nothing in the container may ptrace
+  // it or open its /proc files (exe, fd, mem). The exec makes it dumpable again.
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  {
+    // "go", and for an init the state document its hooks get ("go <json>").
+    std::string go = sync_recv(c.sync_fd);
+    if (go.rfind("go", 0) != 0) ::_exit(1);  // the parent gave up
+    if (go.size() > 3) c.state_json = go.substr(3);
+  }
+  set_stdio(c);
+  close_inherited_fds(c);
+  reset_signals();
+  enter_namespaces(c);
+  if (!c.exec_mode) prepare_root(c);
+  prepare_process(c);
+  auto exe = find_executable(*c.process);
+  if (!exe.ok()) fail(c, exe.status());
+  if (!c.exec_mode) wait_for_start(c);
+  exec_process(c, *exe);
 }
 
 }  // namespace berth::oci
