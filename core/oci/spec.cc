@@ -21,9 +21,7 @@ class Field {
   Field at(const char* key) const { return Field(j_[key], path_ + "." + key); }
 
   Status error(std::string_view why) const { return invalid_argument("{}: {}", path_, why); }
-  Status expect_object() const {
-    return j_.is_object() ? Status() : error("must be an object");
-  }
+  Status expect_object() const { return j_.is_object() ? Status() : error("must be an object"); }
 
   Result<std::string> str() const {
     if (!j_.is_string()) return error("must be a string");
@@ -38,13 +36,14 @@ class Field {
     if (!j_.is_number_integer()) return error("must be an integer");
     if (j_.is_number_unsigned()) {
       auto v = j_.get<std::uint64_t>();
-      if (v > static_cast<std::uint64_t>(std::numeric_limits<T>::max())) return error("is too large");
+      if (v > static_cast<std::uint64_t>(std::numeric_limits<T>::max()))
+        return error("is too large");
       return static_cast<T>(v);
     }
     auto v = j_.get<std::int64_t>();
     if (v < static_cast<std::int64_t>(std::numeric_limits<T>::min()) ||
-        (v > 0 && static_cast<std::uint64_t>(v) >
-                      static_cast<std::uint64_t>(std::numeric_limits<T>::max())))
+        (v > 0 &&
+         static_cast<std::uint64_t>(v) > static_cast<std::uint64_t>(std::numeric_limits<T>::max())))
       return error("is out of range");
     return static_cast<T>(v);
   }
@@ -169,8 +168,7 @@ Result<Process> parse_process_field(const Field& f) {
   }
   if (!f.has("cwd")) return f.at("cwd").error("is required");
   BERTH_TRY(p.cwd, f.at("cwd").str());
-  if (p.cwd.empty() || p.cwd.front() != '/')
-    return f.at("cwd").error("must be an absolute path");
+  if (p.cwd.empty() || p.cwd.front() != '/') return f.at("cwd").error("must be an absolute path");
   if (f.has("capabilities")) {
     Field c = f.at("capabilities");
     BERTH_RETURN_IF_ERROR(c.expect_object());
@@ -251,62 +249,129 @@ Result<std::vector<IdMapping>> parse_mappings(const Field& f) {
   return out;
 }
 
+Result<DeviceRule> parse_device_rule(const Field& d) {
+  BERTH_RETURN_IF_ERROR(d.expect_object());
+  DeviceRule rule;
+  if (!d.has("allow")) return d.at("allow").error("is required");
+  BERTH_TRY(rule.allow, d.at("allow").boolean());
+  BERTH_RETURN_IF_ERROR(d.opt("type", rule.type));
+  if (!rule.type.empty() && rule.type != "a" && rule.type != "c" && rule.type != "b")
+    return d.at("type").error("must be a, b or c");
+  BERTH_RETURN_IF_ERROR(d.opt("major", rule.major));
+  BERTH_RETURN_IF_ERROR(d.opt("minor", rule.minor));
+  BERTH_RETURN_IF_ERROR(d.opt("access", rule.access));
+  if (rule.access.find_first_not_of("rwm") != std::string::npos)
+    return d.at("access").error("must be made of r, w and m");
+  return rule;
+}
+
+Result<Memory> parse_memory(const Field& m) {
+  BERTH_RETURN_IF_ERROR(m.expect_object());
+  Memory mem;
+  BERTH_RETURN_IF_ERROR(m.opt("limit", mem.limit));
+  BERTH_RETURN_IF_ERROR(m.opt("reservation", mem.reservation));
+  BERTH_RETURN_IF_ERROR(m.opt("swap", mem.swap));
+  BERTH_RETURN_IF_ERROR(m.opt("kernel", mem.kernel));
+  BERTH_RETURN_IF_ERROR(m.opt("kernelTCP", mem.kernel_tcp));
+  BERTH_RETURN_IF_ERROR(m.opt("swappiness", mem.swappiness));
+  if (mem.swappiness && *mem.swappiness > 100)
+    return m.at("swappiness").error("must be between 0 and 100");
+  if (m.has("disableOOMKiller")) {
+    BERTH_TRY(mem.disable_oom_killer, m.at("disableOOMKiller").boolean());
+  }
+  if (m.has("useHierarchy")) {
+    BERTH_TRY(mem.use_hierarchy, m.at("useHierarchy").boolean());
+  }
+  if (mem.limit && mem.swap && *mem.swap > 0 && *mem.limit > 0 && *mem.swap < *mem.limit)
+    return m.at("swap").error("memory+swap limit must not be below the memory limit");
+  return mem;
+}
+
+Result<Cpu> parse_cpu(const Field& c) {
+  BERTH_RETURN_IF_ERROR(c.expect_object());
+  Cpu cpu;
+  BERTH_RETURN_IF_ERROR(c.opt("shares", cpu.shares));
+  BERTH_RETURN_IF_ERROR(c.opt("quota", cpu.quota));
+  BERTH_RETURN_IF_ERROR(c.opt("period", cpu.period));
+  BERTH_RETURN_IF_ERROR(c.opt("realtimeRuntime", cpu.realtime_runtime));
+  BERTH_RETURN_IF_ERROR(c.opt("realtimePeriod", cpu.realtime_period));
+  BERTH_RETURN_IF_ERROR(c.opt("cpus", cpu.cpus));
+  BERTH_RETURN_IF_ERROR(c.opt("mems", cpu.mems));
+  BERTH_RETURN_IF_ERROR(c.opt("idle", cpu.idle));
+  return cpu;
+}
+
+Result<BlockIo> parse_block_io(const Field& b) {
+  BERTH_RETURN_IF_ERROR(b.expect_object());
+  BlockIo io;
+  BERTH_RETURN_IF_ERROR(b.opt("weight", io.weight));
+  BERTH_RETURN_IF_ERROR(b.opt("leafWeight", io.leaf_weight));
+  if (b.has("weightDevice")) {
+    BERTH_RETURN_IF_ERROR(b.at("weightDevice").each([&](const Field& d) -> Status {
+      WeightDevice w;
+      BERTH_RETURN_IF_ERROR(d.expect_object());
+      BERTH_RETURN_IF_ERROR(d.opt_int("major", w.major));
+      BERTH_RETURN_IF_ERROR(d.opt_int("minor", w.minor));
+      BERTH_RETURN_IF_ERROR(d.opt("weight", w.weight));
+      BERTH_RETURN_IF_ERROR(d.opt("leafWeight", w.leaf_weight));
+      io.weight_device.push_back(w);
+      return Status();
+    }));
+  }
+  struct {
+    const char* key;
+    std::vector<ThrottleDevice>* out;
+  } throttles[] = {{"throttleReadBpsDevice", &io.throttle_read_bps},
+                   {"throttleWriteBpsDevice", &io.throttle_write_bps},
+                   {"throttleReadIOPSDevice", &io.throttle_read_iops},
+                   {"throttleWriteIOPSDevice", &io.throttle_write_iops}};
+  for (auto& t : throttles) {
+    if (!b.has(t.key)) continue;
+    BERTH_RETURN_IF_ERROR(b.at(t.key).each([&](const Field& d) -> Status {
+      ThrottleDevice td;
+      BERTH_RETURN_IF_ERROR(d.expect_object());
+      BERTH_RETURN_IF_ERROR(d.opt_int("major", td.major));
+      BERTH_RETURN_IF_ERROR(d.opt_int("minor", td.minor));
+      BERTH_RETURN_IF_ERROR(d.opt_int("rate", td.rate));
+      t.out->push_back(td);
+      return Status();
+    }));
+  }
+  return io;
+}
+
+Status parse_network(const Field& n, Resources& r) {
+  BERTH_RETURN_IF_ERROR(n.expect_object());
+  BERTH_RETURN_IF_ERROR(n.opt("classID", r.net_class_id));
+  if (n.has("priorities")) {
+    BERTH_RETURN_IF_ERROR(n.at("priorities").each([&](const Field& p) -> Status {
+      std::string name;
+      std::uint32_t prio = 0;
+      BERTH_RETURN_IF_ERROR(p.expect_object());
+      BERTH_RETURN_IF_ERROR(p.opt("name", name));
+      BERTH_RETURN_IF_ERROR(p.opt_int("priority", prio));
+      r.net_priorities[name] = prio;
+      return Status();
+    }));
+  }
+  return Status();
+}
+
 Result<Resources> parse_resources(const Field& f) {
   BERTH_RETURN_IF_ERROR(f.expect_object());
   Resources r;
   if (f.has("devices")) {
     BERTH_RETURN_IF_ERROR(f.at("devices").each([&](const Field& d) -> Status {
-      BERTH_RETURN_IF_ERROR(d.expect_object());
-      DeviceRule rule;
-      if (!d.has("allow")) return d.at("allow").error("is required");
-      BERTH_TRY(rule.allow, d.at("allow").boolean());
-      BERTH_RETURN_IF_ERROR(d.opt("type", rule.type));
-      if (!rule.type.empty() && rule.type != "a" && rule.type != "c" && rule.type != "b")
-        return d.at("type").error("must be a, b or c");
-      BERTH_RETURN_IF_ERROR(d.opt("major", rule.major));
-      BERTH_RETURN_IF_ERROR(d.opt("minor", rule.minor));
-      BERTH_RETURN_IF_ERROR(d.opt("access", rule.access));
-      if (rule.access.find_first_not_of("rwm") != std::string::npos)
-        return d.at("access").error("must be made of r, w and m");
+      BERTH_TRY(auto rule, parse_device_rule(d));
       r.devices.push_back(rule);
       return Status();
     }));
   }
   if (f.has("memory")) {
-    Field m = f.at("memory");
-    BERTH_RETURN_IF_ERROR(m.expect_object());
-    Memory mem;
-    BERTH_RETURN_IF_ERROR(m.opt("limit", mem.limit));
-    BERTH_RETURN_IF_ERROR(m.opt("reservation", mem.reservation));
-    BERTH_RETURN_IF_ERROR(m.opt("swap", mem.swap));
-    BERTH_RETURN_IF_ERROR(m.opt("kernel", mem.kernel));
-    BERTH_RETURN_IF_ERROR(m.opt("kernelTCP", mem.kernel_tcp));
-    BERTH_RETURN_IF_ERROR(m.opt("swappiness", mem.swappiness));
-    if (mem.swappiness && *mem.swappiness > 100)
-      return m.at("swappiness").error("must be between 0 and 100");
-    if (m.has("disableOOMKiller")) {
-      BERTH_TRY(mem.disable_oom_killer, m.at("disableOOMKiller").boolean());
-    }
-    if (m.has("useHierarchy")) {
-      BERTH_TRY(mem.use_hierarchy, m.at("useHierarchy").boolean());
-    }
-    if (mem.limit && mem.swap && *mem.swap > 0 && *mem.limit > 0 && *mem.swap < *mem.limit)
-      return m.at("swap").error("memory+swap limit must not be below the memory limit");
-    r.memory = mem;
+    BERTH_TRY(r.memory, parse_memory(f.at("memory")));
   }
   if (f.has("cpu")) {
-    Field c = f.at("cpu");
-    BERTH_RETURN_IF_ERROR(c.expect_object());
-    Cpu cpu;
-    BERTH_RETURN_IF_ERROR(c.opt("shares", cpu.shares));
-    BERTH_RETURN_IF_ERROR(c.opt("quota", cpu.quota));
-    BERTH_RETURN_IF_ERROR(c.opt("period", cpu.period));
-    BERTH_RETURN_IF_ERROR(c.opt("realtimeRuntime", cpu.realtime_runtime));
-    BERTH_RETURN_IF_ERROR(c.opt("realtimePeriod", cpu.realtime_period));
-    BERTH_RETURN_IF_ERROR(c.opt("cpus", cpu.cpus));
-    BERTH_RETURN_IF_ERROR(c.opt("mems", cpu.mems));
-    BERTH_RETURN_IF_ERROR(c.opt("idle", cpu.idle));
-    r.cpu = cpu;
+    BERTH_TRY(r.cpu, parse_cpu(f.at("cpu")));
   }
   if (f.has("pids")) {
     Field p = f.at("pids");
@@ -314,43 +379,7 @@ Result<Resources> parse_resources(const Field& f) {
     BERTH_RETURN_IF_ERROR(p.opt("limit", r.pids_limit));
   }
   if (f.has("blockIO")) {
-    Field b = f.at("blockIO");
-    BERTH_RETURN_IF_ERROR(b.expect_object());
-    BlockIo io;
-    BERTH_RETURN_IF_ERROR(b.opt("weight", io.weight));
-    BERTH_RETURN_IF_ERROR(b.opt("leafWeight", io.leaf_weight));
-    if (b.has("weightDevice")) {
-      BERTH_RETURN_IF_ERROR(b.at("weightDevice").each([&](const Field& d) -> Status {
-        WeightDevice w;
-        BERTH_RETURN_IF_ERROR(d.expect_object());
-        BERTH_RETURN_IF_ERROR(d.opt_int("major", w.major));
-        BERTH_RETURN_IF_ERROR(d.opt_int("minor", w.minor));
-        BERTH_RETURN_IF_ERROR(d.opt("weight", w.weight));
-        BERTH_RETURN_IF_ERROR(d.opt("leafWeight", w.leaf_weight));
-        io.weight_device.push_back(w);
-        return Status();
-      }));
-    }
-    struct {
-      const char* key;
-      std::vector<ThrottleDevice>* out;
-    } throttles[] = {{"throttleReadBpsDevice", &io.throttle_read_bps},
-                     {"throttleWriteBpsDevice", &io.throttle_write_bps},
-                     {"throttleReadIOPSDevice", &io.throttle_read_iops},
-                     {"throttleWriteIOPSDevice", &io.throttle_write_iops}};
-    for (auto& t : throttles) {
-      if (!b.has(t.key)) continue;
-      BERTH_RETURN_IF_ERROR(b.at(t.key).each([&](const Field& d) -> Status {
-        ThrottleDevice td;
-        BERTH_RETURN_IF_ERROR(d.expect_object());
-        BERTH_RETURN_IF_ERROR(d.opt_int("major", td.major));
-        BERTH_RETURN_IF_ERROR(d.opt_int("minor", td.minor));
-        BERTH_RETURN_IF_ERROR(d.opt_int("rate", td.rate));
-        t.out->push_back(td);
-        return Status();
-      }));
-    }
-    r.block_io = io;
+    BERTH_TRY(r.block_io, parse_block_io(f.at("blockIO")));
   }
   if (f.has("hugepageLimits")) {
     BERTH_RETURN_IF_ERROR(f.at("hugepageLimits").each([&](const Field& h) -> Status {
@@ -363,22 +392,7 @@ Result<Resources> parse_resources(const Field& f) {
       return Status();
     }));
   }
-  if (f.has("network")) {
-    Field n = f.at("network");
-    BERTH_RETURN_IF_ERROR(n.expect_object());
-    BERTH_RETURN_IF_ERROR(n.opt("classID", r.net_class_id));
-    if (n.has("priorities")) {
-      BERTH_RETURN_IF_ERROR(n.at("priorities").each([&](const Field& p) -> Status {
-        std::string name;
-        std::uint32_t prio = 0;
-        BERTH_RETURN_IF_ERROR(p.expect_object());
-        BERTH_RETURN_IF_ERROR(p.opt("name", name));
-        BERTH_RETURN_IF_ERROR(p.opt_int("priority", prio));
-        r.net_priorities[name] = prio;
-        return Status();
-      }));
-    }
-  }
+  if (f.has("network")) BERTH_RETURN_IF_ERROR(parse_network(f.at("network"), r));
   BERTH_RETURN_IF_ERROR(f.opt("unified", r.unified));
   for (const auto& [k, v] : r.unified) {
     if (k.find('/') != std::string::npos || k.find('.') == std::string::npos)
@@ -389,9 +403,9 @@ Result<Resources> parse_resources(const Field& f) {
 
 const std::map<std::string, std::string>& known_seccomp_actions() {
   static const std::map<std::string, std::string> m = {
-      {"SCMP_ACT_KILL", ""},         {"SCMP_ACT_KILL_PROCESS", ""}, {"SCMP_ACT_KILL_THREAD", ""},
-      {"SCMP_ACT_TRAP", ""},         {"SCMP_ACT_ERRNO", ""},        {"SCMP_ACT_TRACE", ""},
-      {"SCMP_ACT_ALLOW", ""},        {"SCMP_ACT_LOG", ""},          {"SCMP_ACT_NOTIFY", ""}};
+      {"SCMP_ACT_KILL", ""},  {"SCMP_ACT_KILL_PROCESS", ""}, {"SCMP_ACT_KILL_THREAD", ""},
+      {"SCMP_ACT_TRAP", ""},  {"SCMP_ACT_ERRNO", ""},        {"SCMP_ACT_TRACE", ""},
+      {"SCMP_ACT_ALLOW", ""}, {"SCMP_ACT_LOG", ""},          {"SCMP_ACT_NOTIFY", ""}};
   return m;
 }
 
@@ -427,8 +441,9 @@ Result<Seccomp> parse_seccomp(const Field& f) {
           BERTH_RETURN_IF_ERROR(a.opt_int("valueTwo", arg.value_two));
           if (!a.has("op")) return a.at("op").error("is required");
           BERTH_TRY(arg.op, a.at("op").str());
-          static const char* ops[] = {"SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ",
-                                      "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ"};
+          static const char* ops[] = {"SCMP_CMP_NE",       "SCMP_CMP_LT", "SCMP_CMP_LE",
+                                      "SCMP_CMP_EQ",       "SCMP_CMP_GE", "SCMP_CMP_GT",
+                                      "SCMP_CMP_MASKED_EQ"};
           if (std::find(std::begin(ops), std::end(ops), arg.op) == std::end(ops))
             return a.at("op").error("unknown operator \"" + arg.op + "\"");
           rule.args.push_back(arg);
@@ -444,8 +459,8 @@ Result<Seccomp> parse_seccomp(const Field& f) {
 
 const std::map<std::string, int>& namespace_flags() {
   static const std::map<std::string, int> m = {
-      {"pid", CLONE_NEWPID}, {"network", CLONE_NEWNET}, {"mount", CLONE_NEWNS},
-      {"ipc", CLONE_NEWIPC}, {"uts", CLONE_NEWUTS},     {"user", CLONE_NEWUSER},
+      {"pid", CLONE_NEWPID},       {"network", CLONE_NEWNET}, {"mount", CLONE_NEWNS},
+      {"ipc", CLONE_NEWIPC},       {"uts", CLONE_NEWUTS},     {"user", CLONE_NEWUSER},
       {"cgroup", CLONE_NEWCGROUP},
 #ifdef CLONE_NEWTIME
       {"time", CLONE_NEWTIME},
@@ -467,7 +482,8 @@ Result<Linux> parse_linux(const Field& f) {
       if (it == namespace_flags().end())
         return n.at("type").error("unknown namespace type \"" + ns.type + "\"");
       ns.clone_flag = it->second;
-      if (l.find(ns.type)) return n.at("type").error("namespace \"" + ns.type + "\" is listed twice");
+      if (l.find(ns.type))
+        return n.at("type").error("namespace \"" + ns.type + "\" is listed twice");
       BERTH_RETURN_IF_ERROR(n.opt("path", ns.path));
       if (!ns.path.empty() && ns.path.front() != '/')
         return n.at("path").error("must be an absolute path");
@@ -518,8 +534,8 @@ Result<Linux> parse_linux(const Field& f) {
     BERTH_TRY(l.seccomp, parse_seccomp(f.at("seccomp")));
   }
   BERTH_RETURN_IF_ERROR(f.opt("rootfsPropagation", l.rootfs_propagation));
-  static const char* props[] = {"",       "shared",  "slave",  "private",
-                                "rshared", "rslave", "rprivate", "unbindable", "runbindable"};
+  static const char* props[] = {"",       "shared",   "slave",      "private",    "rshared",
+                                "rslave", "rprivate", "unbindable", "runbindable"};
   if (std::find(std::begin(props), std::end(props), l.rootfs_propagation) == std::end(props))
     return f.at("rootfsPropagation").error("unknown propagation \"" + l.rootfs_propagation + "\"");
   BERTH_RETURN_IF_ERROR(f.opt("maskedPaths", l.masked_paths));
@@ -665,14 +681,22 @@ std::optional<int> capability_number(std::string_view name) {
 
 std::optional<int> rlimit_number(std::string_view name) {
   static const std::map<std::string_view, int> limits = {
-      {"RLIMIT_AS", RLIMIT_AS},           {"RLIMIT_CORE", RLIMIT_CORE},
-      {"RLIMIT_CPU", RLIMIT_CPU},         {"RLIMIT_DATA", RLIMIT_DATA},
-      {"RLIMIT_FSIZE", RLIMIT_FSIZE},     {"RLIMIT_LOCKS", RLIMIT_LOCKS},
-      {"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK}, {"RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE},
-      {"RLIMIT_NICE", RLIMIT_NICE},       {"RLIMIT_NOFILE", RLIMIT_NOFILE},
-      {"RLIMIT_NPROC", RLIMIT_NPROC},     {"RLIMIT_RSS", RLIMIT_RSS},
-      {"RLIMIT_RTPRIO", RLIMIT_RTPRIO},   {"RLIMIT_RTTIME", RLIMIT_RTTIME},
-      {"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING}, {"RLIMIT_STACK", RLIMIT_STACK},
+      {"RLIMIT_AS", RLIMIT_AS},
+      {"RLIMIT_CORE", RLIMIT_CORE},
+      {"RLIMIT_CPU", RLIMIT_CPU},
+      {"RLIMIT_DATA", RLIMIT_DATA},
+      {"RLIMIT_FSIZE", RLIMIT_FSIZE},
+      {"RLIMIT_LOCKS", RLIMIT_LOCKS},
+      {"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK},
+      {"RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE},
+      {"RLIMIT_NICE", RLIMIT_NICE},
+      {"RLIMIT_NOFILE", RLIMIT_NOFILE},
+      {"RLIMIT_NPROC", RLIMIT_NPROC},
+      {"RLIMIT_RSS", RLIMIT_RSS},
+      {"RLIMIT_RTPRIO", RLIMIT_RTPRIO},
+      {"RLIMIT_RTTIME", RLIMIT_RTTIME},
+      {"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING},
+      {"RLIMIT_STACK", RLIMIT_STACK},
   };
   auto it = limits.find(name);
   if (it == limits.end()) return std::nullopt;
@@ -687,7 +711,8 @@ std::string default_spec_json(bool rootless) {
        {{"terminal", true},
         {"user", {{"uid", 0}, {"gid", 0}}},
         {"args", {"sh"}},
-        {"env", {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"}},
+        {"env",
+         {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"}},
         {"cwd", "/"},
         {"capabilities",
          {{"bounding", caps}, {"effective", caps}, {"permitted", caps}, {"ambient", caps}}},
@@ -724,8 +749,12 @@ std::string default_spec_json(bool rootless) {
       {"linux",
        {{"resources", {{"devices", {{{"allow", false}, {"access", "rwm"}}}}}},
         {"namespaces",
-         {{{"type", "pid"}}, {{"type", "network"}}, {{"type", "ipc"}}, {{"type", "uts"}},
-          {{"type", "mount"}}, {{"type", "cgroup"}}}},
+         {{{"type", "pid"}},
+          {{"type", "network"}},
+          {{"type", "ipc"}},
+          {{"type", "uts"}},
+          {{"type", "mount"}},
+          {{"type", "cgroup"}}}},
         {"maskedPaths",
          {"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
           "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
