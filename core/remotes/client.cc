@@ -152,6 +152,48 @@ Result<Repository> Repository::parse(std::string_view ref) {
   return repo;
 }
 
+namespace {
+
+// The request as every registry call sends it: host, user agent, this host's configured headers
+// (never to a foreign host: a redirect target), the call's own, the body.
+http::request<http::string_body> build_request(const std::string& method, const Url& url,
+                                               const std::map<std::string, std::string>& configured,
+                                               const std::map<std::string, std::string>& headers,
+                                               const std::string& body, bool foreign) {
+  http::request<http::string_body> req{http::string_to_verb(method), url.target, 11};
+  req.set(http::field::host,
+          (url.port == "443" || url.port == "80") ? url.host : url.host + ":" + url.port);
+  req.set(http::field::user_agent, "berth/" BERTH_VERSION);
+  if (!foreign) {
+    for (const auto& [k, v] : configured) req.set(k, v);
+  }
+  for (const auto& [k, v] : headers) req.set(k, v);
+  req.body() = body;
+  if (!body.empty() || method == "PUT" || method == "POST" || method == "PATCH")
+    req.prepare_payload();
+  return req;
+}
+
+// CAs, the client certificate (never offered to a foreign host) and verification.
+Status configure_tls(ssl::context& ctx, const HostOptions& o, bool foreign) {
+  beast::error_code ec;
+  ctx.set_default_verify_paths(ec);
+  for (const auto& ca : o.ca_files) {
+    ctx.load_verify_file(ca, ec);
+    if (ec) return invalid_argument("CA file {}: {}", ca, ec.message());
+  }
+  if (!o.cert_file.empty() && !foreign) {
+    ctx.use_certificate_chain_file(o.cert_file, ec);
+    if (ec) return invalid_argument("client certificate {}: {}", o.cert_file, ec.message());
+    ctx.use_private_key_file(o.key_file.empty() ? o.cert_file : o.key_file, ssl::context::pem, ec);
+    if (ec) return invalid_argument("client key {}: {}", o.key_file, ec.message());
+  }
+  ctx.set_verify_mode(o.skip_verify ? ssl::verify_none : ssl::verify_peer);
+  return Status();
+}
+
+}  // namespace
+
 Result<RegistryClient::Response> RegistryClient::send(
     const std::string& method, const Url& url, const std::map<std::string, std::string>& headers,
     const std::string& body, const Sink& sink,
@@ -163,17 +205,7 @@ Result<RegistryClient::Response> RegistryClient::send(
   tcp::resolver resolver(io);
   auto endpoints = resolver.resolve(url.host, url.port, ec);
   if (ec) return Status(Code::kUnavailable, fmt::format("resolve {}: {}", url.host, ec.message()));
-  http::request<http::string_body> req{http::string_to_verb(method), url.target, 11};
-  req.set(http::field::host,
-          (url.port == "443" || url.port == "80") ? url.host : url.host + ":" + url.port);
-  req.set(http::field::user_agent, "berth/" BERTH_VERSION);
-  if (!foreign) {
-    for (const auto& [k, v] : o_.headers) req.set(k, v);
-  }
-  for (const auto& [k, v] : headers) req.set(k, v);
-  req.body() = body;
-  if (!body.empty() || method == "PUT" || method == "POST" || method == "PATCH")
-    req.prepare_payload();
+  auto req = build_request(method, url, o_.headers, headers, body, foreign);
   Response resp;
   // Blocking calls: each socket operation waits at most `timeout`, and until the deadline of the
   // whole answer when the body is not streamed.
@@ -279,19 +311,7 @@ Result<RegistryClient::Response> RegistryClient::send(
     return resp;
   }
   ssl::context ctx(ssl::context::tls_client);
-  ctx.set_default_verify_paths(ec);
-  for (const auto& ca : o_.ca_files) {
-    ctx.load_verify_file(ca, ec);
-    if (ec) return invalid_argument("CA file {}: {}", ca, ec.message());
-  }
-  if (!o_.cert_file.empty() && !foreign) {
-    ctx.use_certificate_chain_file(o_.cert_file, ec);
-    if (ec) return invalid_argument("client certificate {}: {}", o_.cert_file, ec.message());
-    ctx.use_private_key_file(o_.key_file.empty() ? o_.cert_file : o_.key_file, ssl::context::pem,
-                             ec);
-    if (ec) return invalid_argument("client key {}: {}", o_.key_file, ec.message());
-  }
-  ctx.set_verify_mode(o_.skip_verify ? ssl::verify_none : ssl::verify_peer);
+  BERTH_RETURN_IF_ERROR(configure_tls(ctx, o_, foreign));
   ssl::stream<tcp::socket> s(io, ctx);
   if (!o_.skip_verify) s.set_verify_callback(ssl::host_name_verification(url.host));
   ::SSL_set_tlsext_host_name(s.native_handle(), url.host.c_str());
