@@ -1,3 +1,7 @@
+// The shim's containerd.task.v2.Task methods (service.h says what each does). One file on
+// purpose (~680 lines): every method runs on the shim's single io thread against the same
+// container/process table and exit bookkeeping, and reading them together is how that
+// invariant is checked; the IO, publishing and backend pieces are in their own files.
 #include "shim/service.h"
 
 #include <fmt/format.h>

@@ -1,3 +1,7 @@
+// The distribution API client (client.h). One file on purpose (~680 lines): the transport
+// (send: bounds, deadlines, TLS), authentication (basic/bearer, token cache) and the calls built
+// on them (resolve, fetch, upload, mount) share the client's private state, and the rules about
+// what a redirect target may receive must be read in one place.
 #include "core/remotes/client.h"
 
 #include <fmt/format.h>

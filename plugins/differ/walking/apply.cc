@@ -1,3 +1,6 @@
+// Layer application (apply.h). One file on purpose (~600 lines): it is one streaming pass over
+// the tar whose safety rules (descriptor resolution, whiteouts, hard links, limits) depend on
+// each other and are reviewed together; descriptor walks are in core/tree.cc.
 #include "plugins/differ/walking/apply.h"
 
 #include <archive.h>
