@@ -441,7 +441,8 @@ TEST_F(TransferTest, TwoPullsOfOneImageFetchEachBlobOnce) {
   seed(two_layer_image_tar("x:1", 4, 3), "library/shared:1");
   auto proxy = FaultProxy::start(registry->port());
   ASSERT_TRUE(proxy);
-  proxy->throttle(10);  // the 4 MiB layer takes ~0.6 s: the two pulls overlap
+  // The 4 MiB layer takes ~1.5 s, so the two pulls overlap also on a loaded machine.
+  proxy->throttle(25);
   std::string ref = proxy->host() + "/library/shared:1";
   auto a = std::async(std::launch::async, [&] { return pull(ref); });
   auto b = std::async(std::launch::async, [&] { return pull(ref); });
