@@ -10,6 +10,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "github.com/containerd/containerd/api/services/namespaces/v1/namespace.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "tests/e2e/harness.h"
 
@@ -253,6 +254,37 @@ TEST_F(DaemonTest, GrpcHealthReportsServing) {
   auto st = stub->Check(&ctx, req, &resp);
   ASSERT_TRUE(st.ok()) << st.error_message();
   EXPECT_EQ(resp.status(), ::grpc::health::v1::HealthCheckResponse::SERVING);
+}
+
+// containerd answers Namespaces.Get for a namespace nobody created yet with its name and no
+// labels (namespaces come into being on first use); dockerd's start depends on it ("moby").
+TEST_F(DaemonTest, NamespacesGetOfANamespaceNotCreatedYetIsEmptyNotAnError) {
+  start();
+  namespace npb = ::containerd::services::namespaces::v1;
+  auto channel = grpc::CreateChannel("unix:" + d_->address(), grpc::InsecureChannelCredentials());
+  auto stub = npb::Namespaces::NewStub(channel);
+  auto get = [&](const std::string& name, npb::GetNamespaceResponse* resp) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    npb::GetNamespaceRequest req;
+    req.set_name(name);
+    return stub->Get(&ctx, req, resp);
+  };
+  npb::GetNamespaceResponse fresh;
+  auto st = get("moby", &fresh);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(fresh.namespace_().name(), "moby");
+  EXPECT_TRUE(fresh.namespace_().labels().empty());
+  // Asking does not create it; a created one keeps answering with its labels.
+  auto ls = d_->berth({"ns", "ls", "-q"});
+  EXPECT_THAT(ls.out, Not(HasSubstr("moby")));
+  ASSERT_EQ(d_->berth({"ns", "create", "web", "team=blue"}).exit_code, 0);
+  npb::GetNamespaceResponse web;
+  ASSERT_TRUE(get("web", &web).ok());
+  EXPECT_EQ(web.namespace_().labels().at("team"), "blue");
+  // A name that can never be a namespace is still refused.
+  npb::GetNamespaceResponse bad;
+  EXPECT_EQ(get("../etc", &bad).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
 TEST_F(DaemonTest, CliSaysWhichSocketItTriedWhenDaemonIsDown) {

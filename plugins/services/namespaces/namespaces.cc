@@ -26,6 +26,14 @@ grpc::Status NamespacesService::Get(grpc::ServerContext* ctx, const pb::GetNames
                                     pb::GetNamespaceResponse* out) {
   return serve_unscoped(ctx, [&]() -> Status {
     auto ns = store_->namespaces().get(req->name());
+    if (ns.status().code() == Code::kNotFound) {
+      // As containerd: a namespace comes into being on first use, so one not created yet is
+      // answered with its name and no labels (dockerd asks for "moby" before using it).
+      if (Status st = validate_identifier(req->name()); !st.ok())
+        return invalid_argument("namespace \"{}\": {}", req->name(), st.message());
+      out->mutable_namespace_()->set_name(req->name());
+      return Status();
+    }
     if (!ns.ok()) return ns.status();
     to_proto(*ns, out->mutable_namespace_());
     return Status();
@@ -42,7 +50,8 @@ grpc::Status NamespacesService::List(grpc::ServerContext* ctx, const pb::ListNam
   });
 }
 
-grpc::Status NamespacesService::Create(grpc::ServerContext* ctx, const pb::CreateNamespaceRequest* req,
+grpc::Status NamespacesService::Create(grpc::ServerContext* ctx,
+                                       const pb::CreateNamespaceRequest* req,
                                        pb::CreateNamespaceResponse* out) {
   return serve_unscoped(ctx, [&]() -> Status {
     auto ns = from_proto(req->namespace_());
@@ -55,7 +64,8 @@ grpc::Status NamespacesService::Create(grpc::ServerContext* ctx, const pb::Creat
   });
 }
 
-grpc::Status NamespacesService::Update(grpc::ServerContext* ctx, const pb::UpdateNamespaceRequest* req,
+grpc::Status NamespacesService::Update(grpc::ServerContext* ctx,
+                                       const pb::UpdateNamespaceRequest* req,
                                        pb::UpdateNamespaceResponse* out) {
   return serve_unscoped(ctx, [&]() -> Status {
     auto ns = from_proto(req->namespace_());
@@ -68,11 +78,10 @@ grpc::Status NamespacesService::Update(grpc::ServerContext* ctx, const pb::Updat
   });
 }
 
-grpc::Status NamespacesService::Delete(grpc::ServerContext* ctx, const pb::DeleteNamespaceRequest* req,
+grpc::Status NamespacesService::Delete(grpc::ServerContext* ctx,
+                                       const pb::DeleteNamespaceRequest* req,
                                        google::protobuf::Empty*) {
-  return serve_unscoped(ctx, [&]() -> Status {
-    return store_->namespaces().remove(req->name());
-  });
+  return serve_unscoped(ctx, [&]() -> Status { return store_->namespaces().remove(req->name()); });
 }
 
 }  // namespace berth::plugins::services
