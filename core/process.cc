@@ -108,7 +108,17 @@ Result<SpawnResult> run_program(const std::vector<std::string>& argv, const Spaw
       if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
       ssize_t r = ::read(p[i].fd, buf, sizeof buf);
       if (r > 0) {
-        (i == 0 ? res.out : res.err).append(buf, static_cast<std::size_t>(r));
+        std::string& sink = i == 0 ? res.out : res.err;
+        if (sink.size() + static_cast<std::size_t>(r) > o.max_output) {
+          if (!exited) {
+            ::kill(pid, SIGKILL);
+            ::waitpid(pid, &status, 0);
+          }
+          return Status(Code::kResourceExhausted,
+                        fmt::format("{} wrote more than {} bytes to {}", argv[0], o.max_output,
+                                    i == 0 ? "stdout" : "stderr"));
+        }
+        sink.append(buf, static_cast<std::size_t>(r));
       } else {
         (i == 0 ? out_open : err_open) = false;
       }

@@ -20,6 +20,8 @@ struct SpawnOptions {
   // Stop reading once the program exited, even if something it started still holds its stdout
   // (a shim's `start` leaves a server running).
   bool stop_at_exit = true;
+  // More than this on stdout or stderr kills the program and fails (a peer's output is bounded).
+  std::size_t max_output = std::size_t(64) << 20;
 };
 
 struct SpawnResult {

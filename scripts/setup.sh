@@ -22,6 +22,9 @@ PACKAGES=(
   containerd runc crun skopeo umoci busybox-static docker-registry
   # tools the tests use
   iproute2 procps util-linux
+  # container networking: the CNI reference plugins (bridge, host-local, portmap, firewall,
+  # loopback) and the iptables they drive
+  containernetworking-plugins iptables
   # registry fixtures: certificates, htpasswd (bcrypt), the token issuer's JSON
   openssl apache2-utils jq
 )

@@ -44,6 +44,7 @@ void add_containers_command(CLI::App& app, const GlobalOptions& global);
 void add_run_command(CLI::App& app, const GlobalOptions& global);
 void add_tasks_command(CLI::App& app, const GlobalOptions& global);
 void add_events_command(CLI::App& app, const GlobalOptions& global);
+void add_network_command(CLI::App& app, const GlobalOptions& global);
 void add_import_rootfs_command(CLI::App& images, const GlobalOptions& global);
 void add_export_command(CLI::App& images, const GlobalOptions& global);
 void add_import_command(CLI::App& images, const GlobalOptions& global);

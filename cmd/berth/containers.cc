@@ -78,6 +78,7 @@ Result<pb::Container> create_container(Client& c, CreateOptions o) {
 
   std::string spec_text;
   if (!o.spec_file.empty()) {
+    BERTH_RETURN_IF_ERROR(check_network_options(o.net, false).status());
     auto text = core::read_file(o.spec_file);
     if (!text.ok()) return text.status();
     spec_text = *text;
@@ -94,6 +95,9 @@ Result<pb::Container> create_container(Client& c, CreateOptions o) {
         return invalid_argument("--cpus \"{}\" is not a number", o.cpus);
       }
     }
+    BERTH_TRY(bool host, check_network_options(o.net, o.spec.net_host));
+    o.spec.net_host = host;
+    o.spec.hostname = o.net.hostname;
     BERTH_TRY(auto spec, ocispec::generate(config_raw, o.spec));
     if (!rootfs.empty()) spec["root"]["path"] = rootfs;
     spec_text = spec.dump();
@@ -142,6 +146,31 @@ Result<pb::Container> create_container(Client& c, CreateOptions o) {
     if (rootfs.empty()) remove_snapshot(c, o.snapshotter, o.id).ignore();
     return st;
   }
+  if (!o.net.cni()) return resp.container();
+  // The record exists, so the attachment has an owner: if this client dies now, deleting the
+  // container (or the daemon's collection at start) tears the network down.
+  auto joined = join_networks(c, resp.container(), o.net);
+  if (!joined.ok()) {
+    remove_container(c, o.id, false).ignore();
+    return joined.status();
+  }
+  return *joined;
+}
+
+Result<pb::Container> join_networks(Client& c, const pb::Container& ct, const NetOptions& n) {
+  BERTH_TRY(auto a, attach_networks(c, ct.id(), n));
+  json spec = json::parse(ct.spec().value(), nullptr, false);
+  if (spec.is_discarded()) return invalid_argument("container {}: its spec is not JSON", ct.id());
+  BERTH_RETURN_IF_ERROR(ocispec::join_network(
+      spec, {a.netns_path(), a.hosts_path(), a.resolv_conf_path(), a.hostname_path(), a.hostname()}));
+  pb::UpdateContainerRequest req;
+  *req.mutable_container() = ct;
+  req.mutable_container()->mutable_spec()->set_value(spec.dump());
+  req.mutable_update_mask()->add_paths("spec");
+  pb::UpdateContainerResponse resp;
+  auto ctx = c.context();
+  BERTH_RETURN_IF_ERROR(c.check(pb::Containers::NewStub(c.channel())->Update(ctx.get(), req, &resp),
+                                "update the spec of " + ct.id()));
   return resp.container();
 }
 
@@ -170,6 +199,10 @@ Status remove_container(Client& c, const std::string& id, bool keep_snapshot) {
           "container \"{}\" has a task ({}); delete it first: berth tasks rm -f {}", id,
           resp.process().status() == ::containerd::v1::types::STOPPED ? "stopped" : "running", id);
   }
+  // Networks first, while the record still says whose they are; should that fail, the daemon
+  // tears them down when the record goes (and retries at its next start).
+  if (Status st = detach_networks(c, id); !st.ok())
+    std::cerr << "berth: " << st.message() << " (the daemon retries when the container goes)\n";
   pb::DeleteContainerRequest req;
   req.set_id(id);
   google::protobuf::Empty e;
@@ -213,6 +246,7 @@ void add_create_options(CLI::App* cmd, CreateOptions& co) {
       ->allow_extra_args(false);
   cmd->add_option("--memory-limit", co.memory, "memory limit, e.g. 256m");
   cmd->add_option("--cpus", co.cpus, "CPU limit, e.g. 0.5");
+  add_network_options(cmd, co.net);
 }
 
 void add_containers_command(CLI::App& app, const GlobalOptions& global) {
@@ -285,7 +319,10 @@ void add_containers_command(CLI::App& app, const GlobalOptions& global) {
   info->add_option("id", o->id, "container id")->required();
   set_action(info, global, [o](Client& c) -> Status {
     BERTH_TRY(auto ct, get_container(c, o->id));
-    print_json(std::cout, container_json(ct));
+    json j = container_json(ct);
+    auto ips = attachment_ips(c);
+    if (auto it = ips.find(ct.id()); it != ips.end()) j["ips"] = it->second;
+    print_json(std::cout, j);
     return Status();
   });
 

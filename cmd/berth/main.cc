@@ -74,6 +74,7 @@ int main(int argc, char** argv) {
   add_run_command(app, global);
   add_tasks_command(app, global);
   add_events_command(app, global);
+  add_network_command(app, global);
 
   CLI11_PARSE(app, argc, argv);
   return g_exit_code;

@@ -229,19 +229,29 @@ void add_tasks_ls(CLI::App* cmd, const GlobalOptions& global) {
     tpb::ListTasksResponse resp;
     auto ctx = c.context();
     BERTH_RETURN_IF_ERROR(c.check(tasks(c)->List(ctx.get(), req, &resp), "list tasks"));
+    auto ips = attachment_ips(c);
+    auto ips_of = [&](const std::string& id) {
+      auto it = ips.find(id);
+      return it == ips.end() ? std::vector<std::string>{} : it->second;
+    };
     if (global.format == "json") {
       json out = json::array();
       for (const auto& t : resp.tasks())
         out.push_back({{"id", t.id()},
                        {"pid", t.pid()},
                        {"status", status_name(t.status())},
-                       {"exit_status", t.exit_status()}});
+                       {"exit_status", t.exit_status()},
+                       {"ips", ips_of(t.id())}});
       print_json(std::cout, out);
       return Status();
     }
-    Table t({"TASK", "PID", "STATUS"});
-    for (const auto& task : resp.tasks())
-      t.add({task.id(), std::to_string(task.pid()), status_name(task.status())});
+    Table t({"TASK", "PID", "STATUS", "IP"});
+    for (const auto& task : resp.tasks()) {
+      std::string addrs;
+      for (const auto& ip : ips_of(task.id())) addrs += (addrs.empty() ? "" : ",") + ip;
+      t.add({task.id(), std::to_string(task.pid()), status_name(task.status()),
+             addrs.empty() ? "-" : addrs});
+    }
     t.print(std::cout);
     return Status();
   });

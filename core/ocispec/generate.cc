@@ -167,7 +167,7 @@ Result<json> generate(const std::string& config_json, const SpecOptions& o) {
         {"rlimits", {{{"type", "RLIMIT_NOFILE"}, {"hard", 1024}, {"soft", 1024}}}},
         {"noNewPrivileges", !o.privileged}}},
       {"root", {{"path", "rootfs"}, {"readonly", o.read_only}}},
-      {"hostname", o.id},
+      {"hostname", o.hostname.empty() ? o.id : o.hostname},
       {"mounts",
        {{{"destination", "/proc"}, {"type", "proc"}, {"source", "proc"}, {"options", {"nosuid", "noexec", "nodev"}}},
         {{"destination", "/dev"}, {"type", "tmpfs"}, {"source", "tmpfs"}, {"options", {"nosuid", "strictatime", "mode=755", "size=65536k"}}},
@@ -213,6 +213,43 @@ Result<json> generate(const std::string& config_json, const SpecOptions& o) {
     spec["linux"]["resources"]["cpu"] = {{"quota", static_cast<std::int64_t>(o.cpus * period)}, {"period", period}};
   }
   return spec;
+}
+
+Status join_network(json& spec, const NetworkJoin& j) {
+  if (!spec.is_object()) return invalid_argument("join network: the spec is not an object");
+  if (j.netns_path.empty() || j.netns_path.front() != '/')
+    return invalid_argument("join network: the namespace path \"{}\" is not absolute", j.netns_path);
+  json& linux = spec["linux"];
+  if (!linux.is_object()) linux = json::object();
+  json& nss = linux["namespaces"];
+  if (!nss.is_array()) nss = json::array();
+  bool found = false;
+  for (auto& n : nss) {
+    if (n.is_object() && n.value("type", std::string()) == "network") {
+      n["path"] = j.netns_path;
+      found = true;
+    }
+  }
+  if (!found) nss.push_back({{"type", "network"}, {"path", j.netns_path}});
+  json& mounts = spec["mounts"];
+  if (!mounts.is_array()) mounts = json::array();
+  const std::pair<const char*, const std::string*> files[] = {
+      {"/etc/hosts", &j.hosts_path},
+      {"/etc/resolv.conf", &j.resolv_conf_path},
+      {"/etc/hostname", &j.hostname_path}};
+  for (const auto& [dst, src] : files) {
+    if (src->empty()) continue;
+    json kept = json::array();
+    for (auto& m : mounts)
+      if (!(m.is_object() && m.value("destination", std::string()) == dst)) kept.push_back(m);
+    mounts = kept;
+    mounts.push_back({{"destination", dst},
+                      {"type", "bind"},
+                      {"source", *src},
+                      {"options", {"rbind", "rprivate", "rw"}}});
+  }
+  if (!j.hostname.empty()) spec["hostname"] = j.hostname;
+  return Status();
 }
 
 }  // namespace berth::ocispec

@@ -19,6 +19,7 @@ struct SpecOptions {
   std::vector<std::string> args;  // replaces the image's cmd (entrypoint kept)
   std::vector<std::string> env;   // NAME=VALUE, added after the image's
   std::string cwd, user;          // user: UID[:GID]
+  std::string hostname;           // "": the id
   bool tty = false;
   bool net_host = false;
   bool privileged = false;
@@ -32,5 +33,14 @@ struct SpecOptions {
 
 // `config_json` is the image config document (may be empty: no image defaults).
 Result<nlohmann::json> generate(const std::string& config_json, const SpecOptions& o);
+
+// A network namespace made by the daemon (io.berth.network.v1), joined by path, and the files it
+// wrote for it bind-mounted over the image's: what `berth run --net` and the CRI's pods use.
+struct NetworkJoin {
+  std::string netns_path;
+  std::string hosts_path, resolv_conf_path, hostname_path;
+  std::string hostname;  // "" keeps the spec's
+};
+Status join_network(nlohmann::json& spec, const NetworkJoin& j);
 
 }  // namespace berth::ocispec

@@ -117,3 +117,37 @@ TEST(OciSpec, BadInputIsNamed) {
 
 }  // namespace
 }  // namespace berth::ocispec
+
+namespace berth::ocispec {
+namespace {
+
+TEST(OciSpecNetwork, JoinsTheDaemonsNamespaceAndMountsItsFiles) {
+  SpecOptions o;
+  o.ns = "default";
+  o.id = "web";
+  o.args = {"sh"};
+  o.mounts = {"type=bind,src=/tmp/h,dst=/etc/hosts,options=rbind:ro"};
+  auto spec = generate("", o);
+  ASSERT_TRUE(spec.ok());
+  NetworkJoin j{"/run/berth/netns/x", "/run/e/hosts", "/run/e/resolv.conf", "/run/e/hostname", "h1"};
+  ASSERT_TRUE(join_network(*spec, j).ok());
+  int network = 0;
+  for (const auto& n : (*spec)["linux"]["namespaces"])
+    if (n["type"] == "network") {
+      ++network;
+      EXPECT_EQ(n["path"], "/run/berth/netns/x");
+    }
+  EXPECT_EQ(network, 1);
+  int hosts = 0;
+  for (const auto& m : (*spec)["mounts"])
+    if (m["destination"] == "/etc/hosts") {
+      ++hosts;
+      EXPECT_EQ(m["source"], "/run/e/hosts");
+    }
+  EXPECT_EQ(hosts, 1);  // the daemon's file replaces an earlier mount of the same place
+  EXPECT_EQ((*spec)["hostname"], "h1");
+  EXPECT_FALSE(join_network(*spec, {"relative", "", "", "", ""}).ok());
+}
+
+}  // namespace
+}  // namespace berth::ocispec
