@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -125,13 +126,22 @@ Result<SpawnResult> run_program(const std::vector<std::string>& argv, const Spaw
     }
   }
   if (!exited) {
+    // Its output is closed; wait for the exit itself on a pidfd (no polling interval added to
+    // every helper run: CNI runs several per container), else by polling.
+    Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
     auto left = deadline - std::chrono::steady_clock::now();
     while (left.count() > 0) {
       if (::waitpid(pid, &status, WNOHANG) == pid) {
         exited = true;
         break;
       }
-      ::usleep(5000);
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(left).count() + 1;
+      if (pidfd.get() >= 0) {
+        pollfd p{pidfd.get(), POLLIN, 0};
+        ::poll(&p, 1, static_cast<int>(std::min<std::int64_t>(ms, 1000)));
+      } else {
+        ::usleep(2000);
+      }
       left = deadline - std::chrono::steady_clock::now();
     }
   }

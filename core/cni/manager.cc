@@ -19,8 +19,6 @@ using nlohmann::json;
 
 namespace {
 
-constexpr const char* kLoopbackName = "cni-loopback";
-
 std::string base64(std::string_view in) {
   std::string out(4 * ((in.size() + 2) / 3), '\0');
   int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
@@ -219,10 +217,11 @@ Result<std::optional<Manager::Record>> Manager::read_record(const std::string& n
   return std::optional<Record>(std::move(r));
 }
 
-Status Manager::write_record(const Record& r) {
+Status Manager::write_record(const Record& r, bool durable) {
+  auto d = durable ? core::Durability::kDurable : core::Durability::kVolatile;
   BERTH_RETURN_IF_ERROR(core::make_dirs(o_.root + "/attachments/" + r.a.ns, 0711));
   BERTH_RETURN_IF_ERROR(
-      core::write_file_atomic(record_path(r.a.ns, r.a.id), r.to_json().dump(), 0600));
+      core::write_file_atomic(record_path(r.a.ns, r.a.id), r.to_json().dump(), 0600, d));
   // libcni's cache, one file per network: what `cnitool`-style tools and a DEL after a restart read.
   for (const auto& n : r.nets) {
     if (n.result.is_null()) continue;
@@ -241,7 +240,7 @@ Status Manager::write_record(const Record& r) {
     }
     BERTH_RETURN_IF_ERROR(core::write_file_atomic(
         o_.root + "/results/" + n.list.name + "-" + r.cni_id + "-" + n.ifname, cache.dump(),
-        0600));
+        0600, d));
   }
   return Status();
 }
@@ -335,13 +334,6 @@ Result<network::Attachment> Manager::attach(const std::string& ns, const std::st
   if (opts.owned_by_container && opts.owner_created > r.a.created_at)
     r.a.created_at = opts.owner_created;
   r.args = opts.args;
-  if (o_.loopback && invoker_.find_plugin("loopback").ok()) {
-    auto lo = parse_network(
-        json{{"cniVersion", "1.0.0"}, {"name", kLoopbackName}, {"plugins", {{{"type", "loopback"}}}}}
-            .dump(),
-        "");
-    if (lo.ok()) r.nets.push_back({std::move(*lo), "lo", json(), false});
-  }
   bool ports_given = false;
   for (std::size_t i = 0; i < opts.networks.size(); ++i) {
     BERTH_TRY(auto list, resolve(opts.networks[i]));
@@ -359,7 +351,7 @@ Result<network::Attachment> Manager::attach(const std::string& ns, const std::st
 
   // The record first: from here on a crash leaves something collect() finds.
   BERTH_RETURN_IF_ERROR(write_record(r));
-  if (Status st = create_netns(r.a.netns_path); !st.ok()) {
+  if (Status st = create_netns(r.a.netns_path, o_.loopback); !st.ok()) {
     ::unlink(record_path(ns, id).c_str());
     return st;
   }
@@ -377,9 +369,9 @@ Result<network::Attachment> Manager::attach(const std::string& ns, const std::st
     }
     n.result = *res;
     auto parsed = parse_result(n.result, n.list.name, n.ifname);
-    for (auto& i : parsed.interfaces)
-      if (n.ifname != "lo") r.a.interfaces.push_back(std::move(i));
-    if (Status st = write_record(r); !st.ok()) {
+    for (auto& i : parsed.interfaces) r.a.interfaces.push_back(std::move(i));
+    // Kept through a daemon crash (page cache); made durable with the final record below.
+    if (Status st = write_record(r, false); !st.ok()) {
       teardown(r, false).ignore();
       return st;
     }

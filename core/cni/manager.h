@@ -31,7 +31,7 @@ struct ManagerOptions {
   std::vector<std::string> bin_dirs = {"/usr/lib/cni", "/opt/cni/bin"};
   std::string conf_dir = "/etc/berth/cni/net.d";
   std::string root, state;
-  // Bring up lo through the loopback plugin (a network of its own, as the CRI does).
+  // Bring lo up in every namespace (what the CRI's loopback network does, without a process).
   bool loopback = true;
   // Write the default network into conf_dir when it is asked for and not configured.
   bool write_default = true;
@@ -72,7 +72,7 @@ class Manager {
   Result<NetworkList> resolve(const std::string& name);
   std::string record_path(const std::string& ns, const std::string& id) const;
   Result<std::optional<Record>> read_record(const std::string& ns, const std::string& id);
-  Status write_record(const Record& r);
+  Status write_record(const Record& r, bool durable = true);
   // keep_on_error: a failed DEL keeps the record for a retry (not after a failed ADD: the
   // plugin that failed may not DEL what it never made, and nothing else would retry it).
   Status teardown(Record& r, bool keep_on_error = true);

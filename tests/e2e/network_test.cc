@@ -225,6 +225,9 @@ TEST_F(NetworkTest, Kill9OfTheDaemonThenRestartAndDeleteLeavesNothing) {
 }
 
 TEST_F(NetworkTest, ABrokenConfigIsAClearErrorAndNothingStarts) {
+  std::string events_log = d_->dir() + "/events.log";
+  auto events = Process::start({bin("berth"), "-a", d_->address(), "events"}, events_log);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
   test::write_file(conf_dir_ + "/broken.conflist", "{\"cniVersion\":\"1.0.0\",");
   auto r = berth_run({"--rm", "--net", "broken"}, "net-broken", {"true"});
   EXPECT_NE(r.exit_code, 0);
@@ -236,6 +239,15 @@ TEST_F(NetworkTest, ABrokenConfigIsAClearErrorAndNothingStarts) {
   auto f = berth_run({"-d", "--net", "failing"}, "net-failing", {"sleep", "1000"});
   EXPECT_NE(f.exit_code, 0);
   EXPECT_THAT(f.err, HasSubstr("network \"failing\": plugin host-device (ADD)"));
+  // The failure is an event too, with the plugin's message.
+  std::string seen;
+  for (int i = 0; i < 50 && seen.find("/network/error") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    auto t = core::read_file(events_log);
+    seen = t.ok() ? *t : "";
+  }
+  EXPECT_THAT(seen, HasSubstr("/network/error"));
+  EXPECT_THAT(seen, HasSubstr("plugin host-device (ADD)"));
   EXPECT_THAT(d_->berth({"containers", "ls", "-q"}).out, Not(HasSubstr("net-failing")));
   EXPECT_THAT(d_->berth({"tasks", "ls"}).out, Not(HasSubstr("net-failing")));
   EXPECT_EQ(leftovers(), "");
@@ -255,6 +267,37 @@ TEST_F(NetworkTest, TheDefaultNetworkIsWrittenOnFirstUse) {
   EXPECT_THAT(r.out, HasSubstr("inet 10.231."));
   EXPECT_TRUE(std::filesystem::exists(conf_dir_ + "/10-berth.conflist"));
   EXPECT_THAT(sh("ip -o link show master " + bridge_ + "d 2>/dev/null"), Not(HasSubstr("veth")));
+}
+
+// containerd's ctr runs the CNI plugins itself (from /etc/cni/net.d, the first file by name) on
+// the task's /proc/PID/ns/net: against berthd that works as against containerd.
+TEST_F(NetworkTest, CtrRunCniWorksAgainstBerthd) {
+  if (::access("/usr/bin/ctr", X_OK) != 0) GTEST_SKIP() << "containerd's ctr is not installed";
+  const std::string dir = "/etc/cni/net.d";
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec))
+    GTEST_SKIP() << dir << " has configs of its own (" << e.path() << "); ctr would pick among them";
+  bool made_etc_cni = !std::filesystem::exists("/etc/cni");
+  ASSERT_TRUE(core::make_dirs(dir, 0755).ok());
+  std::string conf = dir + "/00-berth-e2e.conflist";
+  std::filesystem::copy_file(conf_dir_ + "/e2e.conflist", conf, ec);
+  ASSERT_FALSE(ec) << ec.message();
+  struct Remove {
+    std::string conf;
+    bool etc;
+    ~Remove() {
+      std::error_code e;
+      std::filesystem::remove(conf, e);
+      std::filesystem::remove("/etc/cni/net.d", e);
+      if (etc) std::filesystem::remove("/etc/cni", e);
+    }
+  } remove{conf, made_etc_cni};
+  ids_.push_back("net-ctr");
+  auto r = d_->ctr({"run", "--rm", "--cni", "--runtime", "io.containerd.berth.v1", kImage, "net-ctr",
+                    "busybox", "ip", "-o", "-4", "addr", "show", "eth0"});
+  EXPECT_EQ(r.exit_code, 0) << diag(r) << d_->log();
+  EXPECT_THAT(r.out, HasSubstr("inet " + subnet_ + "."));
+  EXPECT_EQ(leftovers(), "");
 }
 
 }  // namespace

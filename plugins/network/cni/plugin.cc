@@ -3,7 +3,7 @@
 //   [plugins."io.berth.network.v1.cni"]
 //     bin_dirs = ["/usr/lib/cni", "/opt/cni/bin"]   # where the CNI plugins are
 //     conf_dir = "/etc/berth/cni/net.d"             # .conflist/.conf/.json network configs
-//     loopback = true                               # bring lo up (the loopback plugin)
+//     loopback = true                               # bring lo up in each namespace
 //     plugin_timeout = "60s"
 //     write_default_network = true                  # write "berth" on first use when absent
 //     default_network = "berth"
