@@ -52,7 +52,10 @@ std::unique_ptr<grpc::ClientContext> Client::context(const std::string& lease) c
 
 Status Client::check(const grpc::Status& s, std::string_view what) const {
   if (s.ok()) return Status();
-  if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
+  // UNAVAILABLE on a channel that is up is the daemon's answer (a registry it cannot reach, say),
+  // not a failure to reach the daemon.
+  if (s.error_code() == grpc::StatusCode::UNAVAILABLE &&
+      !(channel_ && channel_->GetState(false) == GRPC_CHANNEL_READY)) {
     return unavailable("cannot connect to berthd at \"{}\": {} (is berthd running?)",
                        options_.address, s.error_message());
   }

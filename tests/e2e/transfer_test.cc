@@ -5,7 +5,10 @@
 // pushes checked by skopeo.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -116,6 +119,29 @@ class TransferTest : public ::testing::Test {
   std::unique_ptr<Registry> registry;
   std::unique_ptr<Daemon> d;
 };
+
+// An error the daemon answers with (here: the registry does not answer) is shown as the
+// daemon's, never as "cannot connect to berthd".
+TEST_F(TransferTest, AnUnreachableRegistryIsTheDaemonsErrorNotAConnectionFailure) {
+  d = Daemon::create();
+  ASSERT_TRUE(d);
+  auto err = d->start({.config = kTransferConfig});
+  ASSERT_FALSE(err.has_value()) << *err;
+  // A port nothing listens on: bound, then closed.
+  int s = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  socklen_t len = sizeof a;
+  ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
+  int port = ntohs(a.sin_port);
+  ::close(s);
+  auto r = pull("127.0.0.1:" + std::to_string(port) + "/x/y:1");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, Not(HasSubstr("is berthd running")));
+  EXPECT_THAT(r.err, HasSubstr("127.0.0.1:" + std::to_string(port)));
+}
 
 TEST_F(TransferTest, PullsAnOciImageWithProgressAndItRuns) {
   start();
