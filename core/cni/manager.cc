@@ -68,6 +68,11 @@ bool wants_ports(const NetworkList& n) {
   return false;
 }
 
+Status validate_ids(const std::string& ns, const std::string& id) {
+  BERTH_RETURN_IF_ERROR(validate_identifier(ns).with_context("namespace"));
+  return validate_identifier(id).with_context("id");
+}
+
 Status validate_ports(const std::vector<network::PortMapping>& ports) {
   std::set<std::tuple<std::string, std::uint16_t, std::string>> seen;
   for (const auto& p : ports) {
@@ -295,8 +300,7 @@ Result<std::vector<network::NetworkInfo>> Manager::list_networks() {
 
 Result<network::Attachment> Manager::attach(const std::string& ns, const std::string& id,
                                             const network::AttachOptions& opts) {
-  BERTH_RETURN_IF_ERROR(validate_identifier(ns).with_context("namespace"));
-  BERTH_RETURN_IF_ERROR(validate_identifier(id).with_context("id"));
+  BERTH_RETURN_IF_ERROR(validate_ids(ns, id));
   if (opts.networks.empty()) return invalid_argument("attach {}: no network named", id);
   std::set<std::string> unique(opts.networks.begin(), opts.networks.end());
   if (unique.size() != opts.networks.size())
@@ -440,8 +444,7 @@ Status Manager::teardown(Record& r, bool keep_on_error) {
 }
 
 Status Manager::detach(const std::string& ns, const std::string& id) {
-  BERTH_RETURN_IF_ERROR(validate_identifier(ns).with_context("namespace"));
-  BERTH_RETURN_IF_ERROR(validate_identifier(id).with_context("id"));
+  BERTH_RETURN_IF_ERROR(validate_ids(ns, id));
   auto mu = lock_for(ns, id);
   std::lock_guard<std::mutex> hold(*mu);
   BERTH_TRY(auto r, read_record(ns, id));
@@ -450,8 +453,7 @@ Status Manager::detach(const std::string& ns, const std::string& id) {
 }
 
 Status Manager::check(const std::string& ns, const std::string& id) {
-  BERTH_RETURN_IF_ERROR(validate_identifier(ns).with_context("namespace"));
-  BERTH_RETURN_IF_ERROR(validate_identifier(id).with_context("id"));
+  BERTH_RETURN_IF_ERROR(validate_ids(ns, id));
   auto mu = lock_for(ns, id);
   std::lock_guard<std::mutex> hold(*mu);
   BERTH_TRY(auto r, read_record(ns, id));
@@ -469,8 +471,7 @@ Status Manager::check(const std::string& ns, const std::string& id) {
 }
 
 Result<network::Attachment> Manager::get(const std::string& ns, const std::string& id) {
-  BERTH_RETURN_IF_ERROR(validate_identifier(ns).with_context("namespace"));
-  BERTH_RETURN_IF_ERROR(validate_identifier(id).with_context("id"));
+  BERTH_RETURN_IF_ERROR(validate_ids(ns, id));
   BERTH_TRY(auto r, read_record(ns, id));
   if (!r || !r->complete) return not_found("{} has no networks attached", id);
   return r->a;

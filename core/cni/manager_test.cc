@@ -19,10 +19,8 @@ namespace {
 
 using ::testing::HasSubstr;
 
-std::string sh(const std::string& cmd) {
-  auto r = core::run_program({"/bin/sh", "-c", cmd});
-  return r.ok() ? r->out + r->err : r.status().message();
-}
+using test::host_sh;
+const auto& sh = host_sh;
 
 class CniManager : public ::testing::Test {
  protected:

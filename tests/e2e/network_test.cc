@@ -27,10 +27,8 @@ using nlohmann::json;
 
 constexpr const char* kImage = "example.com/busybox:1";
 
-std::string sh(const std::string& cmd) {
-  auto r = run({"/bin/sh", "-c", cmd}, std::chrono::seconds(30));
-  return r.out + r.err;
-}
+using test::host_sh;
+const auto& sh = host_sh;
 
 class NetworkTest : public ::testing::Test {
  protected:
