@@ -201,7 +201,16 @@ Status remove_container(Client& c, const std::string& id, bool keep_snapshot) {
   }
   // Networks first, while the record still says whose they are; should that fail, the daemon
   // tears them down when the record goes (and retries at its next start).
-  if (Status st = detach_networks(c, id); !st.ok())
+  // Only a container whose spec joins a namespace by path can have the daemon's networks (no
+  // extra call on the run --rm path of the others).
+  json spec = json::parse(ct.spec().value(), nullptr, false);
+  bool joins_netns = false;
+  if (spec.is_object() && spec.contains("linux") && spec["linux"].contains("namespaces") &&
+      spec["linux"]["namespaces"].is_array())
+    for (const auto& n : spec["linux"]["namespaces"])
+      joins_netns = joins_netns || (n.is_object() && n.value("type", "") == "network" &&
+                                    !n.value("path", std::string()).empty());
+  if (Status st = joins_netns ? detach_networks(c, id) : Status(); !st.ok())
     std::cerr << "berth: " << st.message() << " (the daemon retries when the container goes)\n";
   pb::DeleteContainerRequest req;
   req.set_id(id);

@@ -207,6 +207,10 @@ std::shared_ptr<std::mutex> Manager::lock_for(const std::string& ns, const std::
   return m;
 }
 
+std::string Manager::etc_dir(const std::string& ns, const std::string& id) const {
+  return o_.state + "/etc/" + ns + "/" + id;
+}
+
 std::string Manager::record_path(const std::string& ns, const std::string& id) const {
   return o_.root + "/attachments/" + ns + "/" + id + ".json";
 }
@@ -219,6 +223,15 @@ Result<std::optional<Manager::Record>> Manager::read_record(const std::string& n
   json j = json::parse(text, nullptr, false);
   if (j.is_discarded()) return invalid_argument("attachment record {} is not valid JSON", path);
   BERTH_TRY(auto r, Record::from_json(j, path));
+  // The paths this manager unmounts and removes are derived from the ids, never taken from the
+  // file: a record is data, not a list of places to delete.
+  r.a.netns_path = o_.state + "/netns/" + r.cni_id;
+  if (!r.a.hosts_path.empty()) {
+    std::string dir = etc_dir(ns, id);
+    r.a.hosts_path = dir + "/hosts";
+    r.a.resolv_conf_path = dir + "/resolv.conf";
+    r.a.hostname_path = dir + "/hostname";
+  }
   return std::optional<Record>(std::move(r));
 }
 
@@ -361,6 +374,7 @@ Result<network::Attachment> Manager::attach(const std::string& ns, const std::st
   }
   json ports = json::array();
   for (const auto& p : opts.ports) ports.push_back(port_json(p));
+  network::DnsConfig cni_dns;  // the first network's that names servers
   for (auto& n : r.nets) {
     RuntimeConf rt{r.cni_id, r.a.netns_path, n.ifname, r.args, json::object()};
     if (n.ports) rt.capability_args["portMappings"] = ports;
@@ -374,6 +388,7 @@ Result<network::Attachment> Manager::attach(const std::string& ns, const std::st
     n.result = *res;
     auto parsed = parse_result(n.result, n.list.name, n.ifname);
     for (auto& i : parsed.interfaces) r.a.interfaces.push_back(std::move(i));
+    if (cni_dns.servers.empty()) cni_dns = parsed.dns;
     // Kept through a daemon crash (page cache); made durable with the final record below.
     if (Status st = write_record(r, false); !st.ok()) {
       teardown(r, false).ignore();
@@ -382,12 +397,7 @@ Result<network::Attachment> Manager::attach(const std::string& ns, const std::st
   }
 
   // The files the container bind-mounts.
-  network::DnsConfig cni_dns;
-  for (const auto& n : r.nets) {
-    auto parsed = parse_result(n.result, n.list.name, n.ifname);
-    if (cni_dns.servers.empty()) cni_dns = parsed.dns;
-  }
-  std::string dir = o_.state + "/etc/" + ns + "/" + id;
+  std::string dir = etc_dir(ns, id);
   r.a.hosts_path = dir + "/hosts";
   r.a.resolv_conf_path = dir + "/resolv.conf";
   r.a.hostname_path = dir + "/hostname";
@@ -428,7 +438,9 @@ Status Manager::teardown(Record& r, bool keep_on_error) {
   }
   if (Status st = remove_netns(r.a.netns_path); !st.ok() && first.ok()) first = st;
   std::error_code ec;
-  std::filesystem::remove_all(o_.state + "/etc/" + r.a.ns + "/" + r.a.id, ec);
+  // Our own directory of regular files (ns and id are validated identifiers: no '/', no "..");
+  // remove_all does not follow symlinks.
+  std::filesystem::remove_all(etc_dir(r.a.ns, r.a.id), ec);
   if (!first.ok() && keep_on_error) {
     // Kept for the next collect(): DEL is idempotent, and a retry may release what this one
     // could not (a lease, a rule).

@@ -71,6 +71,7 @@ class Manager {
   std::shared_ptr<std::mutex> lock_for(const std::string& ns, const std::string& id);
   Result<NetworkList> resolve(const std::string& name);
   std::string record_path(const std::string& ns, const std::string& id) const;
+  std::string etc_dir(const std::string& ns, const std::string& id) const;
   Result<std::optional<Record>> read_record(const std::string& ns, const std::string& id);
   Status write_record(const Record& r, bool durable = true);
   // keep_on_error: a failed DEL keeps the record for a retry (not after a failed ADD: the
