@@ -12,6 +12,9 @@ namespace berth::cli {
 // Commands run through this, so every error is printed the same way and sets the exit code.
 using Action = std::function<Status(Client&)>;
 void set_action(CLI::App* cmd, const GlobalOptions& global, Action action);
+// For the host tools: the action runs also when berthd is not there (then with nullptr).
+void set_local_action(CLI::App* cmd, const GlobalOptions& global,
+                      std::function<Status(Client*)> action);
 
 // Runs fn for every item; prints each item that succeeded (when print_ok) and each error, and
 // returns an error "N of M <noun> not removed" when any failed.
@@ -45,6 +48,7 @@ void add_run_command(CLI::App& app, const GlobalOptions& global);
 void add_tasks_command(CLI::App& app, const GlobalOptions& global);
 void add_events_command(CLI::App& app, const GlobalOptions& global);
 void add_network_command(CLI::App& app, const GlobalOptions& global);
+void add_lsns_command(CLI::App& app, const GlobalOptions& global);
 void add_import_rootfs_command(CLI::App& images, const GlobalOptions& global);
 void add_export_command(CLI::App& images, const GlobalOptions& global);
 void add_import_command(CLI::App& images, const GlobalOptions& global);

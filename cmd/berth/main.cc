@@ -26,6 +26,23 @@ void set_action(CLI::App* cmd, const GlobalOptions& global, Action action) {
   });
 }
 
+void set_local_action(CLI::App* cmd, const GlobalOptions& global,
+                      std::function<Status(Client*)> action) {
+  cmd->callback([&global, action = std::move(action)] {
+    if (global.format != "table" && global.format != "json") {
+      std::cerr << "berth: --format must be table or json, not \"" << global.format << "\"\n";
+      g_exit_code = 2;
+      return;
+    }
+    Client client(global);
+    Status st = action(client.connect().ok() ? &client : nullptr);
+    if (!st.ok()) {
+      std::cerr << "berth: " << st.message() << "\n";
+      g_exit_code = 1;
+    }
+  });
+}
+
 Status for_each_item(const std::vector<std::string>& items, std::string_view noun, bool print_ok,
                      const std::function<Status(const std::string&)>& fn) {
   std::size_t failed = 0;
@@ -75,6 +92,7 @@ int main(int argc, char** argv) {
   add_tasks_command(app, global);
   add_events_command(app, global);
   add_network_command(app, global);
+  add_lsns_command(app, global);
 
   CLI11_PARSE(app, argc, argv);
   return g_exit_code;
