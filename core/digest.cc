@@ -3,6 +3,7 @@
 #define OPENSSL_SUPPRESS_DEPRECATED 1
 #include "core/digest.h"
 
+#include <openssl/evp.h>
 #include <openssl/sha.h>
 
 #include <cstring>
@@ -73,6 +74,30 @@ std::string Sha256::digest_of(std::string_view data) {
   Sha256 h;
   h.update(data);
   return h.digest();
+}
+
+std::string base64_encode(std::string_view in) {
+  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');  // + the NUL EVP_EncodeBlock writes
+  int n = ::EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                            reinterpret_cast<const unsigned char*>(in.data()),
+                            static_cast<int>(in.size()));
+  out.resize(static_cast<std::size_t>(n));
+  return out;
+}
+
+Result<std::string> base64_decode(std::string_view in) {
+  if (in.size() % 4 != 0) return invalid_argument("base64: length {} is not a multiple of 4", in.size());
+  if (in.size() > (64u << 20)) return invalid_argument("base64: {} bytes is too long", in.size());
+  std::string out(in.size() / 4 * 3 + 1, '\0');
+  int n = ::EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                            reinterpret_cast<const unsigned char*>(in.data()),
+                            static_cast<int>(in.size()));
+  if (n < 0) return invalid_argument("base64: not valid base64");
+  // EVP_DecodeBlock counts the padding as zero bytes.
+  std::size_t len = static_cast<std::size_t>(n);
+  for (std::size_t i = in.size(); i > 0 && in[i - 1] == '=' && len > 0; --i) --len;
+  out.resize(len);
+  return out;
 }
 
 }  // namespace berth::core

@@ -37,4 +37,9 @@ class Sha256 {
   std::uint64_t bytes_ = 0;
 };
 
+// RFC 4648 base64 (OpenSSL's EVP block coding): registry Basic auth, CNI cache files, the CRI's
+// AuthConfig.auth. decode accepts padded input only and names what is wrong.
+std::string base64_encode(std::string_view in);
+Result<std::string> base64_decode(std::string_view in);
+
 }  // namespace berth::core

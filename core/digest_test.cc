@@ -1,5 +1,6 @@
 #include "core/digest.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 namespace berth::core {
@@ -22,6 +23,28 @@ TEST(Sha256, SaveRestoreContinuesTheSameHash) {
   EXPECT_EQ(r->digest(), Sha256::digest_of("hello world"));
   EXPECT_EQ(r->bytes(), 11u);
   EXPECT_FALSE(Sha256::restore("garbage").ok());
+}
+
+}  // namespace
+}  // namespace berth::core
+
+namespace berth::core {
+namespace {
+
+TEST(Base64, RoundTripsEveryPaddingLength) {
+  for (const std::string& s : std::vector<std::string>{"", "a", "ab", "abc", "abcd", std::string("\0\xff\x10", 3)}) {
+    auto enc = base64_encode(s);
+    EXPECT_EQ(enc.size() % 4, 0u);
+    auto dec = base64_decode(enc);
+    ASSERT_TRUE(dec.ok()) << dec.status().message();
+    EXPECT_EQ(*dec, s);
+  }
+  EXPECT_EQ(base64_encode("user:pass"), "dXNlcjpwYXNz");
+}
+
+TEST(Base64, DecodeNamesWhatIsWrong) {
+  EXPECT_THAT(base64_decode("abc").status().message(), ::testing::HasSubstr("multiple of 4"));
+  EXPECT_THAT(base64_decode("ab!@").status().message(), ::testing::HasSubstr("not valid"));
 }
 
 }  // namespace

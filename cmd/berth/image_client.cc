@@ -21,65 +21,6 @@ namespace ipb = ::containerd::services::images::v1;
 namespace lpb = ::containerd::services::leases::v1;
 namespace spb = ::containerd::services::snapshots::v1;
 
-
-Result<model::Config> read_config(Client& c, const model::Manifest& m) {
-  BERTH_TRY(auto body, read_blob(c, m.config.digest));
-  auto config = model::parse_config(body);
-  if (!config.ok()) {
-    return invalid_argument("config {}: {}", m.config.digest, config.status().message());
-  }
-  if (config->diff_ids.size() != m.layers.size()) {
-    return invalid_argument("config {} lists {} diffIDs but its manifest has {} layers",
-                            m.config.digest, config->diff_ids.size(), m.layers.size());
-  }
-  return config;
-}
-
-Result<ResolvedImage> resolve_manifest(Client& c, const model::Descriptor& d) {
-  BERTH_TRY(auto body, read_blob(c, d.digest));
-  auto m = model::parse_manifest(body);
-  if (!m.ok()) return invalid_argument("manifest {}: {}", d.digest, m.status().message());
-  BERTH_TRY(auto config, read_config(c, *m));
-  return ResolvedImage{d, std::move(*m), std::move(config)};
-}
-
-// Depth-first over nested indexes; keeps the best-ranked match.
-Status find_platform(Client& c, const model::Descriptor& d, const model::Platform& wanted,
-                     std::optional<std::size_t>& best_rank, std::optional<ResolvedImage>& best,
-                     std::vector<std::string>& seen, int depth) {
-  if (depth > 8) return invalid_argument("index {} nests more than 8 levels deep", d.digest);
-  if (model::media_type::is_manifest(d.media_type)) {
-    auto r = resolve_manifest(c, d);
-    if (!r.ok()) return r.status();
-    seen.push_back(r->config.platform.to_string());
-    auto rank = model::match_rank(wanted, r->config.platform);
-    if (rank && (!best_rank || *rank < *best_rank)) {
-      best_rank = rank;
-      best = std::move(*r);
-    }
-    return Status();
-  }
-  if (!model::media_type::is_index(d.media_type)) {
-    return invalid_argument("{}: media type \"{}\" is neither an index nor a manifest", d.digest,
-                            d.media_type);
-  }
-  BERTH_TRY(auto body, read_blob(c, d.digest));
-  auto idx = model::parse_index(body);
-  if (!idx.ok()) return invalid_argument("index {}: {}", d.digest, idx.status().message());
-  for (const auto& e : idx->manifests) {
-    // An entry that states its platform is skipped without reading it when it cannot match.
-    if (e.platform && model::media_type::is_manifest(e.descriptor.media_type) &&
-        !model::match_rank(wanted, *e.platform)) {
-      seen.push_back(e.platform->to_string());
-      continue;
-    }
-    Status st = find_platform(c, e.descriptor, wanted, best_rank, best, seen, depth + 1);
-    // Platforms whose blobs are absent (not imported or pulled) are simply not candidates.
-    if (!st.ok() && st.code() != Code::kNotFound) return st;
-  }
-  return Status();
-}
-
 }  // namespace
 
 nlohmann::json descriptor_json(const model::Descriptor& d) {
@@ -212,17 +153,8 @@ Status save_image(Client& c, const std::string& name, const model::Descriptor& t
 
 Result<ResolvedImage> resolve_image(Client& c, const model::Descriptor& target,
                                     const model::Platform& platform) {
-  std::optional<std::size_t> best_rank;
-  std::optional<ResolvedImage> best;
-  std::vector<std::string> seen;
-  BERTH_RETURN_IF_ERROR(find_platform(c, target, platform, best_rank, best, seen, 0));
-  if (!best) {
-    std::string list;
-    for (const auto& s : seen) list += (list.empty() ? "" : ", ") + s;
-    return not_found("{}: no manifest for platform {} (available: {})", target.digest,
-                     model::normalize(platform).to_string(), list.empty() ? "none" : list);
-  }
-  return std::move(*best);
+  return images::resolve_image([&c](const std::string& digest) { return read_blob(c, digest); },
+                               target, platform);
 }
 
 Result<bool> is_unpacked(Client& c, const ResolvedImage& image, const std::string& snapshotter) {

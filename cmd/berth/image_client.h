@@ -13,6 +13,7 @@
 
 #include "cmd/berth/client.h"
 #include "core/images/model.h"
+#include "core/images/resolve.h"
 
 namespace berth::cli {
 
@@ -58,12 +59,7 @@ Result<model::Descriptor> image_target(Client& c, const std::string& name);
 Status save_image(Client& c, const std::string& name, const model::Descriptor& target,
                   const std::string& lease);
 
-// An image narrowed to one platform.
-struct ResolvedImage {
-  model::Descriptor manifest_descriptor;
-  model::Manifest manifest;
-  model::Config config;
-};
+using images::ResolvedImage;
 // Follows indexes down to the manifest for `platform`; NotFound names the platforms available.
 Result<ResolvedImage> resolve_image(Client& c, const model::Descriptor& target,
                                     const model::Platform& platform);

@@ -19,15 +19,6 @@ using nlohmann::json;
 
 namespace {
 
-std::string base64(std::string_view in) {
-  std::string out(4 * ((in.size() + 2) / 3), '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()),
-                          static_cast<int>(in.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
-}
-
 json port_json(const network::PortMapping& p) {
   json j = {{"hostPort", p.host_port}, {"containerPort", p.container_port},
             {"protocol", p.protocol}};
@@ -245,7 +236,7 @@ Status Manager::write_record(const Record& r, bool durable) {
     if (n.result.is_null()) continue;
     json cache = {{"kind", "cniCacheV1"},
                   {"containerId", r.cni_id},
-                  {"config", base64(n.list.document().dump())},
+                  {"config", core::base64_encode(n.list.document().dump())},
                   {"ifName", n.ifname},
                   {"networkName", n.list.name},
                   {"netns", r.a.netns_path},

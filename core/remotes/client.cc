@@ -43,15 +43,6 @@ std::string lower(std::string s) {
   return s;
 }
 
-std::string base64(std::string_view in) {
-  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  int n = ::EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                            reinterpret_cast<const unsigned char*>(in.data()),
-                            static_cast<int>(in.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
-}
-
 std::string url_encode(std::string_view s) {
   std::string out;
   for (unsigned char c : s) {
@@ -335,7 +326,7 @@ Result<std::string> RegistryClient::authorize(const std::string& challenge,
                                               const std::vector<std::string>& scopes,
                                               const Url& registry) {
   auto [scheme, params] = parse_challenge(challenge);
-  std::string basic = o_.username.empty() ? "" : "Basic " + base64(o_.username + ":" + o_.password);
+  std::string basic = o_.username.empty() ? "" : "Basic " + core::base64_encode(o_.username + ":" + o_.password);
   if (scheme == "basic") {
     if (basic.empty())
       return Status(Code::kUnauthenticated,

@@ -12,10 +12,11 @@
 
 #include "core/remotes/client.h"
 #include "core/transfer/transfer.h"
+#include "core/unpack/daemon_stores.h"
 
 namespace berth::transfer::detail {
 
-inline constexpr std::size_t kMaxDocument = 4 << 20;
+using unpack::kMaxDocument;
 inline constexpr std::chrono::hours kLeaseTtl{24};
 inline constexpr int kMaxProgressRetries = 1000;
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/transfer/internal.h"
+#include "core/unpack/daemon_stores.h"
 
 namespace berth::transfer {
 
@@ -104,21 +105,7 @@ using detail::kMaxDocument;
 using diff::Descriptor;
 
 Result<std::string> Transfers::read_small(const RequestContext& ctx, const std::string& digest) {
-  BERTH_TRY(auto reader, md_->content()->reader(ctx, digest));
-  if (reader->size() > static_cast<std::int64_t>(kMaxDocument))
-    return Status(
-        Code::kResourceExhausted,
-        fmt::format("{} is {} bytes, more than a manifest may be", digest, reader->size()));
-  std::string out(static_cast<std::size_t>(reader->size()), '\0');
-  std::size_t got = 0;
-  while (got < out.size()) {
-    BERTH_TRY(auto n,
-              reader->read_at(out.data() + got, out.size() - got, static_cast<std::int64_t>(got)));
-    if (n == 0) break;
-    got += n;
-  }
-  if (got != out.size()) return Status(Code::kDataLoss, fmt::format("{}: short read", digest));
-  return out;
+  return unpack::read_document(*md_->content(), ctx, digest, kMaxDocument);
 }
 
 }  // namespace berth::transfer

@@ -37,6 +37,24 @@ Status DaemonStores::label(const std::string& digest,
   return add_content_labels(*md_.content(), ctx_, digest, labels);
 }
 
+Result<std::string> read_document(content::Store& store, const RequestContext& ctx,
+                                  const std::string& digest, std::size_t limit) {
+  BERTH_TRY(auto reader, store.reader(ctx, digest));
+  if (reader->size() > static_cast<std::int64_t>(limit))
+    return Status(Code::kResourceExhausted,
+                  fmt::format("{} is {} bytes, more than a manifest may be", digest, reader->size()));
+  std::string out(static_cast<std::size_t>(reader->size()), '\0');
+  std::size_t got = 0;
+  while (got < out.size()) {
+    BERTH_TRY(auto n,
+              reader->read_at(out.data() + got, out.size() - got, static_cast<std::int64_t>(got)));
+    if (n == 0) break;
+    got += n;
+  }
+  if (got != out.size()) return Status(Code::kDataLoss, fmt::format("{}: short read", digest));
+  return out;
+}
+
 Status add_content_labels(content::Store& store, const RequestContext& ctx,
                           const std::string& digest,
                           const std::map<std::string, std::string>& labels) {

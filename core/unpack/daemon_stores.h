@@ -17,6 +17,12 @@ Status add_content_labels(content::Store& store, const RequestContext& ctx,
                           const std::string& digest,
                           const std::map<std::string, std::string>& labels);
 
+// A document blob (index, manifest, config) read whole from the content store; larger than
+// `limit` is ResourceExhausted naming the blob.
+inline constexpr std::size_t kMaxDocument = 4 << 20;
+Result<std::string> read_document(content::Store& store, const RequestContext& ctx,
+                                  const std::string& digest, std::size_t limit = kMaxDocument);
+
 class DaemonStores final : public Stores {
  public:
   // NotFound names the snapshotter if the metadata store has no such one.
