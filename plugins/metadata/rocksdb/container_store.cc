@@ -85,7 +85,9 @@ Result<Container> decode(std::string_view id, std::string_view v) {
     if (j.contains("spec")) {
       BERTH_TRY(c.spec, any_from(j["spec"]));
     }
-    for (const auto& [k, e] : j.value("extensions", json::object()).items()) {
+    // Bound to a local: items() of the temporary j.value() returns would dangle in the loop.
+    const json extensions = j.value("extensions", json::object());
+    for (const auto& [k, e] : extensions.items()) {
       BERTH_TRY(c.extensions[k], any_from(e));
     }
     return c;
