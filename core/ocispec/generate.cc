@@ -115,8 +115,10 @@ Result<json> generate(const std::string& config_json, const SpecOptions& o) {
     }
     return out;
   };
-  std::vector<std::string> args = strings("Entrypoint");
-  std::vector<std::string> cmd = o.args.empty() ? strings("Cmd") : o.args;
+  std::vector<std::string> args = o.entrypoint ? *o.entrypoint : strings("Entrypoint");
+  std::vector<std::string> cmd = !o.args.empty() ? o.args
+                                 : o.entrypoint  ? std::vector<std::string>()
+                                                 : strings("Cmd");
   args.insert(args.end(), cmd.begin(), cmd.end());
   if (args.empty()) return invalid_argument("no command: the image has no Entrypoint or Cmd and none was given");
   std::vector<std::string> env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
@@ -179,13 +181,14 @@ Result<json> generate(const std::string& config_json, const SpecOptions& o) {
         {{"destination", "/sys/fs/cgroup"}, {"type", "cgroup"}, {"source", "cgroup"},
          {"options", {"nosuid", "noexec", "nodev", "relatime", "ro"}}}}},
       {"linux",
-       {{"cgroupsPath", "/" + o.ns + "/" + o.id},
+       {{"cgroupsPath", o.cgroups_path.empty() ? "/" + o.ns + "/" + o.id : o.cgroups_path},
         {"resources", {{"devices", {{{"allow", false}, {"access", "rwm"}}}}}},
         {"namespaces", {{{"type", "pid"}}, {{"type", "ipc"}}, {{"type", "uts"}}, {{"type", "mount"}}}},
         {"maskedPaths",
          {"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
           "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"}},
         {"readonlyPaths", {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}}}}};
+  if (!o.additional_gids.empty()) spec["process"]["user"]["additionalGids"] = o.additional_gids;
   if (o.net_host) {
     for (const char* f : {"/etc/hosts", "/etc/resolv.conf"})
       spec["mounts"].push_back({{"destination", f}, {"type", "bind"}, {"source", f}, {"options", {"rbind", "ro"}}});
@@ -250,6 +253,20 @@ Status join_network(json& spec, const NetworkJoin& j) {
   }
   if (!j.hostname.empty()) spec["hostname"] = j.hostname;
   return Status();
+}
+
+void set_namespace(json& spec, const std::string& type, const std::string& path, bool host) {
+  json& nss = spec["linux"]["namespaces"];
+  if (!nss.is_array()) nss = json::array();
+  json kept = json::array();
+  for (auto& n : nss)
+    if (!(n.is_object() && n.value("type", std::string()) == type)) kept.push_back(n);
+  if (!host) {
+    json n = {{"type", type}};
+    if (!path.empty()) n["path"] = path;
+    kept.push_back(n);
+  }
+  nss = kept;
 }
 
 }  // namespace berth::ocispec

@@ -7,6 +7,7 @@
 #include <berth/result.h>
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,8 +18,13 @@ namespace berth::ocispec {
 struct SpecOptions {
   std::string ns, id;
   std::vector<std::string> args;  // replaces the image's cmd (entrypoint kept)
+  // Replaces the image's entrypoint, and then its cmd too (`args` still follow): Kubernetes'
+  // `command`.
+  std::optional<std::vector<std::string>> entrypoint;
   std::vector<std::string> env;   // NAME=VALUE, added after the image's
   std::string cwd, user;          // user: UID[:GID]
+  std::vector<std::uint32_t> additional_gids;
+  std::string cgroups_path;       // "": /<ns>/<id>
   std::string hostname;           // "": the id
   bool tty = false;
   bool net_host = false;
@@ -42,5 +48,10 @@ struct NetworkJoin {
   std::string hostname;  // "" keeps the spec's
 };
 Status join_network(nlohmann::json& spec, const NetworkJoin& j);
+
+// Sets the namespace `type` (network, ipc, uts, pid, mount, ...) of the spec: a new one (`path`
+// ""), the one at `path` (/proc/<pid>/ns/ipc), or, with `host`, none (the host's).
+void set_namespace(nlohmann::json& spec, const std::string& type, const std::string& path,
+                   bool host = false);
 
 }  // namespace berth::ocispec

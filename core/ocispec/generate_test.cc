@@ -72,6 +72,41 @@ TEST(OciSpec, OptionsOverrideTheImage) {
   EXPECT_EQ((*spec)["linux"]["resources"]["cpu"]["quota"], 150000);
 }
 
+TEST(OciSpec, KubernetesCommandReplacesEntrypointAndCmd) {
+  // command alone: neither the image's entrypoint nor its cmd.
+  auto spec = generate(kConfig, {.ns = "k8s.io", .id = "c", .entrypoint = std::vector<std::string>{"/bin/top"}});
+  ASSERT_TRUE(spec.ok()) << spec.status().message();
+  EXPECT_EQ((*spec)["process"]["args"], json({"/bin/top"}));
+  // command and args.
+  spec = generate(kConfig, {.ns = "k8s.io", .id = "c", .args = {"-b"},
+                            .entrypoint = std::vector<std::string>{"/bin/top"},
+                            .additional_gids = {10, 20}, .cgroups_path = "/kubepods/pod1/c"});
+  ASSERT_TRUE(spec.ok());
+  EXPECT_EQ((*spec)["process"]["args"], json({"/bin/top", "-b"}));
+  EXPECT_EQ((*spec)["process"]["user"]["additionalGids"], json({10, 20}));
+  EXPECT_EQ((*spec)["linux"]["cgroupsPath"], "/kubepods/pod1/c");
+  // An empty command is no command at all.
+  EXPECT_FALSE(generate("", {.ns = "k8s.io", .id = "c", .entrypoint = std::vector<std::string>{}}).ok());
+}
+
+TEST(OciSpec, SetNamespaceJoinsAPathOrTheHost) {
+  auto spec = generate(kConfig, {.ns = "n", .id = "c"});
+  ASSERT_TRUE(spec.ok());
+  set_namespace(*spec, "ipc", "/proc/42/ns/ipc");
+  set_namespace(*spec, "pid", "", true);
+  int ipc = 0;
+  for (const auto& n : (*spec)["linux"]["namespaces"]) {
+    if (n["type"] == "ipc") {
+      ++ipc;
+      EXPECT_EQ(n["path"], "/proc/42/ns/ipc");
+    }
+  }
+  EXPECT_EQ(ipc, 1);
+  EXPECT_FALSE(has_namespace(*spec, "pid"));
+  set_namespace(*spec, "cgroup", "");
+  EXPECT_TRUE(has_namespace(*spec, "cgroup"));
+}
+
 TEST(OciSpec, CapabilitiesAndPrivileged) {
   auto spec =
       generate("", {.args = {"/bin/true"}, .cap_add = {"sys_admin"}, .cap_drop = {"CAP_KILL"}});
