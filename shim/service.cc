@@ -561,6 +561,9 @@ Result<std::string> Service::stats(const std::string& payload) {
     m.mutable_memory()->set_swap_usage(s.memory_swap);
     m.mutable_memory()->set_file(s.memory_cache);
     m.mutable_memory()->set_anon(s.memory_rss);
+    m.mutable_memory()->set_inactive_file(s.memory_inactive_file);
+    m.mutable_memory()->set_pgfault(s.memory_pgfault);
+    m.mutable_memory()->set_pgmajfault(s.memory_pgmajfault);
     m.mutable_memory_events()->set_oom_kill(s.oom_kills);
     any->set_type_url("io.containerd.cgroups.v2.Metrics");
     m.SerializeToString(any->mutable_value());
@@ -578,6 +581,9 @@ Result<std::string> Service::stats(const std::string& payload) {
     auto* mem = m.mutable_memory();
     mem->set_cache(s.memory_cache);
     mem->set_rss(s.memory_rss);
+    mem->set_total_inactive_file(s.memory_inactive_file);
+    mem->set_total_pg_fault(s.memory_pgfault);
+    mem->set_total_pg_maj_fault(s.memory_pgmajfault);
     mem->mutable_usage()->set_usage(s.memory_usage);
     mem->mutable_usage()->set_max(s.memory_max_usage);
     mem->mutable_usage()->set_limit(s.memory_limit);

@@ -42,6 +42,8 @@ struct Stats {
   std::uint64_t cpu_periods = 0, cpu_throttled_periods = 0, cpu_throttled_ns = 0;
   std::uint64_t memory_usage = 0, memory_max_usage = 0, memory_limit = 0, memory_cache = 0,
                 memory_rss = 0, memory_swap = 0, memory_failcnt = 0;
+  // Page cache the kernel may reclaim first (working set = usage - this), and page faults.
+  std::uint64_t memory_inactive_file = 0, memory_pgfault = 0, memory_pgmajfault = 0;
   std::uint64_t oom_kills = 0;
   std::uint64_t pids_current = 0, pids_limit = 0;
 };

@@ -133,6 +133,9 @@ class V1 : public Hierarchy {
       out.memory_cache = st["cache"];
       out.memory_rss = st["rss"];
       out.memory_swap = st["swap"];
+      out.memory_inactive_file = st["total_inactive_file"];
+      out.memory_pgfault = st["total_pgfault"];
+      out.memory_pgmajfault = st["total_pgmajfault"];
       out.oom_kills = read_keyed(fs_, dir_ + "/memory.oom_control")["oom_kill"];
     }
     if (has("pids")) {

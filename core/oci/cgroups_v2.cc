@@ -164,6 +164,9 @@ class V2 : public Hierarchy {
       auto st = read_keyed(fs_, dir_ + "/memory.stat");
       out.memory_cache = st["file"];
       out.memory_rss = st["anon"];
+      out.memory_inactive_file = st["inactive_file"];
+      out.memory_pgfault = st["pgfault"];
+      out.memory_pgmajfault = st["pgmajfault"];
       out.memory_swap = read_u64(fs_, dir_ + "/memory.swap.current");
       auto ev = read_keyed(fs_, dir_ + "/memory.events");
       out.oom_kills = ev["oom_kill"];
