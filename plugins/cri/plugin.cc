@@ -9,12 +9,15 @@
 //     cgroup_driver = "cgroupfs"           # what RuntimeConfig tells the kubelet
 //     default_runtime = "berth"            # the handler of an empty runtime_handler
 //     runtimes = { berth = "io.containerd.berth.v1", runc = "io.containerd.runc.v2" }
+//     network = ""                         # the pods' CNI network ("": the first that loads)
+//     pause_binary = ""                    # "": berth-pause next to berthd, then in PATH
 //
 // Both API versions are served by one object: v1alpha2's services are declared over v1's
 // messages (api/proto/cri/runtime/v1alpha2), so each method below overrides both.
 //
-// This increment serves Version, Status, RuntimeConfig, UpdateRuntimeConfig and the whole
-// ImageService; the pod and container calls answer Unimplemented until they land.
+// Pods and containers live in plugins/cri/pods (their specs in spec, their logs in logs).
+// Streaming (Exec, Attach, PortForward), stats and UpdateContainerResources answer
+// Unimplemented until they land.
 #include <berth/grpc.h>
 #include <berth/identifiers.h>
 #include <berth/metadata.h>
@@ -30,7 +33,9 @@
 #include "core/log.h"
 #include "cri/runtime/v1/api.grpc.pb.h"
 #include "cri/runtime/v1alpha2/api.grpc.pb.h"
+#include "core/fs.h"
 #include "plugins/cri/images.h"
+#include "plugins/cri/pods.h"
 
 namespace berth::cri {
 namespace {
@@ -51,6 +56,8 @@ struct Config {
   std::string default_runtime = "berth";
   std::map<std::string, std::string> runtimes = {{"berth", "io.containerd.berth.v1"},
                                                  {"runc", "io.containerd.runc.v2"}};
+  std::string network;
+  std::string pause_binary;
 };
 
 std::int64_t now_ns() {
@@ -99,13 +106,22 @@ class CriService final : public Plugin,
   CriService(Config c, std::string snapshotter_root, std::shared_ptr<metadata::MetadataStore> md,
              std::shared_ptr<diff::DifferPlugin> differ,
              std::shared_ptr<runtime::TaskManager> tasks,
-             std::shared_ptr<network::Networks> networks)
+             std::shared_ptr<network::Networks> networks,
+             std::shared_ptr<events::Exchange> exchange, PodsConfig pods)
       : c_(std::move(c)),
         snapshotter_root_(std::move(snapshotter_root)),
-        tasks_(std::move(tasks)),
-        networks_(std::move(networks)),
+        tasks_(tasks),
+        networks_(networks),
         images_(md, std::move(differ), c_.ns, c_.snapshotter, c_.hosts_dir,
-                static_cast<int>(c_.max_concurrent)) {}
+                static_cast<int>(c_.max_concurrent)),
+        pods_(std::move(pods), md, std::move(tasks), std::move(networks), std::move(exchange),
+              images_) {}
+
+  berth::Status start() { return pods_.start(); }
+  berth::Status close() override {
+    pods_.stop();
+    return berth::Status();
+  }
 
   void register_grpc(grpc::ServerBuilder& builder) override {
     builder.RegisterService(static_cast<v1::RuntimeService::Service*>(this));
@@ -184,6 +200,130 @@ class CriService final : public Plugin,
       if (!cidr.empty()) pod_cidr_ = cidr;
       return berth::Status();
     });
+  }
+
+  // ---- pods and containers ---------------------------------------------------------------------
+
+  GStatus RunPodSandbox(GContext* ctx, const v1::RunPodSandboxRequest* req,
+                        v1::RunPodSandboxResponse* out) override {
+    return serve_unscoped(ctx, [&]() -> berth::Status {
+      BERTH_TRY(auto id, pods_.run_sandbox(*req));
+      out->set_pod_sandbox_id(id);
+      return berth::Status();
+    });
+  }
+
+  GStatus StopPodSandbox(GContext* ctx, const v1::StopPodSandboxRequest* req,
+                         v1::StopPodSandboxResponse*) override {
+    return serve_unscoped(ctx, [&] { return pods_.stop_sandbox(req->pod_sandbox_id()); });
+  }
+
+  GStatus RemovePodSandbox(GContext* ctx, const v1::RemovePodSandboxRequest* req,
+                           v1::RemovePodSandboxResponse*) override {
+    return serve_unscoped(ctx, [&] { return pods_.remove_sandbox(req->pod_sandbox_id()); });
+  }
+
+  GStatus PodSandboxStatus(GContext* ctx, const v1::PodSandboxStatusRequest* req,
+                           v1::PodSandboxStatusResponse* out) override {
+    return serve_unscoped(ctx, [&] { return pods_.sandbox_status(*req, out); });
+  }
+
+  GStatus ListPodSandbox(GContext* ctx, const v1::ListPodSandboxRequest* req,
+                         v1::ListPodSandboxResponse* out) override {
+    return serve_unscoped(ctx, [&] { return pods_.list_sandboxes(req->filter(), out); });
+  }
+
+  GStatus CreateContainer(GContext* ctx, const v1::CreateContainerRequest* req,
+                          v1::CreateContainerResponse* out) override {
+    return serve_unscoped(ctx, [&]() -> berth::Status {
+      BERTH_TRY(auto id, pods_.create_container(*req));
+      out->set_container_id(id);
+      return berth::Status();
+    });
+  }
+
+  GStatus StartContainer(GContext* ctx, const v1::StartContainerRequest* req,
+                         v1::StartContainerResponse*) override {
+    return serve_unscoped(ctx, [&] { return pods_.start_container(req->container_id()); });
+  }
+
+  GStatus StopContainer(GContext* ctx, const v1::StopContainerRequest* req,
+                        v1::StopContainerResponse*) override {
+    return serve_unscoped(ctx, [&] { return pods_.stop_container(req->container_id(), req->timeout()); });
+  }
+
+  GStatus RemoveContainer(GContext* ctx, const v1::RemoveContainerRequest* req,
+                          v1::RemoveContainerResponse*) override {
+    return serve_unscoped(ctx, [&] { return pods_.remove_container(req->container_id()); });
+  }
+
+  GStatus ListContainers(GContext* ctx, const v1::ListContainersRequest* req,
+                         v1::ListContainersResponse* out) override {
+    return serve_unscoped(ctx, [&] { return pods_.list_containers(req->filter(), out); });
+  }
+
+  GStatus ContainerStatus(GContext* ctx, const v1::ContainerStatusRequest* req,
+                          v1::ContainerStatusResponse* out) override {
+    return serve_unscoped(ctx, [&] { return pods_.container_status(*req, out); });
+  }
+
+  GStatus ReopenContainerLog(GContext* ctx, const v1::ReopenContainerLogRequest* req,
+                             v1::ReopenContainerLogResponse*) override {
+    return serve_unscoped(ctx, [&] { return pods_.reopen_log(req->container_id()); });
+  }
+
+  GStatus ExecSync(GContext* ctx, const v1::ExecSyncRequest* req, v1::ExecSyncResponse* out) override {
+    return serve_unscoped(ctx, [&] {
+      return pods_.exec_sync(*req, out, [ctx] { return ctx->IsCancelled(); });
+    });
+  }
+
+  GStatus UpdateContainerResources(GContext* ctx, const v1::UpdateContainerResourcesRequest* req,
+                                   v1::UpdateContainerResourcesResponse*) override {
+    return serve_unscoped(ctx, [&] { return pods_.update_resources(*req); });
+  }
+
+  GStatus ContainerStats(GContext* ctx, const v1::ContainerStatsRequest* req,
+                         v1::ContainerStatsResponse* out) override {
+    return serve_unscoped(ctx, [&] { return pods_.container_stats(req->container_id(), out->mutable_stats()); });
+  }
+
+  GStatus ListContainerStats(GContext* ctx, const v1::ListContainerStatsRequest* req,
+                             v1::ListContainerStatsResponse* out) override {
+    return serve_unscoped(ctx, [&] { return pods_.list_container_stats(req->filter(), out); });
+  }
+
+  GStatus PodSandboxStats(GContext* ctx, const v1::PodSandboxStatsRequest* req,
+                          v1::PodSandboxStatsResponse* out) override {
+    return serve_unscoped(ctx, [&] { return pods_.sandbox_stats(req->pod_sandbox_id(), out->mutable_stats()); });
+  }
+
+  GStatus ListPodSandboxStats(GContext* ctx, const v1::ListPodSandboxStatsRequest* req,
+                              v1::ListPodSandboxStatsResponse* out) override {
+    return serve_unscoped(ctx, [&] { return pods_.list_sandbox_stats(req->filter(), out); });
+  }
+
+  // The kubelet's evented PLEG: one long stream per subscriber, until it goes away, berthd stops,
+  // or it falls too far behind (ResourceExhausted: it relists and subscribes again).
+  GStatus GetContainerEvents(GContext* ctx, const v1::GetEventsRequest*,
+                             grpc::ServerWriter<v1::ContainerEventResponse>* writer) override {
+    auto sub = pods_.events().subscribe();
+    GStatus result = GStatus::OK;
+    while (!ctx->IsCancelled() && !pods_.stopping()) {
+      auto e = sub->next(std::chrono::milliseconds(250));
+      if (e) {
+        if (!writer->Write(*e)) break;
+        continue;
+      }
+      std::lock_guard lock(sub->mu);
+      if (sub->dropped) {
+        result = GStatus(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                         "the event stream fell too far behind; list again and resubscribe");
+        break;
+      }
+    }
+    pods_.events().unsubscribe(sub);
+    return result;
   }
 
   // ---- images ----------------------------------------------------------------------------------
@@ -300,6 +440,7 @@ class CriService final : public Plugin,
   std::shared_ptr<runtime::TaskManager> tasks_;
   std::shared_ptr<network::Networks> networks_;
   ImageStore images_;
+  Pods pods_;
   std::mutex mu_;
   std::string pod_cidr_;
   std::mutex usage_mu_;
@@ -312,7 +453,8 @@ std::vector<Registration> registrations() {
   r.type = std::string(plugin_type::kGrpc);
   r.id = "cri";
   r.requires_types = {std::string(plugin_type::kMetadata), std::string(plugin_type::kDiffer),
-                      std::string(plugin_type::kRuntimeV2), std::string(network::kPluginType)};
+                      std::string(plugin_type::kRuntimeV2), std::string(network::kPluginType),
+                      std::string(plugin_type::kEvent)};
   r.config = [](ConfigReader& in) -> Result<std::shared_ptr<const void>> {
     Config c;
     BERTH_RETURN_IF_ERROR(in.read("namespace", c.ns));
@@ -322,6 +464,10 @@ std::vector<Registration> registrations() {
     BERTH_RETURN_IF_ERROR(in.read("cgroup_driver", c.cgroup_driver));
     BERTH_RETURN_IF_ERROR(in.read("default_runtime", c.default_runtime));
     BERTH_RETURN_IF_ERROR(in.read("runtimes", c.runtimes));
+    BERTH_RETURN_IF_ERROR(in.read("network", c.network));
+    BERTH_RETURN_IF_ERROR(in.read("pause_binary", c.pause_binary));
+    if (!c.pause_binary.empty() && c.pause_binary.front() != '/')
+      return in.invalid("pause_binary", "must be an absolute path");
     if (!validate_identifier(c.ns).ok())
       return in.invalid("namespace", validate_identifier(c.ns).message());
     if (c.max_concurrent < 1 || c.max_concurrent > 64)
@@ -343,10 +489,27 @@ std::vector<Registration> registrations() {
         (std::filesystem::path(ic.root()).parent_path() /
          ("io.containerd.snapshotter.v1." + c.snapshotter))
             .string();
+    auto exchange = ic.get_as<events::Exchange>(plugin_type::kEvent);
+    PodsConfig pc;
+    pc.ns = c.ns;
+    pc.snapshotter = c.snapshotter;
+    pc.default_runtime = c.default_runtime;
+    pc.runtimes = c.runtimes;
+    pc.network = c.network;
+    pc.pause_binary = c.pause_binary;
+    if (pc.pause_binary.empty()) {
+      if (auto found = core::find_executable("berth-pause", {core::executable_dir()}))
+        pc.pause_binary = *found;
+    }
+    pc.root = ic.root();
+    pc.state = ic.state();
+    pc.snapshotter_root = snapshotter_root;
     ic.exports()["namespace"] = c.ns;
-    return std::shared_ptr<Plugin>(std::make_shared<CriService>(
-        c, std::move(snapshotter_root), std::move(md), std::move(differ),
-        tasks.ok() ? *tasks : nullptr, networks.ok() ? *networks : nullptr));
+    auto svc = std::make_shared<CriService>(
+        c, std::move(snapshotter_root), md, std::move(differ), tasks.ok() ? *tasks : nullptr,
+        networks.ok() ? *networks : nullptr, exchange.ok() ? *exchange : nullptr, std::move(pc));
+    BERTH_RETURN_IF_ERROR(svc->start());
+    return std::shared_ptr<Plugin>(svc);
   };
   return {r};
 }
