@@ -135,7 +135,12 @@ Result<json> generate(const std::string& config_json, const SpecOptions& o) {
   if (cwd.empty()) cwd = "/";
   std::uint32_t uid = 0, gid = 0;
   std::string user = o.user.empty() ? image.value("User", std::string()) : o.user;
-  if (!user.empty()) {
+  std::vector<std::uint32_t> additional_gids;
+  if (o.resolved_user) {
+    uid = o.resolved_user->uid;
+    gid = o.resolved_user->gid;
+    additional_gids = o.resolved_user->additional_gids;
+  } else if (!user.empty()) {
     auto colon = user.find(':');
     try {
       std::size_t used = 0;
@@ -143,7 +148,7 @@ Result<json> generate(const std::string& config_json, const SpecOptions& o) {
       if (used != user.substr(0, colon).size()) throw std::invalid_argument("name");
       gid = colon == std::string::npos ? uid : static_cast<std::uint32_t>(std::stoul(user.substr(colon + 1)));
     } catch (...) {
-      return invalid_argument("user \"{}\": only numeric UID[:GID] is supported", user);
+      return invalid_argument("user \"{}\": names need the image's /etc/passwd; without it only UID[:GID]", user);
     }
   }
   std::vector<std::string> caps = o.privileged ? all_caps() : default_caps();
@@ -188,7 +193,10 @@ Result<json> generate(const std::string& config_json, const SpecOptions& o) {
          {"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
           "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"}},
         {"readonlyPaths", {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}}}}};
-  if (!o.additional_gids.empty()) spec["process"]["user"]["additionalGids"] = o.additional_gids;
+  for (auto g : o.additional_gids)
+    if (std::find(additional_gids.begin(), additional_gids.end(), g) == additional_gids.end())
+      additional_gids.push_back(g);
+  if (!additional_gids.empty()) spec["process"]["user"]["additionalGids"] = additional_gids;
   if (o.net_host) {
     for (const char* f : {"/etc/hosts", "/etc/resolv.conf"})
       spec["mounts"].push_back({{"destination", f}, {"type", "bind"}, {"source", f}, {"options", {"rbind", "ro"}}});

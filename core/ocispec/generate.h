@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/images/model.h"
+#include "core/ocispec/user.h"
 
 namespace berth::ocispec {
 
@@ -22,7 +23,9 @@ struct SpecOptions {
   // `command`.
   std::optional<std::vector<std::string>> entrypoint;
   std::vector<std::string> env;   // NAME=VALUE, added after the image's
-  std::string cwd, user;          // user: UID[:GID]
+  std::string cwd, user;          // user: UID[:GID] (names: see resolved_user)
+  // The user resolved against the image's files (user.h): replaces `user` and the image's User.
+  std::optional<User> resolved_user;
   std::vector<std::uint32_t> additional_gids;
   std::string cgroups_path;       // "": /<ns>/<id>
   std::string hostname;           // "": the id

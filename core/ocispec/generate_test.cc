@@ -145,6 +145,15 @@ TEST(OciSpec, BadInputIsNamed) {
   auto user = generate("", {.args = {"x"}, .user = "root"});
   ASSERT_FALSE(user.ok());
   EXPECT_NE(user.status().message().find("root"), std::string::npos);
+  // Resolved against the image's files, a name replaces the image's User; groups merge.
+  auto named = generate(kConfig, {.args = {"x"},
+                                  .user = "nginx",
+                                  .resolved_user = User{101, 102, {7, 8}},
+                                  .additional_gids = {29, 7}});
+  ASSERT_TRUE(named.ok()) << named.status().message();
+  EXPECT_EQ((*named)["process"]["user"]["uid"], 101);
+  EXPECT_EQ((*named)["process"]["user"]["gid"], 102);
+  EXPECT_EQ((*named)["process"]["user"]["additionalGids"], json({7, 8, 29}));
   EXPECT_FALSE(generate("", {.args = {"x"}, .mounts = {"src=/a,dst=rel"}}).ok());
   EXPECT_FALSE(generate("", {.args = {"x"}, .mounts = {"bogus=1,dst=/a"}}).ok());
   EXPECT_FALSE(generate("", {.args = {"x"}, .annotations = {"=v"}}).ok());

@@ -616,8 +616,16 @@ Result<std::string> Pods::create_container(const v1::CreateContainerRequest& r) 
   if (!pod.log_directory().empty() && !cfg.log_path().empty())
     c->log_path = (fs::path(pod.log_directory()) / cfg.log_path()).string();
   c->created_at = now_ns();
+  BERTH_TRY(auto user_str, user_spec(cfg, c->image_config));
+  std::optional<ocispec::User> user;
+  if (!user_str.empty()) {
+    std::string top;
+    if (!img.resolved.config.diff_ids.empty())
+      top = images::model::chain_ids(img.resolved.config.diff_ids).back();
+    BERTH_TRY(user, resolve_user_in_image(c->id, top, user_str));
+  }
   BERTH_TRY(auto spec, container_spec(c_.ns, c->id, cfg, pod, join, c->image_config,
-                                      cfg.image().image(), target_pid));
+                                      cfg.image().image(), user, target_pid));
   c->spec = spec.dump();
   {
     std::lock_guard lock(mu_);
@@ -1004,6 +1012,32 @@ void Pods::record_exit(const std::string& id, std::uint32_t status, Timestamp at
   if (c) persist(*c).ignore();
   if (s) persist(*s).ignore();
   emit(v1::CONTAINER_STOPPED_EVENT, id);
+}
+
+Result<ocispec::User> Pods::resolve_user_in_image(const std::string& id, const std::string& top,
+                                                  const std::string& user) {
+  // The image's files, as a view of its top layer mounted for the lookup only.
+  auto rc = ctx();
+  BERTH_TRY(auto sn, md_->snapshotter(c_.snapshotter));
+  std::string key = "cri-user-lookup-" + id;
+  BERTH_TRY(auto mounts, sn->view(rc, key, top, {}));
+  std::string dir = c_.state + "/user-lookup/" + id;
+  Result<ocispec::User> out = internal_error("user lookup did not run");
+  if (Status st = core::make_private_dir(dir); !st.ok()) {
+    out = st;
+  } else {
+    auto mounted = core::ScopedMount::create(mounts, dir);
+    if (!mounted.ok()) {
+      out = mounted.status().with_context("mount the image to look up its users");
+    } else {
+      core::Fd root(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+      out = root.get() < 0 ? Result<ocispec::User>(from_errno(errno, "open the image root"))
+                           : ocispec::resolve_user(root.get(), user);
+    }
+  }
+  ::rmdir(dir.c_str());
+  sn->remove(rc, key).ignore();
+  return out;
 }
 
 Status Pods::remove_task(const std::string& id) {

@@ -29,6 +29,7 @@
 #include <thread>
 
 #include "cri/runtime/v1/api.pb.h"
+#include "core/ocispec/user.h"
 #include "plugins/cri/images.h"
 #include "plugins/cri/logs.h"
 #include "plugins/cri/stats.h"
@@ -140,6 +141,9 @@ class Pods {
   // delete stopped tasks; the shim manager refuses a second delete while one runs, so they take
   // turns here.
   Status remove_task(const std::string& id);
+  // `user` (user_spec) resolved in the image whose top layer is the snapshot `top`.
+  Result<ocispec::User> resolve_user_in_image(const std::string& id, const std::string& top,
+                                              const std::string& user);
 
   PodsConfig c_;
   std::shared_ptr<metadata::MetadataStore> md_;

@@ -133,6 +133,28 @@ Result<json> cri_mount(const v1::Mount& m) {
 
 }  // namespace
 
+Result<std::string> user_spec(const v1::ContainerConfig& c, const std::string& image_config) {
+  const auto& sc = c.linux().security_context();
+  std::string user;
+  if (!sc.run_as_username().empty()) {
+    if (sc.run_as_username().find(':') != std::string::npos || sc.run_as_username().size() > 256)
+      return invalid_argument("run_as_username \"{}\" is not a user name", sc.run_as_username());
+    user = sc.run_as_username();
+  } else if (sc.has_run_as_user()) {
+    BERTH_RETURN_IF_ERROR(check_id(sc.run_as_user().value(), "run_as_user"));
+    user = std::to_string(sc.run_as_user().value());
+  } else if (auto doc = json::parse(image_config, nullptr, false); doc.is_object()) {
+    const auto& cfg = doc.contains("config") && doc["config"].is_object() ? doc["config"] : json::object();
+    if (cfg.contains("User") && cfg["User"].is_string()) user = cfg["User"].get<std::string>();
+  }
+  if (user.empty()) return user;
+  if (sc.has_run_as_group()) {
+    BERTH_RETURN_IF_ERROR(check_id(sc.run_as_group().value(), "run_as_group"));
+    user = user.substr(0, user.find(':')) + ":" + std::to_string(sc.run_as_group().value());
+  }
+  return user;
+}
+
 Result<json> linux_resources(const v1::LinuxContainerResources& r) {
   json spec = json::object();
   BERTH_RETURN_IF_ERROR(resources(spec, r));
@@ -193,7 +215,8 @@ Result<json> sandbox_spec(const std::string& ns, const std::string& id,
 Result<json> container_spec(const std::string& ns, const std::string& id,
                             const v1::ContainerConfig& c, const v1::PodSandboxConfig& pod,
                             const SandboxJoin& join, const std::string& image_config,
-                            const std::string& image_name, std::uint32_t target_pid) {
+                            const std::string& image_name, const std::optional<ocispec::User>& user,
+                            std::uint32_t target_pid) {
   const auto& sc = c.linux().security_context();
   const auto& pod_ns = pod_namespaces(pod);
   ocispec::SpecOptions o;
@@ -211,11 +234,9 @@ Result<json> container_spec(const std::string& ns, const std::string& id,
     return invalid_argument("working_dir \"{}\" must be absolute", o.cwd);
   if (sc.has_run_as_user()) BERTH_RETURN_IF_ERROR(check_id(sc.run_as_user().value(), "run_as_user"));
   if (sc.has_run_as_group()) BERTH_RETURN_IF_ERROR(check_id(sc.run_as_group().value(), "run_as_group"));
-  if (!sc.run_as_username().empty() && !sc.has_run_as_user())
-    return invalid_argument("run_as_username \"{}\": only numeric users (run_as_user) are supported yet",
-                            sc.run_as_username());
   o.user = user_of(sc.has_run_as_user() ? &sc.run_as_user() : nullptr,
                    sc.has_run_as_group() ? &sc.run_as_group() : nullptr);
+  o.resolved_user = user;
   for (auto g : sc.supplemental_groups()) {
     BERTH_RETURN_IF_ERROR(check_id(g, "supplemental group"));
     o.additional_gids.push_back(static_cast<std::uint32_t>(g));

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "core/ocispec/user.h"
 #include "cri/runtime/v1/api.pb.h"
 
 namespace berth::cri {
@@ -32,13 +33,19 @@ Result<std::string> cgroups_path(const v1::PodSandboxConfig& pod, const std::str
 Result<nlohmann::json> sandbox_spec(const std::string& ns, const std::string& id,
                                     const v1::PodSandboxConfig& pod, const SandboxJoin& join);
 
-// `image_config`: the image's config document. `target_pid`: the process whose pid namespace a
-// TARGET pid mode joins.
+// The user a container runs as, as containerd's CRI picks it: run_as_username, else run_as_user,
+// else the image's User; run_as_group replaces the group. "" when none is set (root). It is
+// resolved against the image's /etc/passwd and /etc/group (ocispec::resolve_user).
+Result<std::string> user_spec(const v1::ContainerConfig& c, const std::string& image_config);
+
+// `image_config`: the image's config document. `user`: user_spec resolved in the image (nullopt
+// when user_spec is ""). `target_pid`: the process whose pid namespace a TARGET pid mode joins.
 Result<nlohmann::json> container_spec(const std::string& ns, const std::string& id,
                                       const v1::ContainerConfig& c,
                                       const v1::PodSandboxConfig& pod, const SandboxJoin& join,
                                       const std::string& image_config,
                                       const std::string& image_name,
+                                      const std::optional<ocispec::User>& user,
                                       std::uint32_t target_pid);
 
 // The OCI linux.resources of a CRI resources message (what UpdateContainerResources sends the

@@ -472,6 +472,71 @@ TEST_F(CriPodTest, PodAndContainersSurviveKill9OfBerthd) {
   EXPECT_EQ(status(stays).exit_code(), 137);
 }
 
+// Users by name, from the image's own /etc/passwd and /etc/group (as containerd resolves them).
+TEST_F(CriPodTest, UsersByNameComeFromTheImagesFiles) {
+  test::TarBuilder etc;
+  etc.dir("etc")
+      .file("etc/passwd",
+            "root:x:0:0:root:/root:/bin/sh\nnginx:x:101:101::/:/bin/false\napp:x:1000:1000::/:/bin/sh\n")
+      .file("etc/group", "root:x:0:\nnginx:x:101:\napp:x:1000:\naudio:x:29:app\n");
+  test::Layout layout;
+  layout.name(layout.manifest(test::host_arch(),
+                              {test::make_layer(test::busybox_rootfs_tar(), "gzip"),
+                               test::make_layer(etc.finish(), "gzip")},
+                              {}, {{"User", "app"}}),
+              "example.com/users:1");
+  std::string tar = d_->dir() + "/users.tar";
+  test::write_file(tar, layout.tar());
+  auto push = registry_->push_oci_archive(tar, "library/users:1");
+  ASSERT_EQ(push.exit_code, 0) << diag(push);
+  std::string users = registry_->host() + "/library/users:1";
+  v1::PullImageRequest pull;
+  pull.mutable_image()->set_image(users);
+  v1::PullImageResponse pulled;
+  auto st = images_->PullImage(ctx().get(), pull, &pulled);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+
+  auto pc = pod_config("users");
+  std::string pod = run_pod(pc);
+  ASSERT_FALSE(pod.empty());
+  auto make = [&](const std::string& name, auto&& set) {
+    v1::CreateContainerRequest r;
+    r.set_pod_sandbox_id(pod);
+    *r.mutable_sandbox_config() = pc;
+    auto* c = r.mutable_config();
+    c->mutable_metadata()->set_name(name);
+    c->mutable_image()->set_image(users);
+    c->add_command("sleep");
+    c->add_command("1000");
+    set(*c->mutable_linux()->mutable_security_context());
+    v1::CreateContainerResponse resp;
+    auto s = runtime_->CreateContainer(ctx().get(), r, &resp);
+    if (s.ok()) EXPECT_TRUE(start(resp.container_id()).ok()) << name;
+    return std::make_pair(s, resp.container_id());
+  };
+  auto ids = [&](const std::string& id) { return exec_out(id, {"sh", "-c", "echo $(id -u) $(id -g) $(id -G)"}); };
+
+  // The image's User "app": its uid, primary group and the groups that list it.
+  auto [s1, image_user] = make("image-user", [](auto&) {});
+  ASSERT_TRUE(s1.ok()) << s1.error_message();
+  EXPECT_EQ(ids(image_user), "1000 1000 1000 29\n");
+  // run_as_username replaces it, run_as_group replaces the group.
+  auto [s2, by_name] = make("by-name", [](auto& sc) {
+    sc.set_run_as_username("nginx");
+    sc.mutable_run_as_group()->set_value(7);
+  });
+  ASSERT_TRUE(s2.ok()) << s2.error_message();
+  EXPECT_EQ(ids(by_name), "101 7 7\n");
+  // A uid the image does not list: group 0.
+  auto [s3, by_uid] = make("by-uid", [](auto& sc) { sc.mutable_run_as_user()->set_value(4242); });
+  ASSERT_TRUE(s3.ok()) << s3.error_message();
+  EXPECT_EQ(ids(by_uid), "4242 0 0\n");
+  // A name the image does not have is named in the error.
+  auto [s4, missing] = make("missing", [](auto& sc) { sc.set_run_as_username("nobody"); });
+  EXPECT_EQ(s4.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s4.error_message(), HasSubstr("\"nobody\""));
+}
+
 // A cgroup file of a container under the CRI's default parent (/k8s.io/<id>), on a v1 (or this
 // host's hybrid) layout or a pure v2 one.
 std::string cgroup_file(const std::string& id, const char* v1_controller, const char* v1_file,

@@ -42,9 +42,10 @@ inline Layer make_layer(const std::string& tar, const char* compression = nullpt
 // An OCI image layout assembled in memory: blobs, manifests, one index.
 class Layout {
  public:
-  // Adds config + manifest for one platform; returns the manifest's descriptor.
+  // Adds config + manifest for one platform; returns the manifest's descriptor. `config_extra`
+  // is merged into the image config's "config" (e.g. {"User": "app"}).
   json manifest(const std::string& arch, const std::vector<Layer>& layers,
-                std::vector<std::string> diff_ids = {}) {
+                std::vector<std::string> diff_ids = {}, const json& config_extra = json::object()) {
     if (diff_ids.empty()) {
       for (const auto& l : layers) diff_ids.push_back(l.diff_id);
     }
@@ -52,6 +53,7 @@ class Layout {
                    {"os", "linux"},
                    {"config", {{"Cmd", {"/bin/sh"}}}},
                    {"rootfs", {{"type", "layers"}, {"diff_ids", diff_ids}}}};
+    config["config"].merge_patch(config_extra);
     json m = {{"schemaVersion", 2},
               {"mediaType", "application/vnd.oci.image.manifest.v1+json"},
               {"config", blob(config.dump(), "application/vnd.oci.image.config.v1+json")},
