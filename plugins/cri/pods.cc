@@ -12,6 +12,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "core/copy.h"
 #include "core/digest.h"
 #include "core/fd.h"
 #include "core/fs.h"
@@ -397,8 +398,7 @@ Result<std::string> Pods::run_sandbox(const v1::RunPodSandboxRequest& r) {
       return fail(from_errno(errno, "mount the pod's /dev/shm at {}", shm));
     undo.push_back([dir, shm] {
       ::umount2(shm.c_str(), MNT_DETACH);
-      std::error_code ec;
-      fs::remove_all(dir, ec);
+      core::remove_tree(dir).ignore();
     });
     s->shm = shm;
   }
@@ -517,8 +517,9 @@ Status Pods::remove_sandbox(const std::string& id) {
   for (const auto& cid : members) BERTH_RETURN_IF_ERROR(remove_container(cid));
   auto st = md_->containers().remove(ctx(), s->id);
   if (!st.ok() && st.code() != Code::kNotFound) return st;
-  std::error_code ec;
-  fs::remove_all(c_.state + "/sandboxes/" + s->id, ec);
+  // Through descriptors, stopping at a mount: a pod /dev/shm still mounted is never emptied.
+  if (Status rm = core::remove_tree(c_.state + "/sandboxes/" + s->id); !rm.ok())
+    log::warn("cri: the sandbox's directory stays", {{"id", s->id}, {"error", rm.message()}});
   emit(v1::CONTAINER_DELETED_EVENT, s->id);
   std::lock_guard lock(mu_);
   sandboxes_.erase(s->id);
@@ -805,8 +806,7 @@ Status Pods::remove_container(const std::string& id) {
   }
   auto st = md_->containers().remove(rc, c->id);
   if (!st.ok() && st.code() != Code::kNotFound) return st;
-  std::error_code ec;
-  fs::remove_all(fifo_dir(c->id), ec);
+  core::remove_tree(fifo_dir(c->id)).ignore();
   emit(v1::CONTAINER_DELETED_EVENT, c->id);
   std::lock_guard lock(mu_);
   containers_.erase(c->id);
